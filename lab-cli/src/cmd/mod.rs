@@ -1,0 +1,4 @@
+//! One module per subcommand: each parses nothing and decides nothing; it
+//! calls lab-core and renders.
+
+pub mod schema;

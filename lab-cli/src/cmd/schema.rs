@@ -1,0 +1,9 @@
+//! `lab schema`.
+
+use std::process::ExitCode;
+
+/// Prints the JSON Schema of one machine's metadata.
+pub fn run() -> anyhow::Result<ExitCode> {
+    print!("{}", lab_core::schema::machine_schema_text());
+    Ok(ExitCode::SUCCESS)
+}

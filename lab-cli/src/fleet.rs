@@ -1,0 +1,56 @@
+//! The fleet-source options every fleet command shares, and loading.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use lab_core::eval::{self, Evaluation, Source};
+
+/// Where the fleet comes from (default: the flake in the current directory).
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// A flake reference; every nixosConfigurations.<name> is a machine.
+    #[arg(long, global = true, value_name = "REF", conflicts_with_all = ["file", "hosts_dir", "json_file"])]
+    pub flake: Option<String>,
+    /// A Nix file evaluating to an attrset holding nixosConfigurations.
+    #[arg(long, global = true, value_name = "PATH", conflicts_with_all = ["hosts_dir", "json_file"])]
+    pub file: Option<PathBuf>,
+    /// A directory of <name>/configuration.nix (needs --nixpkgs).
+    #[arg(long, global = true, value_name = "DIR", requires = "nixpkgs", conflicts_with = "json_file")]
+    pub hosts_dir: Option<PathBuf>,
+    /// The nixpkgs path used with --hosts-dir.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub nixpkgs: Option<PathBuf>,
+    /// The JSON contract itself (what `lab machines --json` prints).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub json_file: Option<PathBuf>,
+}
+
+impl FleetArgs {
+    /// The source these options name.
+    pub fn source(&self) -> Result<Source> {
+        if let Some(path) = &self.json_file {
+            return Ok(Source::JsonFile(path.clone()));
+        }
+        if let Some(path) = &self.file {
+            return Ok(Source::File(path.clone()));
+        }
+        if let (Some(dir), Some(nixpkgs)) = (&self.hosts_dir, &self.nixpkgs) {
+            return Ok(Source::HostsDir { dir: dir.clone(), nixpkgs: nixpkgs.clone() });
+        }
+        if let Some(flake) = &self.flake {
+            return Ok(Source::Flake(flake.clone()));
+        }
+        if std::path::Path::new("flake.nix").exists() {
+            return Ok(Source::Flake(".".into()));
+        }
+        anyhow::bail!(
+            "no fleet given and no flake.nix in the current directory; pass --flake REF, --file PATH, --hosts-dir DIR --nixpkgs PATH or --json-file PATH"
+        )
+    }
+
+    /// Reads the fleet.
+    pub fn load(&self) -> Result<Evaluation> {
+        Ok(eval::evaluate(&self.source()?)?)
+    }
+}

@@ -1,0 +1,44 @@
+//! The `lab` command: parses arguments, calls lab-core, renders the result.
+//!
+//! Exit codes: 0 success; 1 the command ran and found the fleet not clean
+//! (problems, failed checks, failed steps); 2 usage or runtime error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+#[allow(dead_code)] // used by the fleet commands as they land
+mod fleet;
+#[allow(dead_code)]
+mod render;
+
+/// Orchestrate a fleet of NixOS machines: order, health and rollback.
+#[derive(Debug, Parser)]
+#[command(name = "lab", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    fleet: fleet::FleetArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the JSON Schema of one machine's lab.machine metadata.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Schema => cmd::schema::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

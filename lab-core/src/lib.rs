@@ -1,0 +1,15 @@
+//! lab-core: the library behind `lab`, a NixOS-native orchestrator for fleets
+//! of NixOS machines.
+//!
+//! NixOS owns configuration; lab owns coordination. Each machine declares its
+//! orchestration metadata in its NixOS configuration (`lab.machine`, see
+//! [`metadata`]); lab reads the fleet, orders it by its dependency graph and
+//! drives deploys and reboots gated by health checks.
+#![deny(missing_docs)]
+
+pub mod eval;
+pub mod metadata;
+pub mod schema;
+
+/// lab's version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

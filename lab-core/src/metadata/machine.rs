@@ -1,0 +1,159 @@
+//! A machine as lab sees it: its name, what NixOS says about it (hostname,
+//! enabled services) and its `lab.machine` metadata; and parsing of the JSON
+//! contract (`lab machines --json`, `/etc/lab-machine-metadata.json`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::MachineMetadata;
+
+/// One managed machine of a fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    /// The name under which the fleet knows it (the `nixosConfigurations` attribute).
+    pub name: String,
+    /// `networking.hostName`, when known.
+    pub hostname: Option<String>,
+    /// Names of the enabled `services.*`, sorted.
+    pub services: Vec<String>,
+    /// Its `lab.machine` options.
+    pub metadata: MachineMetadata,
+}
+
+impl Machine {
+    /// The address lab connects to: `targetHost`, else the hostname, else the name.
+    pub fn target_host(&self) -> &str {
+        self.metadata.target_host.as_deref().or(self.hostname.as_deref()).unwrap_or(&self.name)
+    }
+
+    /// The JSON contract for one machine: the camelCase metadata plus
+    /// `hostname` and `services`, keys sorted as `builtins.toJSON` sorts them.
+    pub fn to_json_value(&self) -> Value {
+        let mut object = match serde_json::to_value(&self.metadata) {
+            Ok(Value::Object(object)) => object,
+            // MachineMetadata always serializes to an object.
+            _ => Map::new(),
+        };
+        object.insert("hostname".into(), self.hostname.clone().map_or(Value::Null, Value::String));
+        object.insert("services".into(), Value::Array(self.services.iter().cloned().map(Value::String).collect()));
+        Value::Object(object)
+    }
+}
+
+impl Serialize for Machine {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json_value().serialize(serializer)
+    }
+}
+
+/// Metadata that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MetadataError {
+    /// The JSON does not have the shape of `lab.machine`.
+    #[error("machine `{machine}`{}: {path}: {message}", file_suffix(file))]
+    Invalid {
+        /// The machine whose metadata is wrong.
+        machine: String,
+        /// The file it was read from, when it came from a file.
+        file: Option<PathBuf>,
+        /// Where in the metadata, e.g. `healthChecks[0].port`.
+        path: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The text is not JSON at all, or not an object keyed by machine name.
+    #[error("{}: {message}", file.as_ref().map_or("fleet JSON".to_string(), |f| f.display().to_string()))]
+    NotAFleet {
+        /// The file it was read from, when it came from a file.
+        file: Option<PathBuf>,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+fn file_suffix(file: &Option<PathBuf>) -> String {
+    file.as_ref().map_or(String::new(), |f| format!(" ({})", f.display()))
+}
+
+/// Reads one machine from its JSON contract form (metadata plus optional
+/// `hostname` and `services`). Unknown fields are errors naming the field.
+pub fn parse_machine(name: &str, value: Value, file: Option<&Path>) -> Result<Machine, MetadataError> {
+    let invalid = |path: String, message: String| MetadataError::Invalid {
+        machine: name.to_string(),
+        file: file.map(Path::to_path_buf),
+        path,
+        message,
+    };
+    let Value::Object(mut object) = value else {
+        return Err(invalid(
+            ".".into(),
+            format!("expected an object of lab.machine options, found {}", json_kind(&value)),
+        ));
+    };
+    let hostname = match object.remove("hostname") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(h)) => Some(h),
+        Some(other) => {
+            return Err(invalid("hostname".into(), format!("expected a string, found {}", json_kind(&other))))
+        }
+    };
+    let services = match object.remove("services") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => {
+            let mut services: Vec<String> = serde_json::from_value(value)
+                .map_err(|e| invalid("services".into(), format!("expected a list of service names: {e}")))?;
+            services.sort();
+            services
+        }
+    };
+    let metadata: MachineMetadata = serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(path, e.into_inner().to_string())
+    })?;
+    Ok(Machine { name: name.to_string(), hostname, services, metadata })
+}
+
+/// Reads a fleet from its JSON contract: an object keyed by machine name
+/// (what `lab machines --json` prints, or collected
+/// `/etc/lab-machine-metadata.json` files). Every machine is read; all the
+/// errors are returned together.
+pub fn parse_fleet_json(text: &str, file: Option<&Path>) -> Result<BTreeMap<String, Machine>, Vec<MetadataError>> {
+    let not_a_fleet = |message: String| vec![MetadataError::NotAFleet { file: file.map(Path::to_path_buf), message }];
+    let value: Value = serde_json::from_str(text).map_err(|e| not_a_fleet(format!("not valid JSON: {e}")))?;
+    let Value::Object(object) = value else {
+        return Err(not_a_fleet(format!(
+            "expected an object keyed by machine name (as `lab machines --json` prints), found {}",
+            json_kind(&value)
+        )));
+    };
+    let mut machines = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (name, value) in object {
+        match parse_machine(&name, value, file) {
+            Ok(machine) => {
+                machines.insert(name, machine);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(machines)
+    } else {
+        Err(errors)
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
