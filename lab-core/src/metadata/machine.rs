@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::MachineMetadata;
 
@@ -32,14 +32,16 @@ impl Machine {
     /// The JSON contract for one machine: the camelCase metadata plus
     /// `hostname` and `services`, keys sorted as `builtins.toJSON` sorts them.
     pub fn to_json_value(&self) -> Value {
-        let mut object = match serde_json::to_value(&self.metadata) {
-            Ok(Value::Object(object)) => object,
+        let mut object: BTreeMap<String, Value> = match serde_json::to_value(&self.metadata) {
+            Ok(Value::Object(object)) => object.into_iter().collect(),
             // MachineMetadata always serializes to an object.
-            _ => Map::new(),
+            _ => BTreeMap::new(),
         };
         object.insert("hostname".into(), self.hostname.clone().map_or(Value::Null, Value::String));
         object.insert("services".into(), Value::Array(self.services.iter().cloned().map(Value::String).collect()));
-        Value::Object(object)
+        // Collected from a BTreeMap, so keys stay sorted even if serde_json
+        // is built with `preserve_order`.
+        Value::Object(object.into_iter().collect())
     }
 }
 

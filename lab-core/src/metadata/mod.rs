@@ -300,7 +300,10 @@ impl std::fmt::Display for CheckType {
 /// option present. Converted to [`HealthCheck`] with applicability checks.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schemars(title = "healthCheck")]
+#[schemars(
+    title = "healthCheck",
+    description = "One health check. `type` says which: http needs url, tcp needs port, command needs command."
+)]
 pub struct RawHealthCheck {
     /// command: the command to run (by the machine's shell); pass on exit 0.
     #[serde(default)]
@@ -345,7 +348,7 @@ pub struct RawHealthCheck {
     pub success_threshold: i64,
     /// Seconds per attempt.
     #[serde(default = "default_check_timeout")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 1))]
     pub timeout: i64,
     /// http: verify TLS certificates.
     #[serde(default = "default_true")]
@@ -411,7 +414,8 @@ impl TryFrom<RawHealthCheck> for HealthCheck {
             stray.push("command");
         }
         if !stray.is_empty() {
-            return Err(format!("a {kind} check cannot set {}; remove it or change `type`", stray.join(", ")));
+            let article = if kind == CheckType::Http { "an" } else { "a" };
+            return Err(format!("{article} {kind} check cannot set {}; remove it or change `type`", stray.join(", ")));
         }
         let common = CheckCommon {
             timeout: raw.timeout,
