@@ -1,0 +1,48 @@
+{
+  description = "lab: a NixOS-native orchestrator for fleets of NixOS machines";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
+
+  outputs = { self, nixpkgs }:
+    let
+      lib = nixpkgs.lib;
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      # Every folder of hosts/ with a configuration.nix is a machine.
+      hostNames = builtins.filter (name: builtins.pathExists (./hosts + "/${name}/configuration.nix"))
+        (builtins.attrNames (lib.filterAttrs (_: type: type == "directory") (builtins.readDir ./hosts)));
+    in
+    {
+      packages = forAllSystems (pkgs: {
+        default = pkgs.rustPlatform.buildRustPackage {
+          pname = "lab";
+          version = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).workspace.package.version;
+          src = lib.cleanSource ./.;
+          cargoLock.lockFile = ./Cargo.lock;
+          cargoBuildFlags = [ "-p" "lab-cli" ];
+          nativeCheckInputs = [ pkgs.nix ];
+          # Tests that need ssh test hosts or network namespaces cannot run in the sandbox.
+          doCheck = false;
+          meta.mainProgram = "lab";
+        };
+      });
+
+      nixosModules = {
+        lab-machine = ./nix/modules/lab-machine.nix;
+        default = { imports = [ ./nix/modules/lab-machine.nix ]; };
+      };
+
+      nixosConfigurations = lib.genAttrs hostNames (name: lib.nixosSystem {
+        system = "x86_64-linux";
+        modules = [ (./hosts + "/${name}/configuration.nix") ];
+      });
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = [ pkgs.cargo pkgs.rustc pkgs.clippy pkgs.rustfmt pkgs.nix pkgs.guile_3_0 pkgs.guile-json pkgs.openssh ];
+        };
+      });
+
+      formatter = forAllSystems (pkgs: pkgs.nixpkgs-fmt);
+    };
+}

@@ -1,0 +1,16 @@
+{
+  role = "dns";
+  groups = [ "dns" "infrastructure" ];
+  rebootOrder = 2;
+  dependencies = [ "router" ];
+  healthChecks = [
+    { type = "tcp"; port = 53; }
+    { type = "command"; command = "systemctl is-active unbound"; }
+  ];
+  orchestration = {
+    deployStrategy = "blue-green";
+    rebootDelay = 60;
+    criticalityLevel = "high";
+    minHealthyTime = 30;
+  };
+}
