@@ -9,6 +9,7 @@
 
 pub mod eval;
 pub mod metadata;
+pub mod orchestrate;
 pub mod schema;
 
 /// lab's version, as in Cargo.toml.

@@ -1,0 +1,283 @@
+//! The run journal: one JSON line per step transition, fsynced before the
+//! next action, so `lab resume` knows exactly what was done.
+//!
+//! Reading is strict: a last line cut short by a crash (no final newline) is
+//! the only damage tolerated, because the step it described never had its
+//! record made durable, so the action after it never started. Any other
+//! damage (a malformed line in the middle, a gap in sequence numbers, a
+//! record from another run) refuses: resume never guesses.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    /// In the plan, not started.
+    Planned,
+    /// Started; its effect on the machine is not yet known.
+    Started,
+    /// Done and verified.
+    Finished,
+    /// Failed.
+    Failed,
+    /// Undone: the machine is back on its previous generation.
+    RolledBack,
+    /// Not run because something it needs failed.
+    Skipped,
+}
+
+/// What a journal line records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Entry {
+    /// The run began: what it runs and the hash of its plan.
+    RunStarted {
+        /// Hash of the plan (and so of the fleet configuration it came from).
+        plan_hash: String,
+        /// What was run, e.g. `["reboot", "--on", "@dns"]`.
+        command: Vec<String>,
+    },
+    /// A step changed state.
+    Step {
+        /// The step's id in the plan.
+        step: String,
+        /// The machine it acts on.
+        machine: String,
+        /// Its new state.
+        state: StepState,
+        /// What was observed (boot id before a reboot, the generation
+        /// activated, the error), for resume and for people.
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        detail: serde_json::Value,
+    },
+    /// The run ended.
+    RunFinished {
+        /// "success", "failed" or "interrupted".
+        outcome: String,
+    },
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// 0, 1, 2, … without gaps.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The run this line belongs to.
+    pub run_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+/// Why the journal cannot be written or trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Writing failed (disk full, read-only): the run must stop before its next action.
+    #[error("cannot write the journal {}: {source}; the run stops here so that no action goes unrecorded; free space or fix permissions, then `lab resume`", path.display())]
+    Write {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Reading failed.
+    #[error("cannot read the journal {}: {source}", path.display())]
+    Read {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The journal is damaged somewhere other than a cut-short last line.
+    #[error("the journal {} is damaged at line {line}: {reason}; resume refuses to guess: inspect the machines with `lab status` and start a new run", path.display())]
+    Corrupt {
+        /// The journal file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// An open journal, appending.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    run_id: String,
+    next_seq: u64,
+}
+
+impl Journal {
+    /// Creates a new journal for `run_id` at `path` (refuses to overwrite).
+    pub fn create(path: &Path, run_id: &str) -> Result<Journal, JournalError> {
+        let write = |source| JournalError::Write { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(write)?;
+        }
+        let file = OpenOptions::new().append(true).create_new(true).open(path).map_err(write)?;
+        Ok(Journal { file, path: path.to_path_buf(), run_id: run_id.to_string(), next_seq: 0 })
+    }
+
+    /// Reopens an existing journal to continue it (for resume): reads it
+    /// strictly, drops a cut-short last line, and appends after it.
+    pub fn reopen(path: &Path) -> Result<(Journal, Vec<Record>), JournalError> {
+        let (records, valid_len) = read_with_len(path)?;
+        let run_id = records.first().map(|r| r.run_id.clone()).ok_or_else(|| JournalError::Corrupt {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: "it holds no record".into(),
+        })?;
+        let write = |source| JournalError::Write { path: path.to_path_buf(), source };
+        let file = OpenOptions::new().append(true).open(path).map_err(write)?;
+        // Cut away a partial last line so the next record starts on its own line.
+        file.set_len(valid_len).map_err(write)?;
+        let next_seq = records.len() as u64;
+        Ok((Journal { file, path: path.to_path_buf(), run_id, next_seq }, records))
+    }
+
+    /// Appends `entry` and makes it durable before returning.
+    pub fn append(&mut self, entry: Entry) -> Result<Record, JournalError> {
+        let record = Record { seq: self.next_seq, time_ms: now_ms(), run_id: self.run_id.clone(), entry };
+        let mut line = serde_json::to_string(&record).unwrap_or_default();
+        line.push('\n');
+        let write = |source| JournalError::Write { path: self.path.clone(), source };
+        self.file.write_all(line.as_bytes()).map_err(write)?;
+        self.file.sync_data().map_err(write)?;
+        self.next_seq += 1;
+        Ok(record)
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The run it belongs to.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+}
+
+/// Reads a journal strictly (see the module documentation).
+pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
+    read_with_len(path).map(|(records, _)| records)
+}
+
+fn read_with_len(path: &Path) -> Result<(Vec<Record>, u64), JournalError> {
+    let bytes = std::fs::read(path).map_err(|source| JournalError::Read { path: path.to_path_buf(), source })?;
+    let corrupt = |line: usize, reason: String| JournalError::Corrupt { path: path.to_path_buf(), line, reason };
+    let mut records: Vec<Record> = Vec::new();
+    let mut offset = 0usize;
+    for (index, chunk) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        let complete = chunk.ends_with(b"\n");
+        let text = std::str::from_utf8(chunk).map_err(|_| corrupt(index + 1, "not UTF-8".into()));
+        let parsed = text.and_then(|t| {
+            serde_json::from_str::<Record>(t.trim_end())
+                .map_err(|e| corrupt(index + 1, format!("not a journal record ({e})")))
+        });
+        match parsed {
+            Ok(record) if complete => {
+                if record.seq != records.len() as u64 {
+                    return Err(corrupt(
+                        index + 1,
+                        format!("sequence number {} where {} was expected", record.seq, records.len()),
+                    ));
+                }
+                if let Some(first) = records.first() {
+                    if record.run_id != first.run_id {
+                        return Err(corrupt(
+                            index + 1,
+                            format!("record of run {} in the journal of run {}", record.run_id, first.run_id),
+                        ));
+                    }
+                }
+                records.push(record);
+                offset += chunk.len();
+            }
+            // The last line, cut short by a crash mid-write: its record never
+            // became durable, so nothing after it ran.
+            _ if !complete => break,
+            Ok(_) => unreachable!(),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((records, offset as u64))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(machine: &str, state: StepState) -> Entry {
+        Entry::Step {
+            step: format!("reboot:{machine}"),
+            machine: machine.into(),
+            state,
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_continue_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let mut journal = Journal::create(&path, "r1").unwrap();
+        journal.append(Entry::RunStarted { plan_hash: "abc".into(), command: vec!["reboot".into()] }).unwrap();
+        journal.append(step("a", StepState::Started)).unwrap();
+        drop(journal);
+        assert!(Journal::create(&path, "r1").is_err(), "never overwrites a journal");
+        let (mut journal, records) = Journal::reopen(&path).unwrap();
+        assert_eq!(records.len(), 2);
+        journal.append(step("a", StepState::Finished)).unwrap();
+        let all = read(&path).unwrap();
+        assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(all[2].entry, step("a", StepState::Finished));
+    }
+
+    #[test]
+    fn a_cut_short_last_line_is_dropped_and_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let mut journal = Journal::create(&path, "r1").unwrap();
+        journal.append(step("a", StepState::Started)).unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"seq":1,"timeMs":5,"runId":"r1","event":"st"#).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 1);
+        let (mut journal, _) = Journal::reopen(&path).unwrap();
+        journal.append(step("a", StepState::Finished)).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn damage_in_the_middle_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let mut journal = Journal::create(&path, "r1").unwrap();
+        for m in ["a", "b", "c"] {
+            journal.append(step(m, StepState::Finished)).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        std::fs::write(&path, format!("{}\n{{garbage\n{}\n", lines[0], lines[2])).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("damaged at line 2: not a journal record"), "{err}");
+        std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2: sequence number 2 where 1 was expected"), "{err}");
+    }
+}
