@@ -29,7 +29,11 @@
 
       nixosModules = {
         lab-machine = ./nix/modules/lab-machine.nix;
-        default = { imports = [ ./nix/modules/lab-machine.nix ]; };
+        lab-orchestrator = { pkgs, ... }: {
+          imports = [ ./nix/modules/lab-orchestrator.nix ];
+          services.lab-orchestrator.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
+        default = { imports = [ self.nixosModules.lab-machine self.nixosModules.lab-orchestrator ]; };
       };
 
       nixosConfigurations = lib.genAttrs hostNames (name: lib.nixosSystem {
