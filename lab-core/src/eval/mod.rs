@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use crate::metadata::{parse_fleet_json, Machine, MetadataError};
 
+mod spec;
+pub use spec::{SourceSpec, SourceSpecError};
+
 /// Where a fleet comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
