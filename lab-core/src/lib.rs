@@ -8,7 +8,9 @@
 #![deny(missing_docs)]
 
 pub mod eval;
+pub mod graph;
 pub mod metadata;
+pub mod plan;
 pub mod schema;
 
 /// lab's version, as in Cargo.toml.

@@ -1,0 +1,391 @@
+//! Building the graph and everything that can be wrong with it: duplicate
+//! names, self and unknown dependencies, cycles, and the fleet-wide checks
+//! `lab check` adds (duplicate hostnames and targets, rebootOrder against
+//! dependencies).
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+use super::Fleet;
+use crate::metadata::{Machine, Problem};
+
+/// A strongly connected component can hold more cycles than anyone wants to
+/// read; past this many per component the rest of its machines are named in
+/// one summary problem instead.
+const MAX_CYCLES_PER_COMPONENT: usize = 10;
+
+/// A fleet as built, with what is wrong with it.
+pub(super) struct Built {
+    /// The graph without the offending edges, so later checks can run on it.
+    pub fleet: Fleet,
+    /// Errors that make the fleet impossible to order.
+    pub problems: Vec<Problem>,
+    /// Self dependencies, kept apart: `metadata::validate` already reports
+    /// them, so `lab check` must not list them twice.
+    pub self_dependencies: Vec<Problem>,
+    /// Each reported cycle as node indexes, closed (first == last).
+    pub cycles: Vec<Vec<usize>>,
+}
+
+/// Builds the graph and finds every problem in it.
+pub(super) fn build(machines: Vec<Machine>) -> Built {
+    assemble(machines, true)
+}
+
+/// Builds the graph of machines already known to be valid (a subset of a
+/// validated fleet); dependencies on absent machines are dropped.
+pub(super) fn build_unchecked(machines: Vec<Machine>) -> Fleet {
+    assemble(machines, false).fleet
+}
+
+fn assemble(mut machines: Vec<Machine>, report: bool) -> Built {
+    let mut problems = Vec::new();
+    let mut self_dependencies = Vec::new();
+    // Stable: among machines of the same name the first given is kept.
+    machines.sort_by(|a, b| a.name.cmp(&b.name));
+    machines.dedup_by(|later, kept| {
+        let duplicate = later.name == kept.name;
+        if duplicate {
+            problems.push(Problem::error(
+                &later.name,
+                "name",
+                format!("two machines are called `{}`; give each machine its own name", later.name),
+            ));
+        }
+        duplicate
+    });
+
+    let (groups, group_names) = intern_groups(&machines);
+    let edge_count = machines.iter().map(|m| m.metadata.dependencies.len()).sum();
+    let mut graph = DiGraph::with_capacity(machines.len(), edge_count);
+    for _ in &machines {
+        graph.add_node(());
+    }
+    let mut targets: Vec<usize> = Vec::new();
+    for (i, machine) in machines.iter().enumerate() {
+        targets.clear();
+        for (j, dep) in machine.metadata.dependencies.iter().enumerate() {
+            if *dep == machine.name {
+                if report {
+                    self_dependencies.push(Problem::error(
+                        &machine.name,
+                        format!("dependencies[{j}]"),
+                        format!("the machine depends on itself; remove \"{dep}\" from lab.machine.dependencies"),
+                    ));
+                }
+                continue;
+            }
+            match machines.binary_search_by(|m| m.name.as_str().cmp(dep)) {
+                // A dependency listed twice is one edge; validate() reports the repeat.
+                Ok(k) if !targets.contains(&k) => {
+                    targets.push(k);
+                    graph.add_edge(NodeIndex::new(i), NodeIndex::new(k), ());
+                }
+                Ok(_) => {}
+                Err(_) if report => problems.push(unknown_dependency(&machines, machine, j, dep)),
+                Err(_) => {}
+            }
+        }
+    }
+
+    let fleet = Fleet { machines, graph, groups, group_names };
+    let cycles = if report { find_cycles(&fleet.graph) } else { Vec::new() };
+    if report {
+        problems.extend(cycle_problems(&fleet, &cycles));
+    }
+    Built { fleet, problems, self_dependencies, cycles }
+}
+
+fn intern_groups(machines: &[Machine]) -> (Vec<Vec<u32>>, Vec<String>) {
+    let mut names: Vec<&str> = machines.iter().flat_map(|m| m.metadata.groups.iter().map(String::as_str)).collect();
+    names.sort_unstable();
+    names.dedup();
+    let groups = machines
+        .iter()
+        .map(|m| {
+            let mut ids: Vec<u32> = m
+                .metadata
+                .groups
+                .iter()
+                .filter_map(|g| names.binary_search(&g.as_str()).ok())
+                .map(|i| i as u32)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        })
+        .collect();
+    (groups, names.into_iter().map(str::to_string).collect())
+}
+
+fn unknown_dependency(machines: &[Machine], machine: &Machine, j: usize, dep: &str) -> Problem {
+    let close = closest(dep, machines.iter().map(|m| m.name.as_str()));
+    let hint = if close.is_empty() { String::new() } else { format!(" (did you mean {}?)", or_list(&close)) };
+    Problem::error(
+        &machine.name,
+        format!("dependencies[{j}]"),
+        format!("no machine is called `{dep}`{hint}; fix the name or remove it from lab.machine.dependencies"),
+    )
+}
+
+/// Up to three of `candidates` closest to `word` (optimal string alignment
+/// distance, case-insensitive, at most a third of the word's length, at
+/// least 1), closest first, then by name.
+pub(super) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let word = word.to_lowercase();
+    let limit = (word.chars().count() / 3).max(1);
+    let mut scored: Vec<(usize, &str)> =
+        candidates.map(|c| (strsim::osa_distance(&word, &c.to_lowercase()), c)).filter(|(d, _)| *d <= limit).collect();
+    scored.sort_unstable();
+    scored.dedup();
+    scored.into_iter().take(3).map(|(_, c)| c).collect()
+}
+
+/// "`a`", "`a` or `b`", "`a`, `b` or `c`".
+pub(super) fn or_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// One concrete cycle through every machine of every non-trivial strongly
+/// connected component: for its machines in name order, the shortest cycle
+/// through the first one no earlier cycle passed through. Each path is
+/// closed (first == last) and follows real edges, so no cycle is invented;
+/// a component with more than [`MAX_CYCLES_PER_COMPONENT`] such cycles is
+/// cut short (its remaining machines are named by `cycle_problems`).
+fn find_cycles(graph: &DiGraph<(), (), u32>) -> Vec<Vec<usize>> {
+    let mut components: Vec<Vec<usize>> = petgraph::algo::tarjan_scc(graph)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .map(|c| {
+            let mut c: Vec<usize> = c.into_iter().map(NodeIndex::index).collect();
+            c.sort_unstable();
+            c
+        })
+        .collect();
+    if components.is_empty() {
+        return Vec::new();
+    }
+    components.sort_unstable();
+    let n = graph.node_count();
+    let mut component = vec![usize::MAX; n];
+    for (c, nodes) in components.iter().enumerate() {
+        for &v in nodes {
+            component[v] = c;
+        }
+    }
+    let mut search = Bfs { parent: vec![0; n], seen: vec![0; n], round: 0 };
+    let mut covered = vec![false; n];
+    let mut cycles = Vec::new();
+    for (c, nodes) in components.iter().enumerate() {
+        let mut found = 0;
+        for &start in nodes {
+            if covered[start] || found == MAX_CYCLES_PER_COMPONENT {
+                continue;
+            }
+            let cycle = search.shortest_cycle(graph, start, |v| component[v] == c);
+            for &v in &cycle {
+                covered[v] = true;
+            }
+            cycles.push(cycle);
+            found += 1;
+        }
+    }
+    cycles
+}
+
+struct Bfs {
+    parent: Vec<usize>,
+    /// `seen[v] == round` marks v visited in the current search, so the
+    /// arrays are reused across searches without clearing.
+    seen: Vec<u32>,
+    round: u32,
+}
+
+impl Bfs {
+    /// The shortest closed path start -> ... -> start inside the component
+    /// `inside` describes; start must lie on a cycle in it.
+    fn shortest_cycle(
+        &mut self,
+        graph: &DiGraph<(), (), u32>,
+        start: usize,
+        inside: impl Fn(usize) -> bool,
+    ) -> Vec<usize> {
+        self.round += 1;
+        self.seen[start] = self.round;
+        let mut queue = std::collections::VecDeque::from([start]);
+        let mut next = Vec::new();
+        while let Some(u) = queue.pop_front() {
+            next.clear();
+            next.extend(graph.neighbors_directed(NodeIndex::new(u), Direction::Outgoing).map(|v| v.index()));
+            // Visit in name order so the path found is the same every time.
+            next.sort_unstable();
+            for &v in &next {
+                if v == start {
+                    let mut back = Vec::new();
+                    let mut at = u;
+                    while at != start {
+                        back.push(at);
+                        at = self.parent[at];
+                    }
+                    let mut path = Vec::with_capacity(back.len() + 2);
+                    path.push(start);
+                    path.extend(back.into_iter().rev());
+                    path.push(start);
+                    return path;
+                }
+                if inside(v) && self.seen[v] != self.round {
+                    self.seen[v] = self.round;
+                    self.parent[v] = u;
+                    queue.push_back(v);
+                }
+            }
+        }
+        unreachable!("node {start} lies on a cycle of its strongly connected component")
+    }
+}
+
+fn cycle_problems(fleet: &Fleet, cycles: &[Vec<usize>]) -> Vec<Problem> {
+    let name = |i: usize| fleet.machines[i].name.as_str();
+    let mut out = Vec::new();
+    let mut covered = vec![false; fleet.machines.len()];
+    for cycle in cycles {
+        for &v in cycle {
+            covered[v] = true;
+        }
+        let first = &fleet.machines[cycle[0]];
+        let j = first.metadata.dependencies.iter().position(|d| d == name(cycle[1])).unwrap_or(0);
+        let path: Vec<&str> = cycle.iter().map(|&v| name(v)).collect();
+        out.push(Problem::error(
+            &first.name,
+            format!("dependencies[{j}]"),
+            format!(
+                "dependency cycle {}; machines on a cycle cannot be ordered: remove one of these dependencies",
+                path.join(" -> ")
+            ),
+        ));
+    }
+    // Machines of components cut short by MAX_CYCLES_PER_COMPONENT.
+    let left: Vec<&str> = petgraph::algo::tarjan_scc(&fleet.graph)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .flatten()
+        .map(NodeIndex::index)
+        .filter(|&v| !covered[v])
+        .map(name)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(first) = left.first() {
+        let shown: Vec<&str> = left.iter().take(10).copied().collect();
+        let more =
+            if left.len() > shown.len() { format!(" and {} more", left.len() - shown.len()) } else { String::new() };
+        out.push(Problem::error(
+            first,
+            "dependencies",
+            format!(
+                "{} more machines are on the dependency cycles above ({}{more}); fix those cycles, then run `lab check` again",
+                left.len(),
+                shown.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+/// Every problem the fleet's graph and addresses have, for `lab check`:
+/// duplicate names are impossible here (the map is keyed by name); unknown
+/// dependencies (with the closest names), dependency cycles (each as its
+/// path), duplicate hostnames and duplicate targets (host, port) are errors;
+/// a rebootOrder that contradicts a dependency is a warning naming both
+/// machines. Self dependencies are left to [`crate::metadata::validate`],
+/// which reports them per machine. Sorted by machine.
+pub fn fleet_problems(machines: &BTreeMap<String, Machine>) -> Vec<Problem> {
+    let built = build(machines.values().cloned().collect());
+    let mut out = built.problems;
+    out.extend(reboot_order_warnings(&built.fleet));
+    out.extend(duplicate_addresses(&built.fleet.machines));
+    out.sort_by(|a, b| a.machine.cmp(&b.machine));
+    out
+}
+
+/// Every dependency cycle [`fleet_problems`] reports, as machine names, each
+/// closed (`["a", "b", "a"]` for a -> b -> a).
+pub fn dependency_cycles(machines: &BTreeMap<String, Machine>) -> Vec<Vec<String>> {
+    let built = build(machines.values().cloned().collect());
+    let name = |i: usize| built.fleet.machines[i].name.clone();
+    built.cycles.iter().map(|c| c.iter().map(|&i| name(i)).collect()).collect()
+}
+
+fn reboot_order_warnings(fleet: &Fleet) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for edge in fleet.graph.edge_references() {
+        let (m, d) = (&fleet.machines[edge.source().index()], &fleet.machines[edge.target().index()]);
+        let (a, b) = (m.metadata.reboot_order, d.metadata.reboot_order);
+        if a < b {
+            out.push(Problem::warning(
+                &m.name,
+                "rebootOrder",
+                format!(
+                    "rebootOrder {a} is lower than the rebootOrder {b} of `{}`, which `{}` depends on; the dependency wins and `{}` goes first: set `{}`'s rebootOrder to {b} or more (or lower `{}`'s) so they agree",
+                    d.name, m.name, d.name, m.name, d.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn duplicate_addresses(machines: &[Machine]) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut hostnames: BTreeMap<String, &Machine> = BTreeMap::new();
+    let mut targets: BTreeMap<(String, i64), &Machine> = BTreeMap::new();
+    let same_hostname = |a: &Machine, b: &Machine| {
+        a.hostname.as_ref().zip(b.hostname.as_ref()).is_some_and(|(x, y)| x.eq_ignore_ascii_case(y))
+    };
+    // Machines are sorted by name, so the first holder is the smallest name.
+    for m in machines {
+        if let Some(hostname) = &m.hostname {
+            match hostnames.entry(hostname.to_ascii_lowercase()) {
+                Entry::Vacant(v) => {
+                    v.insert(m);
+                }
+                Entry::Occupied(o) => out.push(Problem::error(
+                    &m.name,
+                    "hostname",
+                    format!(
+                        "hostname \"{hostname}\" is also the hostname of `{}`; give each machine its own networking.hostName",
+                        o.get().name
+                    ),
+                )),
+            }
+        }
+        let key = (m.target_host().to_ascii_lowercase(), m.metadata.target_port);
+        match targets.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(m);
+            }
+            // Same hostname is reported above; one fix usually settles both.
+            Entry::Occupied(o) if same_hostname(o.get(), m) => {}
+            Entry::Occupied(o) => out.push(Problem::error(
+                &m.name,
+                "targetHost",
+                format!(
+                    "`{}` is reached at the same address, {}:{}, so lab would run both machines' steps on one host; set lab.machine.targetHost (or targetPort) to this machine's own address",
+                    o.get().name,
+                    m.target_host(),
+                    m.metadata.target_port
+                ),
+            )),
+        }
+    }
+    out
+}
