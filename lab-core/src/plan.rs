@@ -95,7 +95,7 @@ pub struct MachinePlan {
     /// Where the steps run: `user@host:port`.
     pub target: String,
     /// Its criticalityLevel.
-    pub criticality: Criticality,
+    pub criticality_level: Criticality,
     /// Its deployStrategy.
     pub deploy_strategy: DeployStrategy,
     /// The steps, in order.
@@ -204,15 +204,15 @@ impl Plan {
                     "  {} {} ({}, {}): estimated {}",
                     m.machine,
                     m.target,
-                    criticality_name(m.criticality),
+                    criticality_name(m.criticality_level),
                     strategy_name(m.deploy_strategy),
                     format_duration(m.estimated_seconds)
                 );
                 for (n, s) in m.steps.iter().enumerate() {
-                    let worst = if s.worst_case_seconds == s.estimated_seconds {
-                        String::new()
-                    } else {
-                        format!("  (up to {})", format_duration(s.worst_case_seconds))
+                    let worst = match (s.worst_case_seconds == s.estimated_seconds, worst_case_from(s.action)) {
+                        (false, Some(from)) => format!("  (up to {}: {from})", format_duration(s.worst_case_seconds)),
+                        (false, None) => format!("  (up to {})", format_duration(s.worst_case_seconds)),
+                        (true, _) => String::new(),
                     };
                     let line = format!(
                         "    {}. {:width$}  {:>10}{worst}",
@@ -225,6 +225,15 @@ impl Plan {
             }
         }
         out
+    }
+}
+
+/// The settings a step's worst case comes from, for the text.
+fn worst_case_from(action: Action) -> Option<&'static str> {
+    match action {
+        Action::WaitForBoot => Some("rebootTimeout"),
+        Action::HealthChecks => Some("healthyDeadline + minHealthyTime"),
+        _ => None,
     }
 }
 
@@ -274,11 +283,11 @@ fn machine_plan(kind: PlanKind, m: &Machine) -> MachinePlan {
     let o = &m.metadata.orchestration;
     let steps = match kind {
         PlanKind::Reboot => vec![
-            fixed(Action::Wait, &format!("wait {}s (rebootDelay)", secs(o.reboot_delay)), secs(o.reboot_delay)),
+            fixed(Action::Wait, "wait rebootDelay", secs(o.reboot_delay)),
             fixed(Action::Reboot, "reboot", 0),
             step(
                 Action::WaitForBoot,
-                format!("wait for boot (rebootTimeout {}s)", secs(o.reboot_timeout)),
+                "wait for boot".into(),
                 ESTIMATED_BOOT_SECONDS.min(secs(o.reboot_timeout)),
                 secs(o.reboot_timeout),
             ),
@@ -305,7 +314,7 @@ fn machine_plan(kind: PlanKind, m: &Machine) -> MachinePlan {
     MachinePlan {
         machine: m.name.clone(),
         target: target(m),
-        criticality: o.criticality_level,
+        criticality_level: o.criticality_level,
         deploy_strategy: o.deploy_strategy,
         estimated_seconds: steps.iter().map(|s| s.estimated_seconds).sum(),
         worst_case_seconds: steps.iter().map(|s| s.worst_case_seconds).sum(),
@@ -317,7 +326,7 @@ fn health_step(m: &Machine) -> Step {
     let o = &m.metadata.orchestration;
     let checks = &m.metadata.health_checks;
     if checks.is_empty() {
-        return fixed(Action::HealthChecks, "health checks: none declared", 0);
+        return fixed(Action::HealthChecks, "health checks (none declared)", 0);
     }
     let slowest = checks
         .iter()
@@ -331,12 +340,7 @@ fn health_step(m: &Machine) -> Step {
     let worst = secs(o.healthy_deadline) + secs(o.min_healthy_time);
     step(
         Action::HealthChecks,
-        format!(
-            "health checks: {} (healthyDeadline {}s, minHealthyTime {}s)",
-            count(checks.len(), "check"),
-            secs(o.healthy_deadline),
-            secs(o.min_healthy_time)
-        ),
+        format!("health checks ({})", checks.len()),
         (slowest + secs(o.min_healthy_time)).min(worst),
         worst,
     )

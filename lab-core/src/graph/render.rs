@@ -27,7 +27,7 @@ pub struct SequenceEntry {
     /// Its rebootDelay, seconds.
     pub reboot_delay: i64,
     /// Its criticalityLevel.
-    pub criticality: Criticality,
+    pub criticality_level: Criticality,
 }
 
 /// A format `lab graph` draws in.
@@ -53,7 +53,7 @@ impl Fleet {
                     machine: m.name.clone(),
                     reboot_order: m.metadata.reboot_order,
                     reboot_delay: m.metadata.orchestration.reboot_delay,
-                    criticality: m.metadata.orchestration.criticality_level,
+                    criticality_level: m.metadata.orchestration.criticality_level,
                 });
             }
         }
