@@ -4,7 +4,8 @@
 //! dependencies).
 
 use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
@@ -65,6 +66,7 @@ fn assemble(mut machines: Vec<Machine>, report: bool) -> Built {
     for _ in &machines {
         graph.add_node(());
     }
+    let index: FastMap<&str, usize> = machines.iter().enumerate().map(|(i, m)| (m.name.as_str(), i)).collect();
     let mut targets: Vec<usize> = Vec::new();
     for (i, machine) in machines.iter().enumerate() {
         targets.clear();
@@ -79,18 +81,19 @@ fn assemble(mut machines: Vec<Machine>, report: bool) -> Built {
                 }
                 continue;
             }
-            match machines.binary_search_by(|m| m.name.as_str().cmp(dep)) {
+            match index.get(dep.as_str()) {
                 // A dependency listed twice is one edge; validate() reports the repeat.
-                Ok(k) if !targets.contains(&k) => {
+                Some(&k) if !targets.contains(&k) => {
                     targets.push(k);
                     graph.add_edge(NodeIndex::new(i), NodeIndex::new(k), ());
                 }
-                Ok(_) => {}
-                Err(_) if report => problems.push(unknown_dependency(&machines, machine, j, dep)),
-                Err(_) => {}
+                Some(_) => {}
+                None if report => problems.push(unknown_dependency(&machines, machine, j, dep)),
+                None => {}
             }
         }
     }
+    drop(index);
 
     let fleet = Fleet { machines, graph, groups, group_names };
     let cycles = if report { find_cycles(&fleet.graph) } else { Vec::new() };
@@ -100,27 +103,57 @@ fn assemble(mut machines: Vec<Machine>, report: bool) -> Built {
     Built { fleet, problems, self_dependencies, cycles }
 }
 
+/// Group ids in order of first appearance (machines are sorted by name, so
+/// the ids are deterministic).
 fn intern_groups(machines: &[Machine]) -> (Vec<Vec<u32>>, Vec<String>) {
-    let mut names: Vec<&str> = machines.iter().flat_map(|m| m.metadata.groups.iter().map(String::as_str)).collect();
-    names.sort_unstable();
-    names.dedup();
+    let mut ids: FastMap<&str, u32> = FastMap::default();
+    let mut names = Vec::new();
     let groups = machines
         .iter()
         .map(|m| {
-            let mut ids: Vec<u32> = m
+            let mut mine: Vec<u32> = m
                 .metadata
                 .groups
                 .iter()
-                .filter_map(|g| names.binary_search(&g.as_str()).ok())
-                .map(|i| i as u32)
+                .map(|g| {
+                    *ids.entry(g.as_str()).or_insert_with(|| {
+                        names.push(g.clone());
+                        (names.len() - 1) as u32
+                    })
+                })
                 .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
+            mine.sort_unstable();
+            mine.dedup();
+            mine
         })
         .collect();
-    (groups, names.into_iter().map(str::to_string).collect())
+    (groups, names)
 }
+
+/// FNV-1a: machine and group names are short and come from the user's own
+/// fleet, so a DoS-resistant hash buys nothing and SipHash would be most of
+/// the cost of building a large fleet.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 fn unknown_dependency(machines: &[Machine], machine: &Machine, j: usize, dep: &str) -> Problem {
     let close = closest(dep, machines.iter().map(|m| m.name.as_str()));
@@ -162,6 +195,11 @@ pub(super) fn or_list(items: &[&str]) -> String {
 /// a component with more than [`MAX_CYCLES_PER_COMPONENT`] such cycles is
 /// cut short (its remaining machines are named by `cycle_problems`).
 fn find_cycles(graph: &DiGraph<(), (), u32>) -> Vec<Vec<usize>> {
+    // The usual case, a DAG, costs one allocation-light pass instead of
+    // Tarjan's one vector per component.
+    if !petgraph::algo::is_cyclic_directed(graph) {
+        return Vec::new();
+    }
     let mut components: Vec<Vec<usize>> = petgraph::algo::tarjan_scc(graph)
         .into_iter()
         .filter(|c| c.len() > 1)

@@ -38,7 +38,7 @@ pub struct Fleet {
     graph: DiGraph<(), (), u32>,
     /// Each machine's groups as indexes into `group_names`, sorted, deduplicated.
     groups: Vec<Vec<u32>>,
-    /// Every group name of the fleet, sorted.
+    /// Every group name of the fleet, in order of first appearance.
     group_names: Vec<String>,
 }
 

@@ -9,7 +9,7 @@
 //! waves are exactly `order()`.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::num::NonZeroUsize;
 
 use petgraph::graph::NodeIndex;
@@ -96,31 +96,32 @@ impl Fleet {
 
     pub(super) fn wave_indexes(&self, limits: &Limits) -> Vec<Vec<usize>> {
         let mut pending = self.pending();
-        let mut ready: BTreeSet<(i64, usize)> =
-            (0..pending.len()).filter(|&i| pending[i] == 0).map(|i| self.priority(i)).collect();
+        let mut ready: BinaryHeap<Reverse<(i64, usize)>> =
+            (0..pending.len()).filter(|&i| pending[i] == 0).map(|i| Reverse(self.priority(i))).collect();
         let mut wave = WaveState {
             members: Vec::new(),
             in_group: vec![0; self.group_names.len()],
             held_by_high: vec![false; self.group_names.len()],
             critical: false,
         };
+        let mut skipped = Vec::new();
         let mut waves = Vec::new();
         while !ready.is_empty() {
-            for &(_, i) in &ready {
+            // Most urgent first; the ones a limit keeps out wait for the next wave.
+            while let Some(Reverse(key)) = ready.pop() {
                 if wave.members.len() == limits.max_parallel.get() || wave.critical {
+                    ready.push(Reverse(key));
                     break;
                 }
-                if wave.admits(self, i, limits) {
-                    wave.add(self, i);
+                if wave.admits(self, key.1, limits) {
+                    wave.add(self, key.1);
+                } else {
+                    skipped.push(Reverse(key));
                 }
             }
+            ready.extend(skipped.drain(..));
             for &i in &wave.members {
-                ready.remove(&self.priority(i));
-            }
-            for &i in &wave.members {
-                self.release(i, &mut pending, |d| {
-                    ready.insert(self.priority(d));
-                });
+                self.release(i, &mut pending, |d| ready.push(Reverse(self.priority(d))));
             }
             waves.push(wave.take(self));
         }
