@@ -54,7 +54,8 @@ fn fleet(n: usize) -> Vec<Machine> {
 }
 
 fn graph(c: &mut Criterion) {
-    let limits = Limits { max_parallel: NonZeroUsize::new(10).unwrap(), max_unavailable_per_group: NonZeroUsize::new(2) };
+    let limits =
+        Limits { max_parallel: NonZeroUsize::new(10).unwrap(), max_unavailable_per_group: NonZeroUsize::new(2) };
     let mut group = c.benchmark_group("build_validate_order_waves");
     for n in [100, 1_000, 10_000] {
         let machines = fleet(n);

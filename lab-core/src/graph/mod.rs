@@ -19,6 +19,7 @@ use petgraph::Direction;
 use crate::metadata::{Machine, Problem};
 
 mod check;
+mod cycles;
 pub(crate) mod render;
 mod select;
 mod waves;
