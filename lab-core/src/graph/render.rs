@@ -122,7 +122,7 @@ fn dot_quote(s: &str) -> String {
 fn dot(fleet: &Fleet, waves: &[Vec<usize>]) -> String {
     let mut out = String::new();
     out.push_str("// lab graph: arrows go from a machine to the machines that need it; each box is a wave.\n");
-    out.push_str("digraph lab {\n  newrank=true;\n  rankdir=TB;\n");
+    out.push_str("digraph lab {\n  newrank=true;\n  rankdir=TB;\n  fontname=\"Helvetica\";\n");
     out.push_str("  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n");
     for (w, wave) in waves.iter().enumerate() {
         let _ = writeln!(out, "  subgraph cluster_wave_{} {{\n    label=\"wave {}\";\n    rank=same;", w + 1, w + 1);
@@ -144,6 +144,12 @@ fn dot(fleet: &Fleet, waves: &[Vec<usize>]) -> String {
     for (from, to) in run_edges(fleet) {
         let _ =
             writeln!(out, "  {} -> {};", dot_quote(&fleet.machines[from].name), dot_quote(&fleet.machines[to].name));
+    }
+    // Invisible edges keep each wave on its own rank below the one before,
+    // even where no dependency says so.
+    for pair in waves.windows(2) {
+        let (a, b) = (&fleet.machines[pair[0][0]].name, &fleet.machines[pair[1][0]].name);
+        let _ = writeln!(out, "  {} -> {} [style=invis];", dot_quote(a), dot_quote(b));
     }
     out.push_str("}\n");
     out
@@ -169,6 +175,10 @@ fn mermaid(fleet: &Fleet, waves: &[Vec<usize>]) -> String {
     }
     for (from, to) in run_edges(fleet) {
         let _ = writeln!(out, "  m{from} --> m{to}");
+    }
+    // Invisible links keep the waves in order where no dependency does.
+    for w in 1..waves.len() {
+        let _ = writeln!(out, "  wave{w} ~~~ wave{}", w + 1);
     }
     out.push_str("  classDef critical stroke:#c0392b,stroke-width:3px\n");
     out.push_str("  classDef high stroke:#e67e22,stroke-width:2px\n");
