@@ -307,3 +307,22 @@ fn globs_match_star_and_question_mark_only() {
     assert!(!glob_match("a?", "a"));
     assert!(!glob_match("[ab]", "a"));
 }
+
+#[test]
+fn a_component_with_many_cycles_is_cut_short_with_a_summary() {
+    // `a` and each of b..m depend on each other: twelve 2-cycles through `a`.
+    let spokes: Vec<String> = ('b'..='m').map(String::from).collect();
+    let mut machines = vec![plain("a", &spokes.iter().map(String::as_str).collect::<Vec<_>>())];
+    machines.extend(spokes.iter().map(|s| plain(s, &["a"])));
+    let problems = errors(machines);
+    assert_eq!(problems.len(), 11);
+    assert_eq!(problems[1].message.split(';').next(), Some("dependency cycle c -> a -> c"));
+    assert_eq!(
+        problems[10],
+        Problem::error(
+            "l",
+            "dependencies",
+            "2 more machines are on the dependency cycles above (l, m); fix those cycles, then run `lab check` again"
+        )
+    );
+}
