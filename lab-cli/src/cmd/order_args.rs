@@ -11,6 +11,7 @@ use crate::fleet::FleetArgs;
 
 /// `--on` and what to add to it.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Selection")]
 pub struct SelectArgs {
     /// Only these machines: names, @group, role:NAME, comma-separated; globs like web-* allowed.
     #[arg(long, value_name = "EXPR")]
@@ -25,6 +26,7 @@ pub struct SelectArgs {
 
 /// How much may be down at once.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
     /// Machines per wave (1: strictly one after the other).
     #[arg(long, value_name = "N", default_value = "1")]

@@ -21,7 +21,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     select: SelectArgs,
     /// Print the plan as JSON.
-    #[arg(long)]
+    #[arg(long, help_heading = "Options")]
     json: bool,
 }
 

@@ -17,7 +17,7 @@ pub struct SequenceArgs {
     #[command(flatten)]
     select: SelectArgs,
     /// Print the sequence as JSON.
-    #[arg(long)]
+    #[arg(long, help_heading = "Options")]
     json: bool,
 }
 
