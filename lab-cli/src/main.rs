@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
-#[allow(dead_code)] // used by the fleet commands as they land
 mod fleet;
 #[allow(dead_code)]
 mod render;
@@ -27,12 +26,21 @@ struct Cli {
 enum Command {
     /// Print the JSON Schema of one machine's lab.machine metadata.
     Schema,
+    /// Show the reboot sequence: position, machine, delay and wave.
+    Sequence(cmd::sequence::SequenceArgs),
+    /// Draw the dependency graph (dot, mermaid or json), waves as ranks.
+    Graph(cmd::graph::GraphArgs),
+    /// Show the plan of a reboot or deploy run, with its estimated duration.
+    Plan(cmd::plan::PlanArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schema => cmd::schema::run(),
+        Command::Sequence(args) => cmd::sequence::run(&cli.fleet, &args),
+        Command::Graph(args) => cmd::graph::run(&cli.fleet, &args),
+        Command::Plan(args) => cmd::plan::run(&cli.fleet, &args),
     };
     match result {
         Ok(code) => code,

@@ -8,8 +8,10 @@
 #![deny(missing_docs)]
 
 pub mod eval;
+pub mod graph;
 pub mod metadata;
 pub mod orchestrate;
+pub mod plan;
 pub mod schema;
 
 /// lab's version, as in Cargo.toml.

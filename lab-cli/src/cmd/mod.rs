@@ -1,4 +1,8 @@
 //! One module per subcommand: each parses nothing and decides nothing; it
 //! calls lab-core and renders.
 
+pub mod graph;
+pub mod order_args;
+pub mod plan;
 pub mod schema;
+pub mod sequence;

@@ -1,0 +1,41 @@
+//! `lab graph`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use lab_core::graph::{render_graph, GraphFormat};
+
+use super::order_args::{self, LimitArgs, SelectArgs};
+use crate::fleet::FleetArgs;
+
+/// Options of `lab graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Output format: Graphviz dot (`lab graph | dot -Tsvg > fleet.svg`), Mermaid, or JSON.
+    #[arg(long, value_enum, default_value_t = Format::Dot)]
+    format: Format,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    select: SelectArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Dot,
+    Mermaid,
+    Json,
+}
+
+/// Prints the dependency graph with waves as ranks.
+pub fn run(fleet: &FleetArgs, args: &GraphArgs) -> Result<ExitCode> {
+    let Some(fleet) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
+    let format = match args.format {
+        Format::Dot => GraphFormat::Dot,
+        Format::Mermaid => GraphFormat::Mermaid,
+        Format::Json => GraphFormat::Json,
+    };
+    print!("{}", render_graph(&fleet, format, &args.limits.limits()));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,76 @@
+//! Options shared by the commands that order the fleet (`sequence`,
+//! `graph`, `plan`), and loading the fleet as a validated graph.
+
+use std::num::NonZeroUsize;
+
+use anyhow::Result;
+use clap::Args;
+use lab_core::graph::{Expand, Fleet, FleetError, Limits, Selector};
+
+use crate::fleet::FleetArgs;
+
+/// `--on` and what to add to it.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Selection")]
+pub struct SelectArgs {
+    /// Only these machines: names, @group, role:NAME, comma-separated; globs like web-* allowed.
+    #[arg(long, value_name = "EXPR")]
+    pub on: Option<String>,
+    /// Also the machines the selected ones depend on, transitively.
+    #[arg(long, requires = "on")]
+    pub with_dependencies: bool,
+    /// Also the machines that depend on the selected ones, transitively.
+    #[arg(long, requires = "on")]
+    pub with_dependents: bool,
+}
+
+/// How much may be down at once.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Machines per wave (1: strictly one after the other).
+    #[arg(long, value_name = "N", default_value = "1")]
+    pub max_parallel: NonZeroUsize,
+    /// At most N machines of any one group per wave.
+    #[arg(long, value_name = "N")]
+    pub max_unavailable_per_group: Option<NonZeroUsize>,
+}
+
+impl LimitArgs {
+    /// The limits these options give.
+    pub fn limits(&self) -> Limits {
+        Limits { max_parallel: self.max_parallel, max_unavailable_per_group: self.max_unavailable_per_group }
+    }
+}
+
+/// Reads the fleet, builds its graph and applies `--on`. `None` when the
+/// fleet is not clean (failed hosts or graph errors): the problems are
+/// already on stderr and the command exits 1.
+pub fn load(fleet: &FleetArgs, select: &SelectArgs) -> Result<Option<Fleet>> {
+    let evaluation = fleet.load()?;
+    if !evaluation.failures.is_empty() {
+        for f in &evaluation.failures {
+            let at = f.location.as_deref().map_or(String::new(), |l| format!(" ({l})"));
+            eprintln!("error: machine `{}`: failed to evaluate{at}: {}", f.machine, f.message);
+        }
+        eprintln!(
+            "error: the fleet cannot be ordered while machines fail to evaluate; fix them first (see `lab check`)"
+        );
+        return Ok(None);
+    }
+    let fleet = match Fleet::from_map(&evaluation.machines) {
+        Ok(fleet) => fleet,
+        Err(FleetError::Invalid { problems }) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("error: the fleet cannot be ordered; fix the problems above (see `lab check`)");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(on) = &select.on else { return Ok(Some(fleet)) };
+    let selector: Selector = on.parse()?;
+    let expand = Expand { dependencies: select.with_dependencies, dependents: select.with_dependents };
+    Ok(Some(fleet.select(&selector, expand)?))
+}

@@ -1,0 +1,34 @@
+//! `lab sequence`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::order_args::{self, LimitArgs, SelectArgs};
+use crate::fleet::FleetArgs;
+use crate::render;
+
+/// Options of `lab sequence`.
+#[derive(Debug, Args)]
+pub struct SequenceArgs {
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Print the sequence as JSON.
+    #[arg(long, help_heading = "Options")]
+    json: bool,
+}
+
+/// Prints the reboot sequence: position, machine, delay, wave.
+pub fn run(fleet: &FleetArgs, args: &SequenceArgs) -> Result<ExitCode> {
+    let Some(fleet) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
+    let limits = args.limits.limits();
+    if args.json {
+        render::print_json(&fleet.sequence(&limits))?;
+    } else {
+        print!("{}", fleet.render_sequence(&limits));
+    }
+    Ok(ExitCode::SUCCESS)
+}

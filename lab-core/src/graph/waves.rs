@@ -1,0 +1,178 @@
+//! Ordering the fleet: a topological order and waves under limits.
+//!
+//! Both are list scheduling over the machines that are ready (all their
+//! dependencies done), most urgent first: lower rebootOrder, then name
+//! (node index). `order` takes one ready machine at a time; `waves` fills
+//! each wave from the ready machines in that same priority, skipping the
+//! ones a limit keeps out, and releases the dependents of a wave only when
+//! the wave is done. With `maxParallel` 1 every wave is one machine and the
+//! waves are exactly `order()`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::num::NonZeroUsize;
+
+use petgraph::graph::NodeIndex;
+use petgraph::Direction;
+use serde::{Deserialize, Serialize};
+
+use super::Fleet;
+use crate::metadata::{Criticality, Machine};
+
+/// How much of the fleet may be down at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Machines per wave (default 1: strictly one after the other).
+    pub max_parallel: NonZeroUsize,
+    /// Machines of one group per wave, fleet-wide; `None` is no limit
+    /// beyond `max_parallel` and the criticality rules.
+    pub max_unavailable_per_group: Option<NonZeroUsize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_parallel: NonZeroUsize::MIN, max_unavailable_per_group: None }
+    }
+}
+
+impl Limits {
+    /// Limits of `max_parallel` machines per wave, no group limit.
+    pub fn parallel(max_parallel: NonZeroUsize) -> Self {
+        Limits { max_parallel, ..Limits::default() }
+    }
+}
+
+impl Fleet {
+    /// Every machine, dependencies first; among machines ready at the same
+    /// time, lower rebootOrder first, then name.
+    pub fn order(&self) -> Vec<&Machine> {
+        self.order_indexes().into_iter().map(|i| &self.machines[i]).collect()
+    }
+
+    /// The machines cut into waves that run one after the other: a machine
+    /// is in a later wave than each of its dependencies; a wave holds at most
+    /// `max_parallel` machines; a critical machine is alone in its wave; a
+    /// high machine shares its wave with no other machine of any of its
+    /// groups; no wave holds more than `max_unavailable_per_group` machines
+    /// of one group. Within a wave, machines are in priority order.
+    pub fn waves(&self, limits: &Limits) -> Vec<Vec<&Machine>> {
+        self.wave_indexes(limits).into_iter().map(|w| w.into_iter().map(|i| &self.machines[i]).collect()).collect()
+    }
+
+    fn priority(&self, i: usize) -> (i64, usize) {
+        (self.machines[i].metadata.reboot_order, i)
+    }
+
+    /// Number of dependencies each machine still waits for.
+    fn pending(&self) -> Vec<usize> {
+        (0..self.machines.len())
+            .map(|i| self.graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing).count())
+            .collect()
+    }
+
+    /// Calls `ready` with each dependent of `i` whose last dependency was `i`.
+    fn release(&self, i: usize, pending: &mut [usize], mut ready: impl FnMut(usize)) {
+        for d in self.graph.neighbors_directed(NodeIndex::new(i), Direction::Incoming) {
+            let d = d.index();
+            pending[d] -= 1;
+            if pending[d] == 0 {
+                ready(d);
+            }
+        }
+    }
+
+    pub(super) fn order_indexes(&self) -> Vec<usize> {
+        let mut pending = self.pending();
+        let mut ready: BinaryHeap<Reverse<(i64, usize)>> =
+            (0..pending.len()).filter(|&i| pending[i] == 0).map(|i| Reverse(self.priority(i))).collect();
+        let mut out = Vec::with_capacity(pending.len());
+        while let Some(Reverse((_, i))) = ready.pop() {
+            out.push(i);
+            self.release(i, &mut pending, |d| ready.push(Reverse(self.priority(d))));
+        }
+        out
+    }
+
+    pub(super) fn wave_indexes(&self, limits: &Limits) -> Vec<Vec<usize>> {
+        let mut pending = self.pending();
+        let mut ready: BinaryHeap<Reverse<(i64, usize)>> =
+            (0..pending.len()).filter(|&i| pending[i] == 0).map(|i| Reverse(self.priority(i))).collect();
+        let mut wave = WaveState {
+            members: Vec::new(),
+            in_group: vec![0; self.group_names.len()],
+            held_by_high: vec![false; self.group_names.len()],
+            critical: false,
+        };
+        let mut skipped = Vec::new();
+        let mut waves = Vec::new();
+        while !ready.is_empty() {
+            // Most urgent first; the ones a limit keeps out wait for the next wave.
+            while let Some(Reverse(key)) = ready.pop() {
+                if wave.members.len() == limits.max_parallel.get() || wave.critical {
+                    ready.push(Reverse(key));
+                    break;
+                }
+                if wave.admits(self, key.1, limits) {
+                    wave.add(self, key.1);
+                } else {
+                    skipped.push(Reverse(key));
+                }
+            }
+            ready.extend(skipped.drain(..));
+            for &i in &wave.members {
+                self.release(i, &mut pending, |d| ready.push(Reverse(self.priority(d))));
+            }
+            waves.push(wave.take(self));
+        }
+        waves
+    }
+}
+
+/// The wave being filled, with per-group counts so each admission check
+/// costs only the candidate's groups.
+struct WaveState {
+    members: Vec<usize>,
+    /// Members per group.
+    in_group: Vec<usize>,
+    /// Groups a high member holds: no other machine of them may join.
+    held_by_high: Vec<bool>,
+    /// A critical member is alone.
+    critical: bool,
+}
+
+impl WaveState {
+    fn admits(&self, fleet: &Fleet, i: usize, limits: &Limits) -> bool {
+        let groups = &fleet.groups[i];
+        let per_group = limits.max_unavailable_per_group.map_or(usize::MAX, NonZeroUsize::get);
+        match fleet.machines[i].metadata.orchestration.criticality_level {
+            Criticality::Critical => self.members.is_empty(),
+            Criticality::High => groups.iter().all(|&g| self.in_group[g as usize] == 0),
+            Criticality::Medium | Criticality::Low => {
+                groups.iter().all(|&g| !self.held_by_high[g as usize] && self.in_group[g as usize] < per_group)
+            }
+        }
+    }
+
+    fn add(&mut self, fleet: &Fleet, i: usize) {
+        let criticality = fleet.machines[i].metadata.orchestration.criticality_level;
+        for &g in &fleet.groups[i] {
+            self.in_group[g as usize] += 1;
+            self.held_by_high[g as usize] |= criticality == Criticality::High;
+        }
+        self.critical |= criticality == Criticality::Critical;
+        self.members.push(i);
+    }
+
+    /// The finished wave; resets the counts it touched.
+    fn take(&mut self, fleet: &Fleet) -> Vec<usize> {
+        for &i in &self.members {
+            for &g in &fleet.groups[i] {
+                self.in_group[g as usize] = 0;
+                self.held_by_high[g as usize] = false;
+            }
+        }
+        self.critical = false;
+        std::mem::take(&mut self.members)
+    }
+}

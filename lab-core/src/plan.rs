@@ -1,0 +1,347 @@
+//! Plans: the steps of a reboot or deploy run, wave by wave, with estimates.
+//!
+//! A plan is built from a [`Fleet`] and [`Limits`]; the orchestrator
+//! executes it, `--dry-run` and `lab plan` show it.
+//!
+//! # Estimates
+//!
+//! Every step has an *estimate* (things go right the first time) and a
+//! *worst case* (every wait runs to its limit). A machine's time is the sum
+//! of its steps; a wave's is its slowest machine's (machines of a wave run
+//! together); the plan's is the sum of its waves'.
+//!
+//! - wait: `rebootDelay`, both estimate and worst case.
+//! - reboot: issuing it, counted as 0.
+//! - wait for boot: [`ESTIMATED_BOOT_SECONDS`] capped at `rebootTimeout`;
+//!   worst case `rebootTimeout`.
+//! - health checks: the slowest required check's `initialDelay` plus
+//!   `(successThreshold - 1) * interval` (checks run side by side, each
+//!   attempt assumed instant), plus `minHealthyTime`; worst case
+//!   `healthyDeadline + minHealthyTime`. No checks: 0.
+//! - build, copy, activate, commit: the `ESTIMATED_*` constants below, with
+//!   no known upper bound, so the worst case uses the same figure.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::render::criticality_name;
+use crate::graph::{Fleet, Limits};
+use crate::metadata::{Criticality, DeployStrategy, Machine};
+
+/// Seconds a NixOS machine typically needs from `reboot` to answering ssh.
+pub const ESTIMATED_BOOT_SECONDS: u64 = 90;
+/// Seconds to build a machine's system closure (typically mostly cached).
+pub const ESTIMATED_BUILD_SECONDS: u64 = 120;
+/// Seconds to copy a closure to the machine.
+pub const ESTIMATED_COPY_SECONDS: u64 = 30;
+/// Seconds to activate a configuration (`switch-to-configuration`).
+pub const ESTIMATED_ACTIVATION_SECONDS: u64 = 30;
+/// Seconds to make a tested blue-green configuration the boot default.
+pub const ESTIMATED_COMMIT_SECONDS: u64 = 5;
+
+/// What a run does to each machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanKind {
+    /// Wait rebootDelay, reboot, wait for boot, health checks.
+    Reboot,
+    /// Build, copy, activate (per deployStrategy), health checks.
+    Deploy,
+}
+
+/// One step on one machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Wait before acting (rebootDelay).
+    Wait,
+    /// Issue the reboot.
+    Reboot,
+    /// Wait until the machine answers again.
+    WaitForBoot,
+    /// Run the health checks until they pass.
+    HealthChecks,
+    /// Build the system closure.
+    Build,
+    /// Copy the closure to the machine.
+    Copy,
+    /// Activate the new configuration.
+    Activate,
+    /// Make a tested configuration the boot default (blue-green).
+    Commit,
+}
+
+/// One step of a machine's part of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// What it does.
+    pub action: Action,
+    /// The step for people, with the setting behind its duration.
+    pub description: String,
+    /// Expected seconds.
+    pub estimated_seconds: u64,
+    /// Seconds when every wait runs to its limit.
+    pub worst_case_seconds: u64,
+}
+
+/// One machine's steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MachinePlan {
+    /// The machine.
+    pub machine: String,
+    /// Where the steps run: `user@host:port`.
+    pub target: String,
+    /// Its criticalityLevel.
+    pub criticality_level: Criticality,
+    /// Its deployStrategy.
+    pub deploy_strategy: DeployStrategy,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// Sum of the steps' estimates.
+    pub estimated_seconds: u64,
+    /// Sum of the steps' worst cases.
+    pub worst_case_seconds: u64,
+}
+
+/// Machines that run together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanWave {
+    /// 1-based wave number.
+    pub wave: usize,
+    /// The machines, in priority order.
+    pub machines: Vec<MachinePlan>,
+    /// The slowest machine's estimate.
+    pub estimated_seconds: u64,
+    /// The slowest machine's worst case.
+    pub worst_case_seconds: u64,
+}
+
+/// The ordered steps of a run, grouped by wave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Reboot or deploy.
+    pub kind: PlanKind,
+    /// The limits the waves were cut under.
+    pub limits: Limits,
+    /// The waves, in the order they run.
+    pub waves: Vec<PlanWave>,
+    /// Sum of the waves' estimates.
+    pub estimated_seconds: u64,
+    /// Sum of the waves' worst cases.
+    pub worst_case_seconds: u64,
+}
+
+impl Plan {
+    /// The plan of a `kind` run over every machine of `fleet`, in its waves
+    /// under `limits`.
+    pub fn new(kind: PlanKind, fleet: &Fleet, limits: &Limits) -> Plan {
+        let waves: Vec<PlanWave> = fleet
+            .waves(limits)
+            .into_iter()
+            .enumerate()
+            .map(|(w, machines)| {
+                let machines: Vec<MachinePlan> = machines.into_iter().map(|m| machine_plan(kind, m)).collect();
+                PlanWave {
+                    wave: w + 1,
+                    estimated_seconds: machines.iter().map(|m| m.estimated_seconds).max().unwrap_or(0),
+                    worst_case_seconds: machines.iter().map(|m| m.worst_case_seconds).max().unwrap_or(0),
+                    machines,
+                }
+            })
+            .collect();
+        Plan {
+            kind,
+            limits: *limits,
+            estimated_seconds: waves.iter().map(|w| w.estimated_seconds).sum(),
+            worst_case_seconds: waves.iter().map(|w| w.worst_case_seconds).sum(),
+            waves,
+        }
+    }
+
+    /// Number of machines in the plan.
+    pub fn machine_count(&self) -> usize {
+        self.waves.iter().map(|w| w.machines.len()).sum()
+    }
+
+    /// The plan as text: a summary line with the total estimate, then each
+    /// wave, each machine with its target, and its numbered steps.
+    pub fn render_text(&self) -> String {
+        let kind = match self.kind {
+            PlanKind::Reboot => "Reboot",
+            PlanKind::Deploy => "Deploy",
+        };
+        let mut out = format!(
+            "{kind} plan: {} in {} (max parallel {}{})\n",
+            count(self.machine_count(), "machine"),
+            count(self.waves.len(), "wave"),
+            self.limits.max_parallel,
+            self.limits.max_unavailable_per_group.map_or(String::new(), |g| format!(", at most {g} per group")),
+        );
+        let _ = writeln!(
+            out,
+            "Estimated duration: {} (worst case {})",
+            format_duration(self.estimated_seconds),
+            format_duration(self.worst_case_seconds)
+        );
+        let width = self.waves.iter().flat_map(|w| &w.machines).flat_map(|m| &m.steps);
+        let width = width.map(|s| s.description.chars().count()).max().unwrap_or(0);
+        for wave in &self.waves {
+            let _ = writeln!(
+                out,
+                "\nwave {}: estimated {}, worst case {}",
+                wave.wave,
+                format_duration(wave.estimated_seconds),
+                format_duration(wave.worst_case_seconds)
+            );
+            for m in &wave.machines {
+                let _ = writeln!(
+                    out,
+                    "  {} {} ({}, {}): estimated {}",
+                    m.machine,
+                    m.target,
+                    criticality_name(m.criticality_level),
+                    strategy_name(m.deploy_strategy),
+                    format_duration(m.estimated_seconds)
+                );
+                for (n, s) in m.steps.iter().enumerate() {
+                    let worst = match (s.worst_case_seconds == s.estimated_seconds, worst_case_from(s.action)) {
+                        (false, Some(from)) => format!("  (up to {}: {from})", format_duration(s.worst_case_seconds)),
+                        (false, None) => format!("  (up to {})", format_duration(s.worst_case_seconds)),
+                        (true, _) => String::new(),
+                    };
+                    let line = format!(
+                        "    {}. {:width$}  {:>10}{worst}",
+                        n + 1,
+                        s.description,
+                        format_duration(s.estimated_seconds)
+                    );
+                    let _ = writeln!(out, "{}", line.trim_end());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The settings a step's worst case comes from, for the text.
+fn worst_case_from(action: Action) -> Option<&'static str> {
+    match action {
+        Action::WaitForBoot => Some("rebootTimeout"),
+        Action::HealthChecks => Some("healthyDeadline + minHealthyTime"),
+        _ => None,
+    }
+}
+
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+fn strategy_name(s: DeployStrategy) -> &'static str {
+    match s {
+        DeployStrategy::Rolling => "rolling",
+        DeployStrategy::BlueGreen => "blue-green",
+        DeployStrategy::Recreate => "recreate",
+    }
+}
+
+/// `user@host:port`, the host bracketed when it is an IPv6 address.
+pub fn target(machine: &Machine) -> String {
+    let host = machine.target_host();
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    format!("{}@{host}:{}", machine.metadata.target_user, machine.metadata.target_port)
+}
+
+/// Seconds as `45s`, `2m 05s` or `1h 02m 03s`.
+pub fn format_duration(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s:02}s"),
+        _ => format!("{h}h {m:02}m {s:02}s"),
+    }
+}
+
+/// Negative settings are a validation error elsewhere; here they count as 0.
+fn secs(value: i64) -> u64 {
+    value.max(0) as u64
+}
+
+fn step(action: Action, description: String, estimated: u64, worst: u64) -> Step {
+    Step { action, description, estimated_seconds: estimated, worst_case_seconds: worst }
+}
+
+fn fixed(action: Action, description: &str, seconds: u64) -> Step {
+    step(action, description.to_string(), seconds, seconds)
+}
+
+fn machine_plan(kind: PlanKind, m: &Machine) -> MachinePlan {
+    let o = &m.metadata.orchestration;
+    let steps = match kind {
+        PlanKind::Reboot => vec![
+            fixed(Action::Wait, "wait rebootDelay", secs(o.reboot_delay)),
+            fixed(Action::Reboot, "reboot", 0),
+            step(
+                Action::WaitForBoot,
+                "wait for boot".into(),
+                ESTIMATED_BOOT_SECONDS.min(secs(o.reboot_timeout)),
+                secs(o.reboot_timeout),
+            ),
+            health_step(m),
+        ],
+        PlanKind::Deploy => {
+            let activate = match o.deploy_strategy {
+                DeployStrategy::Rolling => "activate (switch)",
+                DeployStrategy::BlueGreen => "activate for testing (test)",
+                DeployStrategy::Recreate => "activate (switch, not health-gated)",
+            };
+            let mut steps = vec![
+                fixed(Action::Build, "build system closure", ESTIMATED_BUILD_SECONDS),
+                fixed(Action::Copy, "copy closure", ESTIMATED_COPY_SECONDS),
+                fixed(Action::Activate, activate, ESTIMATED_ACTIVATION_SECONDS),
+                health_step(m),
+            ];
+            if o.deploy_strategy == DeployStrategy::BlueGreen {
+                steps.push(fixed(Action::Commit, "make it the boot default (boot)", ESTIMATED_COMMIT_SECONDS));
+            }
+            steps
+        }
+    };
+    MachinePlan {
+        machine: m.name.clone(),
+        target: target(m),
+        criticality_level: o.criticality_level,
+        deploy_strategy: o.deploy_strategy,
+        estimated_seconds: steps.iter().map(|s| s.estimated_seconds).sum(),
+        worst_case_seconds: steps.iter().map(|s| s.worst_case_seconds).sum(),
+        steps,
+    }
+}
+
+fn health_step(m: &Machine) -> Step {
+    let o = &m.metadata.orchestration;
+    let checks = &m.metadata.health_checks;
+    if checks.is_empty() {
+        return fixed(Action::HealthChecks, "health checks (none declared)", 0);
+    }
+    let slowest = checks
+        .iter()
+        .filter(|c| c.common().required)
+        .map(|c| {
+            let c = c.common();
+            secs(c.initial_delay) + secs(c.success_threshold - 1) * secs(c.interval)
+        })
+        .max()
+        .unwrap_or(0);
+    let worst = secs(o.healthy_deadline) + secs(o.min_healthy_time);
+    step(
+        Action::HealthChecks,
+        format!("health checks ({})", checks.len()),
+        (slowest + secs(o.min_healthy_time)).min(worst),
+        worst,
+    )
+}
