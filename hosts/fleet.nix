@@ -4,6 +4,12 @@
 # NixOS configuration imports; the module's defaults are filled in here the
 # way nix/modules/lab-machine.nix fills them (a test compares the two when
 # LAB_NIXPKGS_LIB is set). The services lists mirror each configuration.nix.
+#
+# lab-core/tests/fixtures/fleets/example.json is this fleet in the JSON
+# contract, for tests without nix; regenerate it after a change here:
+#   nix-instantiate --eval --strict --json --arg f "$PWD/hosts/fleet.nix" \
+#     --expr '{ f }: builtins.mapAttrs (n: c: c.config.lab.metadata) (import f).nixosConfigurations' \
+#     | python3 -m json.tool --indent 2 > lab-core/tests/fixtures/fleets/example.json
 let
   services = {
     desktop = [ "desktopManager" "displayManager" "openssh" "pipewire" "xserver" ];

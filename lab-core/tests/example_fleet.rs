@@ -82,3 +82,16 @@ fn mirror_equals_the_module_evaluation() {
         assert_eq!(actual, expected, "{name}: hosts/fleet.nix differs from the module's result");
     }
 }
+
+#[test]
+fn json_snapshot_of_the_example_fleet_is_current() {
+    // lab-core/tests/fixtures/fleets/example.json feeds the tests that need no
+    // nix; it must stay what hosts/ says.
+    let path = root().join("lab-core/tests/fixtures/fleets/example.json");
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        committed == mirror(),
+        "{} is stale; regenerate it from hosts/fleet.nix (see the comment in hosts/fleet.nix)",
+        path.display()
+    );
+}

@@ -20,17 +20,16 @@ fn a_reboot_step_list_and_its_estimates() {
     assert_eq!(actions, [Action::Wait, Action::Reboot, Action::WaitForBoot, Action::HealthChecks]);
     // rebootDelay 0, boot estimate, minHealthyTime 10 (checks pass at once).
     assert_eq!(sleeper.estimated_seconds, ESTIMATED_BOOT_SECONDS + 10);
-    // rebootTimeout 600, healthyDeadline 600 + minHealthyTime 10.
-    assert_eq!(sleeper.worst_case_seconds, 600 + 610);
+    // rebootTimeout 600, healthyDeadline 300 + minHealthyTime 10.
+    assert_eq!(sleeper.worst_case_seconds, 600 + 310);
     assert_eq!(sleeper.target, "root@sleeper-service:22");
 }
 
 #[test]
 fn blue_green_deploys_commit_after_the_checks() {
     let plan = Plan::new(PlanKind::Deploy, &example(), &Limits::default());
-    let router = &plan.waves[0].machines[0];
-    assert_eq!(router.machine, "router");
-    let actions: Vec<Action> = router.steps.iter().map(|s| s.action).collect();
+    let dns1 = plan.waves.iter().flat_map(|w| &w.machines).find(|m| m.machine == "dns1").unwrap();
+    let actions: Vec<Action> = dns1.steps.iter().map(|s| s.action).collect();
     assert_eq!(actions, [Action::Build, Action::Copy, Action::Activate, Action::HealthChecks, Action::Commit]);
 }
 
@@ -57,7 +56,8 @@ fn durations_and_targets_read_well() {
     assert_eq!(format_duration(125), "2m 05s");
     assert_eq!(format_duration(3723), "1h 02m 03s");
     let mut machine = example().machine("router").unwrap().clone();
-    assert_eq!(target(&machine), "root@router:2222");
+    assert_eq!(target(&machine), "root@192.168.10.1:22");
     machine.metadata.target_host = Some("fd00::1".into());
+    machine.metadata.target_port = 2222;
     assert_eq!(target(&machine), "root@[fd00::1]:2222");
 }
