@@ -8,6 +8,8 @@
 #![deny(missing_docs)]
 
 pub mod eval;
+pub mod exec;
+pub mod health;
 pub mod metadata;
 pub mod schema;
 
