@@ -214,6 +214,11 @@ impl SshExecutor {
         format!("{}@{}", self.user, self.host)
     }
 
+    /// The control socket of this machine's multiplexed connection, if multiplexing.
+    pub fn control_path(&self) -> Option<&Path> {
+        self.control_path.as_deref()
+    }
+
     /// The ssh argv up to (not including) the remote command: options, then
     /// `-- host`. Public so plans can show the exact command.
     pub fn ssh_argv(&self) -> Vec<OsString> {
