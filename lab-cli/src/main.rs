@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
-#[allow(dead_code)] // used by the fleet commands as they land
 mod fleet;
-#[allow(dead_code)]
 mod render;
+mod selection;
+mod ssh;
 
 /// Orchestrate a fleet of NixOS machines: order, health and rollback.
 #[derive(Debug, Parser)]
@@ -27,12 +27,18 @@ struct Cli {
 enum Command {
     /// Print the JSON Schema of one machine's lab.machine metadata.
     Schema,
+    /// Run every health check once on the selected machines (or --local).
+    Health(cmd::health::HealthArgs),
+    /// Run a command on the selected machines in parallel: lab exec --on a,b -- CMD ARGS...
+    Exec(cmd::exec::ExecArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schema => cmd::schema::run(),
+        Command::Health(args) => cmd::health::run(&cli.fleet, &args),
+        Command::Exec(args) => cmd::exec::run(&cli.fleet, &args),
     };
     match result {
         Ok(code) => code,

@@ -2,3 +2,5 @@
 //! calls lab-core and renders.
 
 pub mod schema;
+pub mod exec;
+pub mod health;
