@@ -86,8 +86,7 @@ async fn failing_required_checks_exit_1_and_optional_ones_warn() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
     let column = stdout.find("RESULT").unwrap();
-    let results: Vec<&str> =
-        stdout.lines().skip(1).map(|l| l[column..].split_whitespace().next().unwrap()).collect();
+    let results: Vec<&str> = stdout.lines().skip(1).map(|l| l[column..].split_whitespace().next().unwrap()).collect();
     assert_eq!(results, ["ok", "warn", "FAIL"], "{stdout}");
     assert!(stdout.contains("exit code 4: degraded"), "{stdout}");
 

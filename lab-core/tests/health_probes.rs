@@ -58,7 +58,11 @@ async fn http_closed_port_fails_with_the_reason() {
     let port = closed_port(IP);
     let attempt = get(&format!("http://{IP}:{port}/"), &ok()).await;
     assert!(!attempt.passed);
-    assert!(attempt.message.contains("Connection refused") || attempt.message.contains("connection refused"), "{}", attempt.message);
+    assert!(
+        attempt.message.contains("Connection refused") || attempt.message.contains("connection refused"),
+        "{}",
+        attempt.message
+    );
 }
 
 #[tokio::test]
@@ -112,9 +116,15 @@ async fn wait_healthy_sees_a_real_service_recover() {
         status.store(200, Ordering::SeqCst);
     });
     let start = Instant::now();
-    let healthy = wait_healthy(&prober, "web", std::slice::from_ref(&check), Duration::from_millis(300), start + Duration::from_secs(10))
-        .await
-        .unwrap();
+    let healthy = wait_healthy(
+        &prober,
+        "web",
+        std::slice::from_ref(&check),
+        Duration::from_millis(300),
+        start + Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     flip.await.unwrap();
     assert!(start.elapsed() >= Duration::from_millis(800) && start.elapsed() < Duration::from_secs(3));
     assert_eq!(healthy.checks[0].last.as_ref().unwrap().message, "200 OK");

@@ -204,9 +204,8 @@ async fn target_checks_test_the_machine_not_the_controller() {
     let inside = HttpServer::from_std(host.bind_inside(), Behaviour::Status(200));
     let port = inside.addr.port();
     // The same port on the controller's loopback answers 500 (when free).
-    let controller_side = std::net::TcpListener::bind(("127.0.0.1", port))
-        .ok()
-        .map(|l| HttpServer::from_std(l, Behaviour::Status(500)));
+    let controller_side =
+        std::net::TcpListener::bind(("127.0.0.1", port)).ok().map(|l| HttpServer::from_std(l, Behaviour::Status(500)));
     let closed = support::http::closed_port(Ipv4Addr::LOCALHOST);
     let checks = serde_json::json!([
         { "type": "http", "url": format!("http://localhost:{port}/health") },

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use lab_core::exec::Executor;
-use lab_core::health::{check_fleet_once, check_once, CheckReport, HttpClients, LocalProber, MachineProber, Prober, Via};
+use lab_core::health::{
+    check_fleet_once, check_once, CheckReport, HttpClients, LocalProber, MachineProber, Prober, Via,
+};
 use lab_core::metadata::{parse_machine, RunOn};
 
 use crate::fleet::FleetArgs;

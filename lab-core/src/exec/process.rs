@@ -45,10 +45,10 @@ pub(crate) async fn run_process(
         writer.abort();
     }
     match result {
-        Ok(Ok(output)) => {
-            Ok(Output { status: output.status.code(), stdout: output.stdout, stderr: output.stderr })
-        }
+        Ok(Ok(output)) => Ok(Output { status: output.status.code(), stdout: output.stdout, stderr: output.stderr }),
         Ok(Err(source)) => Err(ExecError::Spawn { machine: machine.to_string(), program, source }),
-        Err(_) => Err(ExecError::Timeout { machine: machine.to_string(), command: display.to_string(), after: timeout }),
+        Err(_) => {
+            Err(ExecError::Timeout { machine: machine.to_string(), command: display.to_string(), after: timeout })
+        }
     }
 }

@@ -46,7 +46,10 @@ mod tests {
     #[test]
     fn plain_words_stay_readable() {
         assert_eq!(quote_argv(&["systemctl", "is-active", "nginx.service"]), "systemctl is-active nginx.service");
-        assert_eq!(quote_arg("/nix/store/abc-system/bin/switch-to-configuration"), "/nix/store/abc-system/bin/switch-to-configuration");
+        assert_eq!(
+            quote_arg("/nix/store/abc-system/bin/switch-to-configuration"),
+            "/nix/store/abc-system/bin/switch-to-configuration"
+        );
     }
 
     #[test]

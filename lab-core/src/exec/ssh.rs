@@ -386,7 +386,9 @@ mod tests {
         let exec = transport.executor_for("web", "web.lan", "deploy", 2222).unwrap();
         let argv: Vec<String> = exec.ssh_argv().iter().map(|a| a.to_string_lossy().into_owned()).collect();
         let text = argv.join(" ");
-        assert!(text.starts_with("ssh -F /etc/lab/ssh_config -o BatchMode=yes -o ConnectTimeout=3 -o ConnectTimeout=10"));
+        assert!(
+            text.starts_with("ssh -F /etc/lab/ssh_config -o BatchMode=yes -o ConnectTimeout=3 -o ConnectTimeout=10")
+        );
         assert!(text.ends_with("-T -p 2222 -l deploy -- web.lan"), "{text}");
         assert!(text.contains("-o ControlMaster=auto -o ControlPath=/"));
         assert!(!text.contains("StrictHostKeyChecking"));

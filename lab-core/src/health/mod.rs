@@ -19,8 +19,8 @@ mod probe;
 mod target;
 
 pub use poll::{
-    check_fleet_once, check_once, wait_healthy, CheckState, CheckStatus, Healthy, Tracker, Unhealthy,
-    UnhealthyCheck, DEFAULT_CONCURRENCY,
+    check_fleet_once, check_once, wait_healthy, CheckState, CheckStatus, Healthy, Tracker, Unhealthy, UnhealthyCheck,
+    DEFAULT_CONCURRENCY,
 };
 pub use probe::{probe_command, probe_http, probe_tcp, HttpClients, LocalProber};
 pub use target::{MachineProber, TargetTools};

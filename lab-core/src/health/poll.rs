@@ -154,7 +154,9 @@ async fn bounded_attempt(prober: &dyn Prober, check: &HealthCheck) -> Attempt {
     let start = Instant::now();
     match tokio::time::timeout(bound, prober.probe(check)).await {
         Ok(attempt) => attempt,
-        Err(_) => Attempt::failed(format!("no answer within {}", human_duration(bound)), start.elapsed(), Via::Controller),
+        Err(_) => {
+            Attempt::failed(format!("no answer within {}", human_duration(bound)), start.elapsed(), Via::Controller)
+        }
     }
 }
 

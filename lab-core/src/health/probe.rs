@@ -195,6 +195,9 @@ mod tests {
         assert_eq!(status_expected(302, &expected), Ok(false));
         assert_eq!(status_expected(500, &expected), Ok(false));
         assert!(status_expected(200, &["2xx".to_string()]).is_err());
-        assert_eq!(judge_status(500, "Internal Server Error", &expected).1, "500 Internal Server Error, expected 200-299, 301");
+        assert_eq!(
+            judge_status(500, "Internal Server Error", &expected).1,
+            "500 Internal Server Error, expected 200-299, 301"
+        );
     }
 }

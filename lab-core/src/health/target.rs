@@ -23,7 +23,8 @@ use crate::metadata::{HealthCheck, Machine, RunOn};
 const TRANSPORT_GRACE: Duration = Duration::from_secs(10);
 /// Which tools the machine has; one line per tool found. A constant script:
 /// nothing from the fleet is spliced into it.
-const TOOLS_SCRIPT: &str = "for t in lab curl bash nc timeout; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done; true";
+const TOOLS_SCRIPT: &str =
+    "for t in lab curl bash nc timeout; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done; true";
 /// coreutils `timeout`'s exit code when it stopped the command.
 const TIMEOUT_EXIT: &str = "exit code 124";
 
@@ -203,10 +204,8 @@ impl MachineProber {
         match result {
             Ok(output) if output.success() => match output.stdout_text().trim().parse::<u16>() {
                 Ok(status) => {
-                    let reason = reqwest::StatusCode::from_u16(status)
-                        .ok()
-                        .and_then(|s| s.canonical_reason())
-                        .unwrap_or("");
+                    let reason =
+                        reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
                     let (passed, message) = judge_status(status, reason, expected);
                     Attempt { passed, latency, message, via: Via::Curl }
                 }
@@ -230,7 +229,8 @@ impl MachineProber {
         document["healthChecks"] = serde_json::json!([check]);
         let input = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
         let timeout = seconds(check.common().timeout);
-        let cmd = Cmd::new(["lab", "health", "--local", "--metadata", "-"]).stdin(input).timeout(timeout + TRANSPORT_GRACE);
+        let cmd =
+            Cmd::new(["lab", "health", "--local", "--metadata", "-"]).stdin(input).timeout(timeout + TRANSPORT_GRACE);
         let start = Instant::now();
         let output = match self.executor.run(&cmd).await {
             Ok(output) => output,

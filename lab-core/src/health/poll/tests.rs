@@ -88,9 +88,8 @@ async fn healthy_after_recovery_and_min_healthy_time() {
     let script = Script::new(&[("a", &[F, F, P])]);
     let start = Instant::now();
     let checks = [check("a", |_| {})];
-    let healthy = wait_healthy(&script, "m", &checks, Duration::from_secs(3), start + Duration::from_secs(60))
-        .await
-        .unwrap();
+    let healthy =
+        wait_healthy(&script, "m", &checks, Duration::from_secs(3), start + Duration::from_secs(60)).await.unwrap();
     // Fails at 0 s and 1 s, passes from 2 s, healthy 3 s later.
     assert_eq!(start.elapsed(), Duration::from_secs(5));
     assert_eq!(healthy.checks[0].state, CheckState::Passing);
@@ -149,14 +148,11 @@ async fn optional_checks_never_block_and_no_required_checks_is_healthy_at_once()
     let script = Script::new(&[("a", &[P]), ("b", &[F])]);
     let start = Instant::now();
     let checks = [check("a", |_| {}), check("b", |c| c.required = false)];
-    let healthy =
-        wait_healthy(&script, "m", &checks, Duration::ZERO, start + Duration::from_secs(10)).await.unwrap();
+    let healthy = wait_healthy(&script, "m", &checks, Duration::ZERO, start + Duration::from_secs(10)).await.unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(healthy.checks.len(), 2);
     let only_optional = [check("b", |c| c.required = false)];
-    wait_healthy(&script, "m", &only_optional, Duration::from_secs(5), start + Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_healthy(&script, "m", &only_optional, Duration::from_secs(5), start + Duration::from_secs(10)).await.unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO);
 }
 
