@@ -183,6 +183,12 @@ async fn close_master(program: &Path, socket: &Path) {
     let mut command = tokio::process::Command::new(program);
     command.args(close_args(socket));
     let _ = run_process("ssh", "ssh -O exit", command, None, CLOSE_TIMEOUT).await;
+    // The master answers before it has gone; a command started meanwhile
+    // would attach to the dying master. Wait (bounded) for its socket to go.
+    let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+    while socket.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn is_host(host: &str) -> bool {
