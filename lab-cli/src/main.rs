@@ -9,8 +9,9 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod fleet;
-#[allow(dead_code)]
 mod render;
+mod selection;
+mod ssh;
 
 /// Orchestrate a fleet of NixOS machines: order, health and rollback.
 #[derive(Debug, Parser)]
@@ -32,6 +33,10 @@ enum Command {
     Graph(cmd::graph::GraphArgs),
     /// Show the plan of a reboot or deploy run, with its estimated duration.
     Plan(cmd::plan::PlanArgs),
+    /// Run every health check once on the selected machines (or --local).
+    Health(cmd::health::HealthArgs),
+    /// Run a command on the selected machines in parallel: lab exec --on a,b -- CMD ARGS...
+    Exec(cmd::exec::ExecArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
         Command::Sequence(args) => cmd::sequence::run(&cli.fleet, &args),
         Command::Graph(args) => cmd::graph::run(&cli.fleet, &args),
         Command::Plan(args) => cmd::plan::run(&cli.fleet, &args),
+        Command::Health(args) => cmd::health::run(&cli.fleet, &args),
+        Command::Exec(args) => cmd::exec::run(&cli.fleet, &args),
     };
     match result {
         Ok(code) => code,

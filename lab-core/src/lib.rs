@@ -8,7 +8,9 @@
 #![deny(missing_docs)]
 
 pub mod eval;
+pub mod exec;
 pub mod graph;
+pub mod health;
 pub mod metadata;
 pub mod orchestrate;
 pub mod plan;

@@ -1,7 +1,9 @@
 //! One module per subcommand: each parses nothing and decides nothing; it
 //! calls lab-core and renders.
 
+pub mod exec;
 pub mod graph;
+pub mod health;
 pub mod order_args;
 pub mod plan;
 pub mod schema;

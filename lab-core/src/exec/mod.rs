@@ -1,0 +1,218 @@
+//! Executors: the one seam between lab and its machines.
+//!
+//! Everything lab does to a machine (run a command, copy a closure, read the
+//! boot id, reboot, wait for it to come back) goes through [`Executor`], so
+//! the orchestrator runs unchanged over ssh ([`SshExecutor`]), on the machine
+//! lab runs on ([`LocalExecutor`]), or as a plan ([`DryRunExecutor`]).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+mod dry_run;
+mod error;
+mod local;
+mod process;
+mod quote;
+mod ssh;
+
+pub use dry_run::{Action, ActionLog, DryRunExecutor};
+pub use error::{human_duration, tail, ExecError};
+pub use local::LocalExecutor;
+pub use quote::{quote_arg, quote_argv};
+pub use ssh::{SshExecutor, SshOptions, SshTransport};
+
+/// Default timeout of a [`Cmd`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long one boot-id read may take while waiting for a machine to boot.
+const BOOT_POLL_ATTEMPT: Duration = Duration::from_secs(15);
+/// First pause between boot-id polls; doubles up to [`BOOT_POLL_MAX_BACKOFF`].
+const BOOT_POLL_FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest pause between boot-id polls: a machine that is back is noticed within this.
+const BOOT_POLL_MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Where Linux publishes the id of the current boot.
+pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
+/// A command to run on a machine: an argv (never a shell string), a timeout
+/// and optional standard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    /// Program and arguments; the program is looked up in the machine's PATH.
+    pub argv: Vec<String>,
+    /// The command is stopped after this long and fails with [`ExecError::Timeout`].
+    pub timeout: Duration,
+    /// Bytes fed to its standard input (none: standard input is empty).
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl Cmd {
+    /// A command with the [`DEFAULT_TIMEOUT`] and no input.
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Cmd { argv: argv.into_iter().map(Into::into).collect(), timeout: DEFAULT_TIMEOUT, stdin: None }
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the standard input.
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// The command as a shell would read it (for messages and plans).
+    pub fn display(&self) -> String {
+        quote_argv(&self.argv)
+    }
+}
+
+/// What a finished command left behind.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Output {
+    /// Exit code; `None` when a signal ended it.
+    pub status: Option<i32>,
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Its standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// True on exit code 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// Standard output as text (invalid UTF-8 replaced).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text (invalid UTF-8 replaced).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// How a closure is copied to a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// Let the machine fetch what it can from its own substituters
+    /// (binary caches) instead of receiving it from the controller.
+    pub substitute_on_destination: bool,
+    /// The copy is stopped after this long.
+    pub timeout: Duration,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions { substitute_on_destination: false, timeout: Duration::from_secs(3600) }
+    }
+}
+
+/// Acts on one machine. Object-safe, so a run can hold `Arc<dyn Executor>`
+/// for machines reached in different ways.
+#[async_trait]
+pub trait Executor: Send + Sync + std::fmt::Debug {
+    /// The name of the machine this executor acts on.
+    fn machine(&self) -> &str;
+
+    /// True when the machine is the one this process runs on, so checks and
+    /// files can be handled in-process.
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    /// Runs `cmd` and returns its output whatever its exit code; errors only
+    /// when it could not run to the end (connection, timeout, spawn).
+    async fn run(&self, cmd: &Cmd) -> Result<Output, ExecError>;
+
+    /// Runs `cmd`; a non-zero exit is [`ExecError::NonZeroExit`].
+    async fn run_ok(&self, cmd: &Cmd) -> Result<Output, ExecError> {
+        let output = self.run(cmd).await?;
+        if output.success() {
+            Ok(output)
+        } else {
+            Err(ExecError::NonZeroExit {
+                machine: self.machine().to_string(),
+                command: cmd.display(),
+                status: output.status,
+                stderr: tail(&output.stderr, 400),
+            })
+        }
+    }
+
+    /// Makes the Nix store path `store_path` and its closure present on the machine.
+    async fn copy_closure(&self, store_path: &str, options: &CopyOptions) -> Result<(), ExecError>;
+
+    /// The machine's current boot id (changes on every boot).
+    async fn boot_id(&self) -> Result<String, ExecError> {
+        let output = self.run_ok(&Cmd::new(["cat", BOOT_ID_PATH]).timeout(BOOT_POLL_ATTEMPT)).await?;
+        parse_boot_id(self.machine(), &output.stdout)
+    }
+
+    /// Starts a reboot and returns without waiting for it; a connection that
+    /// drops because the machine goes down is not an error.
+    async fn reboot(&self) -> Result<(), ExecError>;
+
+    /// Waits until the machine answers with a boot id other than
+    /// `old_boot_id`, polling with bounded backoff; fails with
+    /// [`ExecError::BootTimeout`] at `deadline`. Returns the new boot id.
+    async fn wait_for_boot(&self, old_boot_id: &str, deadline: Instant) -> Result<String, ExecError> {
+        poll_new_boot(self, old_boot_id, deadline).await
+    }
+
+    /// Releases what the executor holds for the machine (the multiplexed
+    /// ssh connection); it stays usable and reconnects if used again.
+    async fn close(&self) {}
+}
+
+/// Reads a boot id from `cat`'s output.
+fn parse_boot_id(machine: &str, stdout: &[u8]) -> Result<String, ExecError> {
+    let id = String::from_utf8_lossy(stdout).trim().to_string();
+    if id.is_empty() || id.contains(char::is_whitespace) {
+        return Err(ExecError::Invalid {
+            machine: machine.to_string(),
+            message: format!("{BOOT_ID_PATH} held {id:?}, not a boot id"),
+        });
+    }
+    Ok(id)
+}
+
+/// The polling loop behind [`Executor::wait_for_boot`].
+pub async fn poll_new_boot<E: Executor + ?Sized>(
+    executor: &E,
+    old_boot_id: &str,
+    deadline: Instant,
+) -> Result<String, ExecError> {
+    let mut backoff = BOOT_POLL_FIRST_BACKOFF;
+    let mut last = "no answer yet".to_string();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(ExecError::BootTimeout {
+                machine: executor.machine().to_string(),
+                old_boot_id: old_boot_id.to_string(),
+                last,
+            });
+        }
+        // The attempt itself must not run past the deadline either.
+        match tokio::time::timeout(deadline - now, executor.boot_id()).await {
+            Ok(Ok(id)) if id != old_boot_id => return Ok(id),
+            Ok(Ok(id)) => last = format!("still up with the old boot id {id}"),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "the boot id read did not finish before the deadline".into(),
+        }
+        let wake = (Instant::now() + backoff).min(deadline);
+        tokio::time::sleep_until(wake).await;
+        backoff = (backoff * 2).min(BOOT_POLL_MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,138 @@
+//! http and tcp checks against real servers on 127.0.0.x.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lab_core::health::{probe_http, probe_tcp, wait_healthy, HttpClients, LocalProber, Via};
+use lab_core::metadata::{CheckCommon, HealthCheck, RunOn};
+use support::http::{closed_port, Behaviour, HttpServer};
+use tokio::time::Instant;
+
+const IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 31);
+const SECOND: Duration = Duration::from_secs(1);
+
+fn ok() -> Vec<String> {
+    vec!["200-299".into()]
+}
+
+async fn get(url: &str, expected: &[String]) -> lab_core::health::Attempt {
+    probe_http(&HttpClients::default(), url, expected, &BTreeMap::new(), true, SECOND, Via::Controller).await
+}
+
+#[tokio::test]
+async fn http_healthy_server_passes() {
+    let server = HttpServer::start(IP, Behaviour::Status(200)).await;
+    let attempt = get(&server.url("/health"), &ok()).await;
+    assert!(attempt.passed, "{attempt:?}");
+    assert_eq!(attempt.message, "200 OK");
+    assert_eq!(attempt.via, Via::Controller);
+}
+
+#[tokio::test]
+async fn http_500_fails_unless_expected() {
+    let server = HttpServer::start(IP, Behaviour::Status(500)).await;
+    let attempt = get(&server.url("/"), &ok()).await;
+    assert!(!attempt.passed);
+    assert_eq!(attempt.message, "500 Internal Server Error, expected 200-299");
+    let attempt = get(&server.url("/"), &["200".into(), "500-503".into()]).await;
+    assert!(attempt.passed, "{attempt:?}");
+}
+
+#[tokio::test]
+async fn http_hanging_server_times_out() {
+    let server = HttpServer::start(IP, Behaviour::Hang).await;
+    let start = Instant::now();
+    let attempt = get(&server.url("/"), &ok()).await;
+    assert!(!attempt.passed);
+    assert_eq!(attempt.message, "timed out after 1 s");
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+}
+
+#[tokio::test]
+async fn http_closed_port_fails_with_the_reason() {
+    let port = closed_port(IP);
+    let attempt = get(&format!("http://{IP}:{port}/"), &ok()).await;
+    assert!(!attempt.passed);
+    assert!(
+        attempt.message.contains("Connection refused") || attempt.message.contains("connection refused"),
+        "{}",
+        attempt.message
+    );
+}
+
+#[tokio::test]
+async fn http_follows_at_most_ten_redirects() {
+    let server = HttpServer::start(IP, Behaviour::Redirects(3)).await;
+    assert!(get(&server.url("/start"), &ok()).await.passed);
+    let looping = HttpServer::start(IP, Behaviour::RedirectLoop).await;
+    let attempt = get(&looping.url("/loop"), &ok()).await;
+    assert!(!attempt.passed);
+    assert!(attempt.message.contains("too many redirects"), "{}", attempt.message);
+    assert_eq!(looping.requests.lock().unwrap().len(), 11);
+}
+
+#[tokio::test]
+async fn http_sends_the_check_headers() {
+    let server = HttpServer::start(IP, Behaviour::Status(204)).await;
+    let headers = BTreeMap::from([("X-Lab-Test".to_string(), "yes please".to_string())]);
+    let attempt =
+        probe_http(&HttpClients::default(), &server.url("/h"), &ok(), &headers, true, SECOND, Via::Controller).await;
+    assert!(attempt.passed);
+    let head = server.requests.lock().unwrap()[0].to_lowercase();
+    assert!(head.contains("x-lab-test: yes please"), "{head}");
+}
+
+#[tokio::test]
+async fn tcp_open_and_closed_ports() {
+    let server = HttpServer::start(IP, Behaviour::Status(200)).await;
+    let attempt = probe_tcp(&IP.to_string(), server.addr.port(), SECOND, Via::Controller).await;
+    assert!(attempt.passed, "{attempt:?}");
+    let port = closed_port(IP);
+    let attempt = probe_tcp(&IP.to_string(), port, SECOND, Via::Controller).await;
+    assert!(!attempt.passed);
+    assert!(attempt.message.starts_with(&format!("cannot connect to {IP}:{port}")), "{}", attempt.message);
+}
+
+#[tokio::test]
+async fn wait_healthy_sees_a_real_service_recover() {
+    let status = Arc::new(AtomicU16::new(503));
+    let server = HttpServer::start(IP, Behaviour::Switch(status.clone())).await;
+    let http = |url: String| HealthCheck::Http {
+        url,
+        expected_status: ok(),
+        headers: BTreeMap::new(),
+        tls_verify: true,
+        common: CheckCommon { interval: 0, timeout: 1, run_on: RunOn::Controller, ..CheckCommon::default() },
+    };
+    let check = http(server.url("/health"));
+    let prober = LocalProber::new(HttpClients::default(), Via::Controller);
+    let flip = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        status.store(200, Ordering::SeqCst);
+    });
+    let start = Instant::now();
+    let healthy = wait_healthy(
+        &prober,
+        "web",
+        std::slice::from_ref(&check),
+        Duration::from_millis(300),
+        start + Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    flip.await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(800) && start.elapsed() < Duration::from_secs(3));
+    assert_eq!(healthy.checks[0].last.as_ref().unwrap().message, "200 OK");
+    // And a service that never recovers fails at the deadline with its last failure.
+    let down = HttpServer::start(IP, Behaviour::Status(500)).await;
+    let check = http(down.url("/"));
+    let err = wait_healthy(&prober, "web", &[check], Duration::ZERO, Instant::now() + Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.failures[0].message, "500 Internal Server Error, expected 200-299");
+}
