@@ -1,30 +1,25 @@
-//! Which machines a command acts on.
+//! Which machines a command that does not order the fleet (health, exec)
+//! acts on: `--on` with names, @group, role:NAME and globs.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use lab_core::eval::Evaluation;
+use lab_core::graph::{Expand, Fleet, Selector};
 use lab_core::metadata::Machine;
 
-/// The machines named by `--on` (comma-separated names), or all of them;
-/// sorted by name.
-// TODO: graph::select when graph lands (groups, roles, dependencies).
+/// The machines `on` selects (all of them without `--on`), sorted by name.
+/// Dependencies play no part here, so a fleet whose graph is broken can
+/// still be checked and reached.
 pub fn select(evaluation: &Evaluation, on: Option<&str>) -> Result<Vec<Machine>> {
     let Some(on) = on else {
         return Ok(evaluation.machines.values().cloned().collect());
     };
-    let mut selected = Vec::new();
-    for name in on.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        match evaluation.machines.get(name) {
-            Some(machine) if !selected.iter().any(|m: &Machine| m.name == name) => selected.push(machine.clone()),
-            Some(_) => {}
-            None => {
-                let known: Vec<&str> = evaluation.machines.keys().map(String::as_str).collect();
-                bail!("--on: no machine named `{name}`; the fleet has: {}", known.join(", "))
-            }
-        }
-    }
-    if selected.is_empty() {
-        bail!("--on selects no machine; give machine names separated by commas");
-    }
+    let selector: Selector = on.parse()?;
+    let unordered = evaluation.machines.values().cloned().map(|mut m| {
+        m.metadata.dependencies.clear();
+        m
+    });
+    let fleet = Fleet::new(unordered)?;
+    let mut selected = fleet.select(&selector, Expand::default())?.machines().to_vec();
     selected.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(selected)
 }

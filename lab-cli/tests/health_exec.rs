@@ -92,7 +92,8 @@ async fn failing_required_checks_exit_1_and_optional_ones_warn() {
 
     let out = lab(args(&fleet, &ssh, &["health", "--on", "nope"])).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no machine named `nope`; the fleet has: db"));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--on \"nope\": `nope` selects no machine"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
