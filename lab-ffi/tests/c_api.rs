@@ -1,0 +1,51 @@
+//! Compiles tests/c/test_lab.c against include/lab.h with the system C
+//! compiler, links it to the built cdylib, and runs it (under valgrind with
+//! leak checking when valgrind is installed).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The directory holding the cdylib: target/<profile>/.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/c_api-<hash>
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn c_program_uses_every_function() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib_dir = lib_dir();
+    assert!(lib_dir.join("liblab.so").exists(), "liblab.so not built in {}", lib_dir.display());
+    let out_dir = tempfile::tempdir().unwrap();
+    let exe = out_dir.path().join("test_lab");
+    let status = Command::new("cc")
+        .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-o"])
+        .arg(&exe)
+        .arg(crate_dir.join("tests/c/test_lab.c"))
+        .arg("-I")
+        .arg(crate_dir.join("include"))
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-llab")
+        .status()
+        .expect("cc runs (./dev setup installs gcc)");
+    assert!(status.success(), "the C test program does not compile");
+
+    let fleet = crate_dir.join("../lab-core/tests/fixtures/fleets/example.json");
+    let valgrind = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
+    let mut cmd = if valgrind {
+        let mut c = Command::new("valgrind");
+        c.args(["--quiet", "--error-exitcode=3", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect"]);
+        c.arg(&exe);
+        c
+    } else {
+        eprintln!("valgrind not installed: running without leak checking");
+        Command::new(&exe)
+    };
+    let out = cmd.arg(fleet.canonicalize().unwrap()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "C test failed ({:?}):\n{stderr}", out.status.code());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
+}
