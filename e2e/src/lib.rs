@@ -1,0 +1,3 @@
+//! lab's end-to-end test fleet: real machines in miniature.
+pub mod hostlog;
+pub mod layout;
