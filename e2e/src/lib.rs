@@ -22,6 +22,7 @@
 //! fleet.teardown().unwrap();
 //! ```
 
+pub mod bounded;
 pub mod fleet;
 pub mod host;
 pub mod hostlog;
@@ -31,6 +32,7 @@ pub mod nixsys;
 pub mod spec;
 pub mod ssh;
 
+pub use bounded::output_within;
 pub use fleet::TestFleet;
 pub use host::TestHost;
 pub use hostlog::LogEntry;
