@@ -9,9 +9,17 @@ use anyhow::{bail, Context, Result};
 /// Runs `cmd` (stdin from /dev/null), collecting its output; kills it and
 /// fails if it runs longer than `limit`.
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Result<Output> {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("cannot run {cmd:?}"))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     let mut readers = Vec::new();
-    for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)] {
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ] {
         readers.push(std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(mut p) = pipe {

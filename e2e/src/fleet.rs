@@ -47,11 +47,17 @@ fn agent_path(spec: &FleetSpec) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!("lab-testhost-agent not found next to {}; build it (cargo build -p lab-e2e) or set LAB_TESTHOST_AGENT", exe.display())
+    bail!(
+        "lab-testhost-agent not found next to {}; build it (cargo build -p lab-e2e) or set LAB_TESTHOST_AGENT",
+        exe.display()
+    )
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 40 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') && !name.starts_with('-')
+    !name.is_empty()
+        && name.len() <= 40
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
 }
 
 fn write_exec(path: &Path, text: &str) -> Result<()> {
@@ -105,7 +111,12 @@ impl TestFleet {
             }
         }
         let agent = agent_path(&spec)?;
-        let dir = PathBuf::from(format!("/tmp/{}-{}-{}", netns::PREFIX, std::process::id(), NEXT_FLEET.fetch_add(1, Ordering::SeqCst)));
+        let dir = PathBuf::from(format!(
+            "/tmp/{}-{}-{}",
+            netns::PREFIX,
+            std::process::id(),
+            NEXT_FLEET.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("nix"))?;
         let client = ssh::Client::new(&dir.join("ssh"))?;
@@ -124,15 +135,25 @@ impl TestFleet {
                     s.spawn(move || prepare_host(&dir, h, &slot.addr().to_string(), agent, public))
                 })
                 .collect();
-            jobs.into_iter().map(|j| j.join().unwrap_or_else(|_| Err(anyhow::anyhow!("host preparation panicked")))).collect()
+            jobs.into_iter()
+                .map(|j| j.join().unwrap_or_else(|_| Err(anyhow::anyhow!("host preparation panicked"))))
+                .collect()
         });
         let mut known = Vec::new();
         for ((h, slot), key) in spec.hosts.iter().zip(&slots).zip(prepared) {
             known.push((h.name.clone(), slot.addr().to_string(), key?));
             let mut metadata = h.metadata.clone();
             metadata.target_host = Some(slot.addr().to_string());
-            let machine = Machine { name: h.name.clone(), hostname: Some(h.name.clone()), services: h.services.clone(), metadata };
-            fleet.entries.insert(h.name.clone(), FleetEntry { generation: 1, system: h.system.clone(), metadata: machine.to_json_value() });
+            let machine = Machine {
+                name: h.name.clone(),
+                hostname: Some(h.name.clone()),
+                services: h.services.clone(),
+                metadata,
+            };
+            fleet.entries.insert(
+                h.name.clone(),
+                FleetEntry { generation: 1, system: h.system.clone(), metadata: machine.to_json_value() },
+            );
         }
         fleet.client.write(&known)?;
         nixsys::write_static(&fleet.nix_dir())?;
@@ -152,7 +173,9 @@ impl TestFleet {
         let deadline = Instant::now() + START_LIMIT;
         for host in &fleet.hosts {
             let left = deadline.saturating_duration_since(Instant::now());
-            let up = host.wait_for(left, |h| !h.events("boot-complete").is_empty() && h.ssh_up() && h.port_open(crate::layout::HTTP_PORT));
+            let up = host.wait_for(left, |h| {
+                !h.events("boot-complete").is_empty() && h.ssh_up() && h.port_open(crate::layout::HTTP_PORT)
+            });
             if !up {
                 let stderr = std::fs::read_to_string(host.dir.service_log("init")).unwrap_or_default();
                 bail!("test host {} did not boot within {START_LIMIT:?}; init said: {stderr}", host.name);
@@ -202,7 +225,11 @@ impl TestFleet {
     /// (ssh joins them with spaces for the remote shell).
     pub fn ssh(&self, host: &str) -> Command {
         let mut cmd = Command::new("ssh");
-        cmd.arg("-F").arg(&self.client.config).arg(format!("root@{}", self.host(host).addr())).arg("--").stdin(Stdio::null());
+        cmd.arg("-F")
+            .arg(&self.client.config)
+            .arg(format!("root@{}", self.host(host).addr()))
+            .arg("--")
+            .stdin(Stdio::null());
         cmd
     }
 
@@ -222,7 +249,11 @@ impl TestFleet {
     /// Writes generation `generation` for the given hosts (the others keep
     /// theirs) into the fleet file and builds every host; returns each
     /// host's toplevel store path. Nothing changes on the hosts.
-    pub fn write_generation(&mut self, generation: u32, systems: &[(&str, SystemSpec)]) -> Result<BTreeMap<String, PathBuf>> {
+    pub fn write_generation(
+        &mut self,
+        generation: u32,
+        systems: &[(&str, SystemSpec)],
+    ) -> Result<BTreeMap<String, PathBuf>> {
         for (name, system) in systems {
             let entry = self.entries.get_mut(*name).with_context(|| format!("no test host {name}"))?;
             entry.generation = generation;
@@ -318,4 +349,3 @@ impl Drop for TestFleet {
         self.shutdown();
     }
 }
-

@@ -98,7 +98,10 @@ impl TestHost {
     }
     /// Takes the host's link down (cut off) or up again.
     pub fn set_link(&self, up: bool) -> Result<()> {
-        netns::run("ip", &["link", "set", &format!("{}{}", netns::PREFIX, self.slot.n), if up { "up" } else { "down" }])?;
+        netns::run(
+            "ip",
+            &["link", "set", &format!("{}{}", netns::PREFIX, self.slot.n), if up { "up" } else { "down" }],
+        )?;
         Ok(())
     }
 
@@ -120,7 +123,8 @@ impl TestHost {
     /// GET /health from the controller; None when there is no answer
     /// within `timeout`.
     pub fn http_health(&self, timeout: Duration) -> Option<u16> {
-        let mut stream = TcpStream::connect_timeout(&SocketAddr::from((self.addr(), layout::HTTP_PORT)), timeout).ok()?;
+        let mut stream =
+            TcpStream::connect_timeout(&SocketAddr::from((self.addr(), layout::HTTP_PORT)), timeout).ok()?;
         stream.set_read_timeout(Some(timeout)).ok()?;
         stream.write_all(b"GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
         let mut answer = String::new();

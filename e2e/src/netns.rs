@@ -146,7 +146,10 @@ pub fn remove_stale() {
     for line in run("ip", &["netns", "list"]).unwrap_or_default().lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         let mut parts = name.strip_prefix(&format!("{PREFIX}-")).unwrap_or("").split('-');
-        let (Some(Ok(pid)), Some(Ok(n))) = (parts.next().map(str::parse::<u32>), parts.next().map(str::parse::<u8>)) else { continue };
+        let (Some(Ok(pid)), Some(Ok(n))) = (parts.next().map(str::parse::<u32>), parts.next().map(str::parse::<u8>))
+        else {
+            continue;
+        };
         if !pid_alive(pid) {
             destroy(name, n);
         }
@@ -154,7 +157,10 @@ pub fn remove_stale() {
     let Ok(entries) = std::fs::read_dir("/tmp") else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name.strip_prefix(&format!("{PREFIX}-")).and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        let pid = name
+            .strip_prefix(&format!("{PREFIX}-"))
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
         if pid.is_some_and(|p| !pid_alive(p)) {
             let _ = std::fs::remove_dir_all(entry.path());
         }

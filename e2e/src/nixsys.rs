@@ -130,7 +130,8 @@ pub(crate) fn build(dir: &Path, hosts: &BTreeMap<String, FleetEntry>, link: &str
     std::fs::write(dir.join("fleet.json"), serde_json::to_string_pretty(&json!({ "hosts": data }))?)?;
     let fleet = dir.join("fleet.nix");
     let out_link = dir.join(link);
-    let mut args: Vec<String> = vec![fleet.display().to_string(), "--no-build-output".into(), "-o".into(), out_link.display().to_string()];
+    let mut args: Vec<String> =
+        vec![fleet.display().to_string(), "--no-build-output".into(), "-o".into(), out_link.display().to_string()];
     for name in hosts.keys() {
         args.push("-A".into());
         args.push(format!("nixosConfigurations.{name}.config.system.build.toplevel"));

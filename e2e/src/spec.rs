@@ -41,7 +41,9 @@ impl HostSpec {
     pub fn new(name: &str) -> Self {
         let check = |c: serde_json::Value| {
             let mut base = json!({ "timeout": 2, "interval": 1, "failureThreshold": 3 });
-            base.as_object_mut().map(|b| b.extend(c.as_object().cloned().unwrap_or_default()));
+            if let (Some(b), Some(c)) = (base.as_object_mut(), c.as_object()) {
+                b.extend(c.clone());
+            }
             base
         };
         let metadata = json!({

@@ -49,7 +49,8 @@ impl Client {
     /// and as its name; both spellings are in known_hosts.
     pub fn write(&self, hosts: &[(String, String, String)]) -> Result<()> {
         let mut known = String::new();
-        let mut config = String::from("# lab-e2e test fleet: pass with ssh -F / lab --ssh-config / NIX_SSHOPTS=\"-F …\"\n");
+        let mut config =
+            String::from("# lab-e2e test fleet: pass with ssh -F / lab --ssh-config / NIX_SSHOPTS=\"-F …\"\n");
         for (name, addr, key) in hosts {
             known.push_str(&format!("{addr},{name} {key}\n"));
             config.push_str(&format!("Host {name}\n  HostName {addr}\n"));

@@ -17,7 +17,13 @@ fn ssh(fleet: &TestFleet, host: &str, script: &str) -> Output {
 }
 
 fn ok(out: Output) -> String {
-    assert!(out.status.success(), "failed ({}): {}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -30,7 +36,9 @@ fn events(fleet: &TestFleet, host: &str, wanted: &[&str]) -> Vec<String> {
 fn six_hosts_copy_activate_and_reboot() {
     let started = Instant::now();
     let names = ["a", "b", "c", "d", "e", "f"];
-    let spec = FleetSpec::new(names.iter().enumerate().map(|(i, n)| HostSpec::new(n).depends_on(if i == 0 { &[] } else { &["a"] })).collect());
+    let spec = FleetSpec::new(
+        names.iter().enumerate().map(|(i, n)| HostSpec::new(n).depends_on(if i == 0 { &[] } else { &["a"] })).collect(),
+    );
     let mut fleet = TestFleet::start(spec).unwrap();
     eprintln!("6 hosts up in {:?}", started.elapsed());
 
@@ -57,15 +65,30 @@ fn six_hosts_copy_activate_and_reboot() {
     // Host keys are really checked: b's key does not pass for a.
     let wrong = fleet.dir().join("wrong_known_hosts");
     let b_key = std::fs::read_to_string(fleet.host("b").dir().join("ssh/ssh_host_ed25519_key.pub")).unwrap();
-    std::fs::write(&wrong, format!("{} {}\n", fleet.host("a").addr(), b_key.split_whitespace().take(2).collect::<Vec<_>>().join(" "))).unwrap();
-    let out = output_within(Command::new("ssh").arg("-F").arg(fleet.ssh_config()).arg("-o").arg(format!("UserKnownHostsFile={}", wrong.display())).args([&format!("root@{}", fleet.host("a").addr()), "true"]), STEP).unwrap();
+    std::fs::write(
+        &wrong,
+        format!("{} {}\n", fleet.host("a").addr(), b_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")),
+    )
+    .unwrap();
+    let out = output_within(
+        Command::new("ssh")
+            .arg("-F")
+            .arg(fleet.ssh_config())
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", wrong.display()))
+            .args([&format!("root@{}", fleet.host("a").addr()), "true"]),
+        STEP,
+    )
+    .unwrap();
     assert!(!out.status.success(), "a wrong host key was accepted");
 
     // Generation 2 of a: unhealthy. Copy, set the profile, activate.
     let gen2 = fleet.write_generation(2, &[("a", SystemSpec::unhealthy())]).unwrap();
     let a2 = gen2["a"].display().to_string();
     let a = fleet.host("a");
-    let copy = output_within(fleet.command("nix").args(["copy", "--to", &format!("ssh://root@{}", a.addr()), &a2]), STEP).unwrap();
+    let copy =
+        output_within(fleet.command("nix").args(["copy", "--to", &format!("ssh://root@{}", a.addr()), &a2]), STEP)
+            .unwrap();
     ok(copy);
     ok(ssh(&fleet, "a", &format!("nix-env --profile /nix/var/nix/profiles/system --set {a2}")));
     assert_eq!(a.profile_system().unwrap().display().to_string(), a2);
@@ -75,7 +98,11 @@ fn six_hosts_copy_activate_and_reboot() {
     assert_ne!(a.booted_system().unwrap().display().to_string(), a2);
     assert_eq!(a.http_health(Duration::from_secs(2)), Some(500));
     assert_eq!(
-        events(&fleet, "a", &["systemd-run", "unit-start", "switch-to-configuration", "activate", "activate-done", "unit-exit"])[2..],
+        events(
+            &fleet,
+            "a",
+            &["systemd-run", "unit-start", "switch-to-configuration", "activate", "activate-done", "unit-exit"]
+        )[2..],
         ["systemd-run", "unit-start", "switch-to-configuration", "activate", "activate-done", "unit-exit"]
     );
 
@@ -84,12 +111,18 @@ fn six_hosts_copy_activate_and_reboot() {
     let before = a.boot_id();
     let t = Instant::now();
     let _ = ssh(&fleet, "a", "reboot"); // exit 0, or 255 if the link drops first
-    assert!(a.wait_for(Duration::from_secs(10), |h| h.boot_id() != before && h.ssh_up() && h.port_open(5432)), "a did not come back");
+    assert!(
+        a.wait_for(Duration::from_secs(10), |h| h.boot_id() != before && h.ssh_up() && h.port_open(5432)),
+        "a did not come back"
+    );
     eprintln!("reboot round trip (300 ms boot delay) {:?}", t.elapsed());
     assert_eq!(ok(ssh(&fleet, "a", "cat /proc/sys/kernel/random/boot_id")), a.boot_id());
     assert_eq!(a.booted_system().unwrap().display().to_string(), a2);
     assert_eq!(a.http_health(Duration::from_secs(2)), Some(500));
-    assert_eq!(events(&fleet, "a", &["reboot-requested", "reboot-start", "down", "boot", "boot-complete"])[2..], ["reboot-requested", "reboot-start", "down", "boot", "boot-complete"]);
+    assert_eq!(
+        events(&fleet, "a", &["reboot-requested", "reboot-start", "down", "boot", "boot-complete"])[2..],
+        ["reboot-requested", "reboot-start", "down", "boot", "boot-complete"]
+    );
     // Nobody else moved.
     assert!(fleet.hosts()[1..].iter().all(|h| h.events("boot").len() == 1));
 

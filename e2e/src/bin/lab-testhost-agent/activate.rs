@@ -31,7 +31,15 @@ fn activate(host: &Host, system: &Path) -> i32 {
     let behaviour = knob("behaviour");
     let at_boot = std::env::var_os("LAB_TEST_BOOT").is_some();
     let system_str = system.display().to_string();
-    host.log("activate", &[("system", &system_str), ("behaviour", &behaviour), ("generation", &knob("generation")), ("at-boot", if at_boot { "yes" } else { "no" })]);
+    host.log(
+        "activate",
+        &[
+            ("system", &system_str),
+            ("behaviour", &behaviour),
+            ("generation", &knob("generation")),
+            ("at-boot", if at_boot { "yes" } else { "no" }),
+        ],
+    );
     std::thread::sleep(Duration::from_millis(knob("activation-delay-ms").parse().unwrap_or(0)));
 
     let link = Path::new("/run/current-system");
@@ -85,7 +93,8 @@ pub fn switch_to_configuration(host: &Host, args: &[String]) -> i32 {
     match goal {
         "switch" | "test" => activate(host, system),
         "boot" => {
-            let default = std::fs::canonicalize(layout::SYSTEM_PROFILE).map(|p| p.display().to_string()).unwrap_or_default();
+            let default =
+                std::fs::canonicalize(layout::SYSTEM_PROFILE).map(|p| p.display().to_string()).unwrap_or_default();
             host.log("boot-default", &[("system", &default)]);
             0
         }

@@ -12,7 +12,8 @@ use crate::Host;
 /// Sends one request to the host's init and returns its answer line.
 pub fn request(host: &Host, line: &str) -> Result<String, String> {
     let path = host.dir.init_socket();
-    let mut stream = UnixStream::connect(&path).map_err(|e| format!("init is not answering ({}): {e}", path.display()))?;
+    let mut stream =
+        UnixStream::connect(&path).map_err(|e| format!("init is not answering ({}): {e}", path.display()))?;
     // A rebooting init answers nothing; the caller must not hang on it.
     stream.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
     stream.write_all(format!("{line}\n").as_bytes()).map_err(|e| e.to_string())?;

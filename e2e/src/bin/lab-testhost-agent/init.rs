@@ -82,7 +82,9 @@ fn setup(host: &Host) -> Result<(), String> {
 }
 
 fn new_boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/uuid").map(|s| s.trim().to_string()).unwrap_or_else(|_| format!("{:032x}", lab_e2e::hostlog::now_us()))
+    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| format!("{:032x}", lab_e2e::hostlog::now_us()))
 }
 
 /// Replaces a symlink atomically, as `ln -sfn` would not.
@@ -97,7 +99,11 @@ fn wipe_run() {
     if let Ok(entries) = std::fs::read_dir("/run") {
         for entry in entries.flatten() {
             let path = entry.path();
-            let _ = if path.is_dir() && !path.is_symlink() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            let _ = if path.is_dir() && !path.is_symlink() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
         }
     }
 }
@@ -116,7 +122,8 @@ impl Init {
         if let Err(e) = std::fs::write(self.host.dir.boot_id(), format!("{boot_id}\n")) {
             eprintln!("init: boot id: {e}");
         }
-        let system = std::fs::canonicalize(layout::SYSTEM_PROFILE).unwrap_or_else(|_| PathBuf::from(layout::SYSTEM_PROFILE));
+        let system =
+            std::fs::canonicalize(layout::SYSTEM_PROFILE).unwrap_or_else(|_| PathBuf::from(layout::SYSTEM_PROFILE));
         let system_str = system.display().to_string();
         self.host.log("boot", &[("boot_id", &boot_id), ("system", &system_str)]);
         let _ = set_link(Path::new("/run/booted-system"), &system);
@@ -131,7 +138,14 @@ impl Init {
     fn activate(&self, system: &Path) {
         let script = system.join("activate");
         // The activation knows it runs at boot and leaves services to init.
-        let child = Command::new(&script).env_clear().env("PATH", layout::UNIT_PATH).env("LAB_TEST_BOOT", "1").stdin(Stdio::null()).stdout(Stdio::null()).stderr(self.stderr_file("activation")).spawn();
+        let child = Command::new(&script)
+            .env_clear()
+            .env("PATH", layout::UNIT_PATH)
+            .env("LAB_TEST_BOOT", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(self.stderr_file("activation"))
+            .spawn();
         let Ok(mut child) = child else {
             self.host.log("boot-activation-failed", &[("system", &system.display().to_string())]);
             return;
@@ -164,7 +178,11 @@ impl Init {
             c.arg("serve");
             c
         };
-        cmd.env_clear().env("PATH", layout::UNIT_PATH).stdin(Stdio::null()).stdout(Stdio::null()).stderr(self.stderr_file(service));
+        cmd.env_clear()
+            .env("PATH", layout::UNIT_PATH)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(self.stderr_file(service));
         cmd
     }
 
@@ -272,4 +290,3 @@ pub fn is_service(name: &str) -> bool {
 fn read_conf_value(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
-

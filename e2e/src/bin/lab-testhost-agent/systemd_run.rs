@@ -52,7 +52,7 @@ fn parse_span(span: &str) -> Option<u64> {
         (span, 1000.0)
     };
     let value: f64 = number.trim().parse().ok()?;
-    (value >= 0.0).then(|| (value * scale) as u64)
+    (value >= 0.0).then_some((value * scale) as u64)
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -187,7 +187,9 @@ pub fn run(host: &Host, args: &[String]) -> i32 {
     let setup = std::fs::create_dir_all(&dir)
         .and_then(|_| std::fs::write(dir.join("argv"), o.command.join("\0")))
         .and_then(|_| std::fs::write(dir.join("env"), o.env.join("\0")))
-        .and_then(|_| std::fs::write(dir.join("on-active-ms"), o.on_active_ms.map(|m| m.to_string()).unwrap_or_default()))
+        .and_then(|_| {
+            std::fs::write(dir.join("on-active-ms"), o.on_active_ms.map(|m| m.to_string()).unwrap_or_default())
+        })
         .and_then(|_| std::fs::write(dir.join("collect"), if o.collect { "yes" } else { "no" }))
         .and_then(|_| std::fs::write(dir.join("phase"), if o.on_active_ms.is_some() { "waiting" } else { "running" }));
     if let Err(e) = setup {
@@ -195,9 +197,24 @@ pub fn run(host: &Host, args: &[String]) -> i32 {
         return 1;
     }
     let on_active = o.on_active_ms.map(|m| format!("{}", m as f64 / 1000.0)).unwrap_or_default();
-    host.log("systemd-run", &[("unit", &name), ("wait", if o.wait { "yes" } else { "no" }), ("on-active", &on_active), ("argv", &o.command.join(" "))]);
+    host.log(
+        "systemd-run",
+        &[
+            ("unit", &name),
+            ("wait", if o.wait { "yes" } else { "no" }),
+            ("on-active", &on_active),
+            ("argv", &o.command.join(" ")),
+        ],
+    );
     let mut runner = Command::new(std::env::current_exe().unwrap_or_else(|_| "lab-testhost-agent".into()));
-    runner.arg("tool").arg(&host.dir.root).arg("run-unit").arg(&name).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    runner
+        .arg("tool")
+        .arg(&host.dir.root)
+        .arg("run-unit")
+        .arg(&name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: setsid(2) is async-signal-safe; a new session detaches the
     // unit from the ssh session, so losing the connection does not kill it.
     unsafe {
@@ -301,4 +318,30 @@ pub fn run_unit(host: &Host, args: &[String]) -> i32 {
     let _ = std::fs::write(dir.join("phase"), "exited");
     host.log("unit-exit", &[("unit", name), ("code", &code.to_string())]);
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn nixos_rebuild_and_watchdog_options_parse() {
+        let o = parse(&args("--unit u --wait --pipe --collect --quiet --no-ask-password --service-type=exec -E A=1 --setenv=B=2 -p X=y --property Z=w -- /bin/sh -c x")).unwrap();
+        assert_eq!((o.unit.as_deref(), o.wait, o.pipe, o.collect, o.quiet), (Some("u"), true, true, true, true));
+        assert_eq!(o.env, ["A=1", "B=2"]);
+        assert_eq!(o.command, ["/bin/sh", "-c", "x"]);
+        let o = parse(&args("--on-active=1.5 --unit=r true")).unwrap();
+        assert_eq!((o.on_active_ms, o.unit.as_deref(), o.command.len()), (Some(1500), Some("r"), 1));
+        assert!(parse(&args("--pty true")).is_err());
+        assert!(parse(&args("--wait")).is_err());
+        assert_eq!(
+            [parse_span("2"), parse_span("250ms"), parse_span("1min"), parse_span("x")],
+            [Some(2000), Some(250), Some(60_000), None]
+        );
+        assert_eq!(base("a.timer"), "a");
+    }
 }
