@@ -21,6 +21,7 @@ fn stale_namespaces_processes_and_dirs_are_removed() {
 
     // Killed by the cleanup, else it would end by itself within 60 s.
     let status = sleeper.wait().unwrap();
+    assert!(!status.success(), "the stale namespace's process survived");
     assert!(!netns::run("ip", &["netns", "list"]).unwrap().contains(ns));
     assert!(!dir.exists());
 }
