@@ -12,9 +12,12 @@ pub mod exec;
 pub mod graph;
 pub mod health;
 pub mod metadata;
+pub mod notify;
 pub mod orchestrate;
 pub mod plan;
+pub mod redact;
 pub mod schema;
+pub mod window;
 
 /// lab's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
