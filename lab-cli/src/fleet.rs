@@ -1,10 +1,11 @@
 //! The fleet-source options every fleet command shares, and loading.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::eval::{self, Evaluation, Source};
+use lab_core::eval::{self, EvalOptions, Evaluation, Source};
 
 /// Where the fleet comes from (default: the flake in the current directory).
 #[derive(Debug, Clone, Args)]
@@ -24,6 +25,15 @@ pub struct FleetArgs {
     /// The JSON contract itself (what `lab machines --json` prints).
     #[arg(long, global = true, value_name = "PATH")]
     pub json_file: Option<PathBuf>,
+    /// Evaluate again even when the cached result is current.
+    #[arg(long, global = true)]
+    pub refresh: bool,
+    /// Stop evaluating after this many seconds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 600.0)]
+    pub eval_timeout: f64,
+    /// nix processes at once, each reading a share of the fleet (0: one per core).
+    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
+    pub eval_jobs: usize,
 }
 
 impl FleetArgs {
@@ -49,8 +59,27 @@ impl FleetArgs {
         )
     }
 
-    /// Reads the fleet.
+    /// How to evaluate: these options, and the cache under the XDG cache dir.
+    pub fn options(&self) -> Result<EvalOptions> {
+        let timeout = Duration::try_from_secs_f64(self.eval_timeout)
+            .map_err(|_| anyhow::anyhow!("--eval-timeout {} is not a number of seconds", self.eval_timeout))?;
+        Ok(EvalOptions {
+            jobs: self.eval_jobs,
+            timeout: Some(timeout),
+            cache_dir: eval::default_cache_dir(),
+            refresh: self.refresh,
+        })
+    }
+
+    /// Reads the fleet, warning on stderr about configurations without the
+    /// lab module.
     pub fn load(&self) -> Result<Evaluation> {
-        Ok(eval::evaluate(&self.source()?)?)
+        let evaluation = eval::evaluate(&self.source()?, &self.options()?)?;
+        for name in &evaluation.unmanaged {
+            eprintln!(
+                "warning: `{name}` has no lab module (unmanaged); import nix/modules/lab-machine.nix to manage it"
+            );
+        }
+        Ok(evaluation)
     }
 }

@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
-#[allow(dead_code)] // used by the fleet commands as they land
 mod fleet;
-#[allow(dead_code)]
 mod render;
 
 /// Orchestrate a fleet of NixOS machines: order, health and rollback.
@@ -27,12 +25,21 @@ struct Cli {
 enum Command {
     /// Print the JSON Schema of one machine's lab.machine metadata.
     Schema,
+    /// List the fleet's machines.
+    Machines(cmd::machines::Args),
+    /// Show one machine in full.
+    Show(cmd::show::Args),
+    /// Check every machine and the fleet; exit 0 only when clean.
+    Check(cmd::check::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schema => cmd::schema::run(),
+        Command::Machines(args) => cmd::machines::run(&cli.fleet, &args),
+        Command::Show(args) => cmd::show::run(&cli.fleet, &args),
+        Command::Check(args) => cmd::check::run(&cli.fleet, &args),
     };
     match result {
         Ok(code) => code,

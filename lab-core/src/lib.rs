@@ -7,9 +7,11 @@
 //! drives deploys and reboots gated by health checks.
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod eval;
 pub mod metadata;
 pub mod schema;
+pub mod suggest;
 
 /// lab's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,153 @@
+//! The evaluation cache: a clean evaluation stored under the cache directory,
+//! keyed by a hash of everything that can change it, so a second run with
+//! nothing changed starts no nix at all.
+//!
+//! One entry per source (`eval/<hash of the source>.json`), so entries do not
+//! pile up: a new key overwrites the old one. The first line carries the key
+//! and a hash of the rest; an entry whose line or hash does not match, or that
+//! does not parse, is ignored.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::nix::{Nix, EXPR};
+use super::source::{git_root, Inputs, Resolved};
+use super::Evaluation;
+use crate::metadata::parse_machine;
+
+const MAGIC: &str = "lab-eval-cache 1";
+
+/// Where and under what key a source's result is cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Key {
+    /// The entry's file.
+    pub file: PathBuf,
+    /// Hash of every input.
+    pub digest: String,
+}
+
+/// The key of `source` under `dir`, or `None` when its inputs cannot be known
+/// (a remote flake) or read.
+pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix) -> Option<Key> {
+    let mut slot = blake3::Hasher::new();
+    for (name, value) in source.args() {
+        field(&mut slot, name, value.as_bytes());
+    }
+    let mut hasher = blake3::Hasher::new();
+    field(&mut hasher, "magic", MAGIC.as_bytes());
+    field(&mut hasher, "lab", crate::VERSION.as_bytes());
+    field(&mut hasher, "expression", EXPR.as_bytes());
+    field(&mut hasher, "nix", nix.identity().as_bytes());
+    field(&mut hasher, "source", slot.finalize().as_bytes());
+    // `<nixpkgs>`-style lookups read NIX_PATH.
+    field(&mut hasher, "NIX_PATH", std::env::var("NIX_PATH").unwrap_or_default().as_bytes());
+    match &source.inputs {
+        Inputs::Remote => return None,
+        Inputs::Flake(dir) => hash_flake(&mut hasher, dir)?,
+        Inputs::NixFiles(dirs) => {
+            for dir in dirs {
+                field(&mut hasher, "dir", dir.to_string_lossy().as_bytes());
+                hash_tree(&mut hasher, dir, dir, &|p| p.extension().is_some_and(|e| e == "nix")).ok()?;
+            }
+        }
+    }
+    let slot = slot.finalize().to_hex();
+    Some(Key {
+        file: dir.join("eval").join(format!("{}.json", &slot[..32])),
+        digest: hasher.finalize().to_hex().to_string(),
+    })
+}
+
+/// A flake sees its git-tracked files when it lives in a git work tree, and
+/// every file under it otherwise.
+fn hash_flake(hasher: &mut blake3::Hasher, dir: &Path) -> Option<()> {
+    let Some(root) = git_root(dir) else {
+        return hash_tree(hasher, dir, dir, &|_| true).ok();
+    };
+    let listing = duct::cmd!("git", "-C", &root, "ls-files", "-z").stdout_capture().stderr_null().read().ok()?;
+    let mut files: Vec<&str> = listing.split('\0').filter(|f| !f.is_empty()).collect();
+    files.sort_unstable();
+    for file in files {
+        // A tracked file deleted from the work tree is absent for nix too.
+        let content = std::fs::read(root.join(file)).unwrap_or_default();
+        field(hasher, file, &content);
+    }
+    Some(())
+}
+
+/// Hashes the files under `dir` accepted by `keep`, in name order, by path
+/// relative to `root` and content. Hidden directories (.git) are skipped and
+/// directory symlinks are not followed.
+fn hash_tree(
+    hasher: &mut blake3::Hasher,
+    root: &Path,
+    dir: &Path,
+    keep: &dyn Fn(&Path) -> bool,
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                hash_tree(hasher, root, &path, keep)?;
+            }
+        } else if keep(&path) {
+            let name = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+            // A dangling symlink reads as empty rather than failing the key.
+            let content =
+                if kind.is_symlink() { std::fs::read(&path).unwrap_or_default() } else { std::fs::read(&path)? };
+            field(hasher, &name, &content);
+        }
+    }
+    Ok(())
+}
+
+/// Length-prefixed, so no two different inputs hash the same stream.
+fn field(hasher: &mut blake3::Hasher, name: &str, value: &[u8]) {
+    hasher.update(&(name.len() as u64).to_le_bytes());
+    hasher.update(name.as_bytes());
+    hasher.update(&(value.len() as u64).to_le_bytes());
+    hasher.update(value);
+}
+
+/// The cached evaluation under `key`, if there is a sound one.
+pub(crate) fn load(key: &Key) -> Option<Evaluation> {
+    let bytes = std::fs::read(&key.file).ok()?;
+    let newline = bytes.iter().position(|&b| b == b'\n')?;
+    let (header, payload) = (std::str::from_utf8(&bytes[..newline]).ok()?, &bytes[newline + 1..]);
+    let expected = format!("{MAGIC} {} {}", key.digest, blake3::hash(payload).to_hex());
+    if header != expected {
+        return None;
+    }
+    let Value::Object(mut object) = serde_json::from_slice(payload).ok()? else { return None };
+    let Value::Object(entries) = object.remove("machines")? else { return None };
+    let mut machines = BTreeMap::new();
+    for (name, value) in entries {
+        let machine = parse_machine(&name, value, None).ok()?;
+        machines.insert(name, machine);
+    }
+    let unmanaged: Vec<String> = serde_json::from_value(object.remove("unmanaged")?).ok()?;
+    Some(Evaluation { machines, unmanaged, failures: Vec::new(), from_cache: true })
+}
+
+/// Stores a clean evaluation under `key`: written beside, then renamed, so a
+/// reader never sees half an entry.
+pub(crate) fn store(key: &Key, evaluation: &Evaluation) -> std::io::Result<()> {
+    let mut object = Map::new();
+    object.insert("machines".into(), serde_json::to_value(&evaluation.machines)?);
+    object.insert("unmanaged".into(), serde_json::to_value(&evaluation.unmanaged)?);
+    let payload = serde_json::to_vec(&Value::Object(object))?;
+    let dir = key.file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary = key.file.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&temporary)?;
+    writeln!(file, "{MAGIC} {} {}", key.digest, blake3::hash(&payload).to_hex())?;
+    file.write_all(&payload)?;
+    drop(file);
+    std::fs::rename(&temporary, &key.file)
+}
