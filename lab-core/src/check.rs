@@ -55,9 +55,11 @@ fn fleet_problems(eval: &Evaluation) -> Vec<Problem> {
     let mut hostnames: BTreeMap<&str, &str> = BTreeMap::new();
     let mut targets: BTreeMap<(&str, i64), &str> = BTreeMap::new();
     for (name, machine) in &eval.machines {
+        let mut shares_hostname_with = None;
         if let Some(hostname) = machine.hostname.as_deref() {
             if let Some(first) = hostnames.insert(hostname, name) {
                 hostnames.insert(hostname, first);
+                shares_hostname_with = Some(first);
                 out.push(Problem::error(
                     name,
                     "hostname",
@@ -70,6 +72,10 @@ fn fleet_problems(eval: &Evaluation) -> Vec<Problem> {
         let target = (machine.target_host(), machine.metadata.target_port);
         if let Some(first) = targets.insert(target, name) {
             targets.insert(target, first);
+            // The target is the hostname by default: one problem is enough.
+            if shares_hostname_with == Some(first) && machine.hostname.as_deref() == Some(target.0) {
+                continue;
+            }
             out.push(Problem::error(
                 name,
                 "targetHost",
@@ -81,4 +87,51 @@ fn fleet_problems(eval: &Evaluation) -> Vec<Problem> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::metadata::parse_machine;
+
+    fn fleet(machines: &[(&str, serde_json::Value)]) -> Evaluation {
+        let machines = machines.iter().map(|(n, v)| (n.to_string(), parse_machine(n, v.clone(), None).unwrap()));
+        Evaluation { machines: machines.collect(), unmanaged: vec!["bare".into()], ..Evaluation::default() }
+    }
+
+    #[test]
+    fn finds_unknown_dependencies_and_shared_addresses() {
+        let eval = fleet(&[
+            ("db-01", json!({ "role": "db", "rebootOrder": 0, "hostname": "db" })),
+            ("web-01", json!({ "role": "web", "rebootOrder": 1, "dependencies": ["db-1", "bare"], "hostname": "db" })),
+            ("web-02", json!({ "role": "web", "rebootOrder": 1, "hostname": "web-02", "targetHost": "db" })),
+        ]);
+        let report = check(&eval);
+        assert!(!report.clean);
+        let found: Vec<(&str, &str, &str)> =
+            report.problems.iter().map(|p| (p.machine.as_str(), p.field.as_str(), p.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("web-01", "dependencies[0]", "no machine named `db-1`; did you mean `db-01`?"),
+                ("web-01", "dependencies[1]", "`bare` has no lab module; import nix/modules/lab-machine.nix in its configuration or remove the dependency"),
+                ("web-01", "hostname", "hostname \"db\" is also `db-01`'s; give each machine its own networking.hostName"),
+                ("web-02", "targetHost", "db:22 is also `db-01`'s target; set lab.machine.targetHost (or targetPort) to this machine's own address"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sound_fleet_is_clean() {
+        let eval = fleet(&[
+            ("a", json!({ "role": "x", "rebootOrder": 0 })),
+            ("b", json!({ "role": "y", "rebootOrder": 0, "dependencies": ["a"] })),
+        ]);
+        assert_eq!(
+            check(&eval),
+            CheckReport { clean: true, failures: vec![], problems: vec![], unmanaged: vec!["bare".into()] }
+        );
+    }
 }

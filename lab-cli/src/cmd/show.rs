@@ -54,12 +54,9 @@ fn render(machine: &Machine) -> String {
     for (key, value) in fields {
         out.push_str(&format!("{key:width$}  {value}\n"));
     }
-    out.push_str(
-        &format!("{:width$}  {}\n", "healthChecks", if m.health_checks.is_empty() { "-" } else { "" }).trim_end(),
-    );
-    if !m.health_checks.is_empty() {
-        out.push('\n');
-    }
+    let checks = if m.health_checks.is_empty() { "-" } else { "" };
+    out.push_str(format!("{:width$}  {checks}", "healthChecks").trim_end());
+    out.push('\n');
     for check in &m.health_checks {
         out.push_str(&format!("  - {}\n", check_line(check)));
     }
