@@ -3,13 +3,15 @@
 //! nothing changed starts no nix at all.
 //!
 //! One entry per source (`eval/<hash of the source>.json`), so entries do not
-//! pile up: a new key overwrites the old one. The first line carries the key
-//! and a hash of the rest; an entry whose line or hash does not match, or that
-//! does not parse, is ignored.
+//! pile up: a new key overwrites the old one. The first line carries the key,
+//! a hash of the rest and how long the evaluation took (microseconds, a hint
+//! for the next run even once the key is stale); an entry whose key or hash
+//! does not match, or that does not parse, is ignored.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -120,8 +122,8 @@ pub(crate) fn load(key: &Key) -> Option<Evaluation> {
     let bytes = std::fs::read(&key.file).ok()?;
     let newline = bytes.iter().position(|&b| b == b'\n')?;
     let (header, payload) = (std::str::from_utf8(&bytes[..newline]).ok()?, &bytes[newline + 1..]);
-    let expected = format!("{MAGIC} {} {}", key.digest, blake3::hash(payload).to_hex());
-    if header != expected {
+    let expected = format!("{MAGIC} {} {} ", key.digest, blake3::hash(payload).to_hex());
+    if !header.starts_with(&expected) {
         return None;
     }
     let Value::Object(mut object) = serde_json::from_slice(payload).ok()? else { return None };
@@ -135,9 +137,18 @@ pub(crate) fn load(key: &Key) -> Option<Evaluation> {
     Some(Evaluation { machines, unmanaged, failures: Vec::new(), from_cache: true })
 }
 
+/// How long the evaluation stored for this source took, whatever its key:
+/// read from the first line only.
+pub(crate) fn previous_work(key: &Key) -> Option<Duration> {
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(&key.file).ok()?).read_line(&mut line).ok()?;
+    let micros = line.trim_end().strip_prefix(MAGIC)?.split(' ').nth(3)?.parse().ok()?;
+    Some(Duration::from_micros(micros))
+}
+
 /// Stores a clean evaluation under `key`: written beside, then renamed, so a
 /// reader never sees half an entry.
-pub(crate) fn store(key: &Key, evaluation: &Evaluation) -> std::io::Result<()> {
+pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::io::Result<()> {
     let mut object = Map::new();
     object.insert("machines".into(), serde_json::to_value(&evaluation.machines)?);
     object.insert("unmanaged".into(), serde_json::to_value(&evaluation.unmanaged)?);
@@ -146,8 +157,24 @@ pub(crate) fn store(key: &Key, evaluation: &Evaluation) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let temporary = key.file.with_extension(format!("tmp{}", std::process::id()));
     let mut file = std::fs::File::create(&temporary)?;
-    writeln!(file, "{MAGIC} {} {}", key.digest, blake3::hash(&payload).to_hex())?;
+    writeln!(file, "{MAGIC} {} {} {}", key.digest, blake3::hash(&payload).to_hex(), work.as_micros())?;
     file.write_all(&payload)?;
     drop(file);
     std::fs::rename(&temporary, &key.file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_work_hint_outlives_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key { file: dir.path().join("eval/x.json"), digest: "old".into() };
+        store(&key, &Evaluation::default(), Duration::from_millis(42)).unwrap();
+        assert_eq!(load(&key).map(|e| e.from_cache), Some(true));
+        let stale = Key { digest: "new".into(), ..key };
+        assert!(load(&stale).is_none());
+        assert_eq!(previous_work(&stale), Some(Duration::from_millis(42)));
+    }
 }

@@ -43,8 +43,11 @@ pub enum Source {
 /// How to evaluate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvalOptions {
-    /// nix processes at once, each reading a share of the fleet; 0 means the
-    /// number of cores. The result is the same for every value.
+    /// nix processes at once, each reading a share of the fleet; the result
+    /// is the same for every value. 0 means automatic: the number of cores,
+    /// but a single process when the cache records that this source's last
+    /// evaluation took less than [`SPLIT_THRESHOLD`] (then starting more nix
+    /// processes costs more than it saves).
     pub jobs: usize,
     /// Give up (and kill nix) after this long.
     pub timeout: Option<Duration>,
@@ -53,6 +56,10 @@ pub struct EvalOptions {
     /// Ignore a cached result and evaluate again (the new result is cached).
     pub refresh: bool,
 }
+
+/// Below this much evaluation work, automatic [`EvalOptions::jobs`] reads the
+/// fleet in one nix process: a nix process costs about 20 ms to start.
+pub const SPLIT_THRESHOLD: Duration = Duration::from_millis(250);
 
 /// lab's cache directory: `$XDG_CACHE_HOME/lab`, else `~/.cache/lab`.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -180,19 +187,23 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
             return Ok(cached);
         }
     }
-    let jobs = match options.jobs {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let (chunks, jobs) = match options.jobs {
+        0 => match key.as_ref().and_then(cache::previous_work) {
+            Some(work) if work < SPLIT_THRESHOLD => (1, cores),
+            _ => (cores, cores),
+        },
+        n => (n, n),
     };
     let deadline = options.timeout.map(|t| Instant::now() + t);
-    let hosts = run::read_fleet(&nix, &resolved, jobs, deadline).map_err(|e| match e {
+    let (hosts, work) = run::read_fleet(&nix, &resolved, chunks, jobs, deadline).map_err(|e| match e {
         EvalError::Timeout(_) => EvalError::Timeout(options.timeout.unwrap_or_default()),
         other => other,
     })?;
     let evaluation = assemble(hosts);
     if let (Some(key), true) = (&key, evaluation.is_clean()) {
         // A cache that cannot be written only costs the next run time.
-        let _ = cache::store(key, &evaluation);
+        let _ = cache::store(key, &evaluation, work);
     }
     Ok(evaluation)
 }

@@ -11,9 +11,9 @@
 //! lists the names and reads that chunk's hosts one by one, in parallel.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -32,21 +32,29 @@ pub(crate) enum HostResult {
     Failed(NixMessage),
 }
 
-/// Reads every host of `source` with at most `jobs` nix processes at once.
+/// Reads every host of `source` in `chunks` nix processes, with at most
+/// `jobs` at once. Also returns the work: the summed time of the chunk
+/// processes, which tells the next run whether splitting is worth it.
 pub(crate) fn read_fleet(
     nix: &Nix,
     source: &Resolved,
+    chunks: usize,
     jobs: usize,
     deadline: Option<Instant>,
-) -> Result<BTreeMap<String, HostResult>, EvalError> {
+) -> Result<(BTreeMap<String, HostResult>, Duration), EvalError> {
     let base = source.args();
     let run = |extra: &[(&'static str, String)]| {
         let args: Vec<(&str, &str)> = base.iter().chain(extra).map(|(k, v)| (*k, v.as_str())).collect();
         nix.eval(&args, deadline)
     };
 
-    let chunks: Vec<usize> = (0..jobs).collect();
-    let outputs = parallel(jobs, &chunks, |&k| run(&[("chunk", k.to_string()), ("chunks", jobs.to_string())]));
+    let work = AtomicU64::new(0);
+    let outputs = parallel(jobs, &(0..chunks).collect::<Vec<_>>(), |&k| {
+        let started = Instant::now();
+        let output = run(&[("chunk", k.to_string()), ("chunks", chunks.to_string())]);
+        work.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        output
+    });
     let mut hosts = BTreeMap::new();
     let mut again = Vec::new();
     let mut failed_chunks = Vec::new();
@@ -77,8 +85,9 @@ pub(crate) fn read_fleet(
             }
             Err(other) => return Err(fatal(other)),
         };
-        again
-            .extend(names.into_iter().enumerate().filter(|(i, _)| failed_chunks.contains(&(i % jobs))).map(|(_, n)| n));
+        again.extend(
+            names.into_iter().enumerate().filter(|(i, _)| failed_chunks.contains(&(i % chunks))).map(|(_, n)| n),
+        );
     }
 
     again.sort();
@@ -98,7 +107,7 @@ pub(crate) fn read_fleet(
         let result = result.ok_or_else(|| EvalError::Output(format!("no result for host `{name}`")))?;
         hosts.insert(name, result);
     }
-    Ok(hosts)
+    Ok((hosts, Duration::from_micros(work.into_inner())))
 }
 
 /// expr.nix's answer: `None` for a host tryEval flagged.
@@ -125,7 +134,7 @@ fn parse_hosts(stdout: &[u8]) -> Result<Vec<(String, Option<HostResult>)>, EvalE
 
 fn fatal(failure: Failure) -> EvalError {
     match failure {
-        Failure::Timeout => EvalError::Timeout(std::time::Duration::ZERO),
+        Failure::Timeout => EvalError::Timeout(Duration::ZERO),
         Failure::Spawn(source) => EvalError::NixSpawn(source),
         Failure::Nix(e) => EvalError::Output(e.message),
     }
