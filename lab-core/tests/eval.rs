@@ -235,6 +235,57 @@ mod cache {
     }
 
     #[test]
+    fn a_git_flake_is_keyed_by_its_tracked_files() {
+        let dir = flake_dir();
+        let options = EvalOptions { cache_dir: Some(dir.path().join(".cache")), ..jobs(1) };
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).status().unwrap();
+            assert!(status.success());
+        };
+        git(&["init", "-q"]);
+        git(&["add", "flake.nix", "lib.nix"]);
+        let source = Source::Flake(dir.path().display().to_string());
+        assert!(!evaluate(&source, &options).unwrap().from_cache);
+        // nix does not see untracked files, and neither does the key.
+        std::fs::write(dir.path().join("notes.nix"), "{ }").unwrap();
+        assert!(evaluate(&source, &options).unwrap().from_cache);
+        // A tracked file's content counts, staged or not.
+        let lib = dir.path().join("lib.nix");
+        std::fs::write(&lib, std::fs::read_to_string(&lib).unwrap() + "\n").unwrap();
+        assert!(!evaluate(&source, &options).unwrap().from_cache);
+    }
+
+    #[test]
+    fn a_hosts_directory_is_keyed_by_the_modules_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = |from: &str, to: &str| {
+            std::fs::create_dir_all(dir.path().join(to).parent().unwrap()).unwrap();
+            std::fs::copy(fixtures().join(from), dir.path().join(to)).unwrap();
+        };
+        for host in ["alpha", "beta", "gamma"] {
+            copy(&format!("hosts/{host}/configuration.nix"), &format!("hosts/{host}/configuration.nix"));
+        }
+        copy("fleets/lib.nix", "fleets/lib.nix");
+        copy("fake-nixpkgs/nixos/lib/eval-config.nix", "nixpkgs/nixos/lib/eval-config.nix");
+        let source = Source::HostsDir { dir: dir.path().join("hosts"), nixpkgs: dir.path().join("nixpkgs") };
+        let options = EvalOptions { cache_dir: Some(dir.path().join(".cache")), ..jobs(1) };
+        assert_eq!(evaluate(&source, &options).unwrap().machines.len(), 3);
+        assert!(evaluate(&source, &options).unwrap().from_cache);
+        let lib = dir.path().join("fleets/lib.nix");
+        std::fs::write(
+            &lib,
+            std::fs::read_to_string(&lib).unwrap().replace("targetUser = \"root\"", "targetUser = \"ops\""),
+        )
+        .unwrap();
+        let changed = evaluate(&source, &options).unwrap();
+        assert!(!changed.from_cache);
+        assert_eq!(changed.machines["alpha"].metadata.target_user, "ops");
+        let eval_config = dir.path().join("nixpkgs/nixos/lib/eval-config.nix");
+        std::fs::write(&eval_config, std::fs::read_to_string(&eval_config).unwrap() + "\n").unwrap();
+        assert!(!evaluate(&source, &options).unwrap().from_cache);
+    }
+
+    #[test]
     fn a_fleet_with_failures_is_not_cached() {
         let options = EvalOptions { cache_dir: Some(tempfile::tempdir().unwrap().keep()), ..jobs(1) };
         evaluate(&fleet("broken-throw.nix"), &options).unwrap();

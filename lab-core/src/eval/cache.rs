@@ -46,13 +46,16 @@ pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix) -> Option<Key> {
     field(&mut hasher, "source", slot.finalize().as_bytes());
     // `<nixpkgs>`-style lookups read NIX_PATH.
     field(&mut hasher, "NIX_PATH", std::env::var("NIX_PATH").unwrap_or_default().as_bytes());
-    match &source.inputs {
-        Inputs::Remote => return None,
-        Inputs::Flake(dir) => hash_flake(&mut hasher, dir)?,
-        Inputs::NixFiles(dirs) => {
-            for dir in dirs {
+    for inputs in &source.inputs {
+        match inputs {
+            Inputs::Remote => return None,
+            Inputs::Tracked { dir, nix_only } => {
+                field(&mut hasher, "tracked", dir.to_string_lossy().as_bytes());
+                hash_tracked(&mut hasher, dir, *nix_only)?;
+            }
+            Inputs::NixFiles(dir) => {
                 field(&mut hasher, "dir", dir.to_string_lossy().as_bytes());
-                hash_tree(&mut hasher, dir, dir, &|p| p.extension().is_some_and(|e| e == "nix")).ok()?;
+                hash_tree(&mut hasher, dir, dir, &is_nix).ok()?;
             }
         }
     }
@@ -63,14 +66,19 @@ pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix) -> Option<Key> {
     })
 }
 
+fn is_nix(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "nix")
+}
+
 /// A flake sees its git-tracked files when it lives in a git work tree, and
 /// every file under it otherwise.
-fn hash_flake(hasher: &mut blake3::Hasher, dir: &Path) -> Option<()> {
+fn hash_tracked(hasher: &mut blake3::Hasher, dir: &Path, nix_only: bool) -> Option<()> {
+    let keep = |p: &Path| !nix_only || is_nix(p);
     let Some(root) = git_root(dir) else {
-        return hash_tree(hasher, dir, dir, &|_| true).ok();
+        return hash_tree(hasher, dir, dir, &keep).ok();
     };
     let listing = duct::cmd!("git", "-C", &root, "ls-files", "-z").stdout_capture().stderr_null().read().ok()?;
-    let mut files: Vec<&str> = listing.split('\0').filter(|f| !f.is_empty()).collect();
+    let mut files: Vec<&str> = listing.split('\0').filter(|f| !f.is_empty() && keep(Path::new(f))).collect();
     files.sort_unstable();
     for file in files {
         // A tracked file deleted from the work tree is absent for nix too.

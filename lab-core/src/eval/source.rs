@@ -8,11 +8,17 @@ use super::{EvalError, Source};
 /// Which local files an evaluation reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Inputs {
-    /// Every file under `root` (its git-tracked files when it is in a git
-    /// work tree, as a flake sees it).
-    Flake(PathBuf),
-    /// The `.nix` files under each directory.
-    NixFiles(Vec<PathBuf>),
+    /// The git-tracked files of the work tree holding the directory (what a
+    /// flake sees), or every file under it outside git; with `nix_only`,
+    /// only `.nix` files.
+    Tracked {
+        /// The directory.
+        dir: PathBuf,
+        /// Keep only `.nix` files.
+        nix_only: bool,
+    },
+    /// The `.nix` files under the directory.
+    NixFiles(PathBuf),
     /// Not known locally (a remote flake): never cached.
     Remote,
 }
@@ -27,7 +33,7 @@ pub(crate) struct Resolved {
     /// `nixpkgs` argument, for hosts directories.
     pub nixpkgs: Option<String>,
     /// What the evaluation reads.
-    pub inputs: Inputs,
+    pub inputs: Vec<Inputs>,
     /// Where nix's store copy of the source comes from, to map error
     /// positions back to the user's files.
     pub root: Option<PathBuf>,
@@ -57,7 +63,7 @@ pub(crate) fn resolve(source: &Source) -> Result<Resolved, EvalError> {
                 kind: "file",
                 target: text(&file),
                 nixpkgs: None,
-                inputs: Inputs::NixFiles(vec![dir]),
+                inputs: vec![Inputs::NixFiles(dir)],
                 root: None,
                 describe: format!("file {}", file.display()),
             })
@@ -72,17 +78,18 @@ pub(crate) fn resolve(source: &Source) -> Result<Resolved, EvalError> {
                 });
             }
             // Hosts import shared modules beside the hosts directory
-            // (../../nix/modules), so its parent's files count too. A nixpkgs
-            // in the store never changes: its path is enough.
-            let mut dirs = vec![dir.parent().unwrap_or(&dir).to_path_buf()];
+            // (../../nix/modules): the .nix files of its git work tree count,
+            // or its parent's outside git. A nixpkgs in the store never
+            // changes: its path is enough.
+            let mut inputs = vec![Inputs::Tracked { dir: dir.parent().unwrap_or(&dir).to_path_buf(), nix_only: true }];
             if !nixpkgs.starts_with("/nix/store") {
-                dirs.push(nixpkgs.clone());
+                inputs.push(Inputs::NixFiles(nixpkgs.clone()));
             }
             Ok(Resolved {
                 kind: "hosts",
                 target: text(&dir),
                 nixpkgs: Some(text(&nixpkgs)),
-                inputs: Inputs::NixFiles(dirs),
+                inputs,
                 root: None,
                 describe: format!("hosts directory {}", dir.display()),
             })
@@ -97,7 +104,7 @@ fn resolve_flake(reference: &str) -> Result<Resolved, EvalError> {
             kind: "flake",
             target: reference.to_string(),
             nixpkgs: None,
-            inputs: Inputs::Remote,
+            inputs: vec![Inputs::Remote],
             root: None,
             describe: format!("flake {reference}"),
         });
@@ -117,7 +124,7 @@ fn resolve_flake(reference: &str) -> Result<Resolved, EvalError> {
         kind: "flake",
         target,
         nixpkgs: None,
-        inputs: Inputs::Flake(dir.clone()),
+        inputs: vec![Inputs::Tracked { dir: dir.clone(), nix_only: false }],
         root: Some(root),
         describe: format!("flake {}", dir.display()),
     })
