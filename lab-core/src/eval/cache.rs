@@ -53,9 +53,9 @@ pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix) -> Option<Key> {
                 field(&mut hasher, "tracked", dir.to_string_lossy().as_bytes());
                 hash_tracked(&mut hasher, dir, *nix_only)?;
             }
-            Inputs::NixFiles(dir) => {
-                field(&mut hasher, "dir", dir.to_string_lossy().as_bytes());
-                hash_tree(&mut hasher, dir, dir, &is_nix).ok()?;
+            Inputs::Tree { dir, nix_only } => {
+                field(&mut hasher, "tree", dir.to_string_lossy().as_bytes());
+                hash_tree(&mut hasher, dir, dir, &|p| !nix_only || is_nix(p)).ok()?;
             }
         }
     }

@@ -17,8 +17,13 @@ pub(crate) enum Inputs {
         /// Keep only `.nix` files.
         nix_only: bool,
     },
-    /// The `.nix` files under the directory.
-    NixFiles(PathBuf),
+    /// Every file under the directory; with `nix_only`, only `.nix` files.
+    Tree {
+        /// The directory.
+        dir: PathBuf,
+        /// Keep only `.nix` files.
+        nix_only: bool,
+    },
     /// Not known locally (a remote flake): never cached.
     Remote,
 }
@@ -63,7 +68,7 @@ pub(crate) fn resolve(source: &Source) -> Result<Resolved, EvalError> {
                 kind: "file",
                 target: text(&file),
                 nixpkgs: None,
-                inputs: vec![Inputs::NixFiles(dir)],
+                inputs: vec![Inputs::Tree { dir, nix_only: true }],
                 root: None,
                 describe: format!("file {}", file.display()),
             })
@@ -83,7 +88,7 @@ pub(crate) fn resolve(source: &Source) -> Result<Resolved, EvalError> {
             // changes: its path is enough.
             let mut inputs = vec![Inputs::Tracked { dir: dir.parent().unwrap_or(&dir).to_path_buf(), nix_only: true }];
             if !nixpkgs.starts_with("/nix/store") {
-                inputs.push(Inputs::NixFiles(nixpkgs.clone()));
+                inputs.push(Inputs::Tree { dir: nixpkgs.clone(), nix_only: true });
             }
             Ok(Resolved {
                 kind: "hosts",
@@ -116,15 +121,22 @@ fn resolve_flake(reference: &str) -> Result<Resolved, EvalError> {
             hint: "it has no flake.nix; pass --flake with the directory that holds flake.nix".into(),
         });
     }
-    // getFlake needs an absolute reference; keep an explicit `path:` scheme
-    // (which copies the directory rather than its git-tracked files).
-    let target = if reference.starts_with("path:") { format!("path:{}", dir.display()) } else { text(&dir) };
-    let root = git_root(&dir).unwrap_or_else(|| dir.clone());
+    // getFlake needs an absolute reference. An explicit `path:` scheme copies
+    // the directory itself rather than its git work tree's tracked files.
+    let (target, inputs, root) = if reference.starts_with("path:") {
+        (format!("path:{}", dir.display()), Inputs::Tree { dir: dir.clone(), nix_only: false }, dir.clone())
+    } else {
+        (
+            text(&dir),
+            Inputs::Tracked { dir: dir.clone(), nix_only: false },
+            git_root(&dir).unwrap_or_else(|| dir.clone()),
+        )
+    };
     Ok(Resolved {
         kind: "flake",
         target,
         nixpkgs: None,
-        inputs: vec![Inputs::Tracked { dir: dir.clone(), nix_only: false }],
+        inputs: vec![inputs],
         root: Some(root),
         describe: format!("flake {}", dir.display()),
     })
