@@ -170,7 +170,11 @@ fn fleet_hint(message: &str) -> &'static str {
     }
 }
 
-/// Reads a fleet from `source`.
+/// Reads a fleet from `source`: from the cache when it holds a current entry
+/// (then no nix runs), else with nix. Hosts that fail to evaluate are in
+/// [`Evaluation::failures`] beside the healthy ones; `Err` means the fleet as
+/// a whole could not be read (no nix, no such source, a broken top-level
+/// file, the timeout).
 pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, EvalError> {
     if let Source::JsonFile(path) = source {
         let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.clone(), source })?;
