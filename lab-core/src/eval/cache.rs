@@ -13,7 +13,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::nix::{Nix, EXPR};
 use super::source::{git_root, Inputs, Resolved};
@@ -157,10 +157,12 @@ pub(crate) fn previous_work(key: &Key) -> Option<Duration> {
 /// Stores a clean evaluation under `key`: written beside, then renamed, so a
 /// reader never sees half an entry.
 pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::io::Result<()> {
-    let mut object = Map::new();
-    object.insert("machines".into(), serde_json::to_value(&evaluation.machines)?);
-    object.insert("unmanaged".into(), serde_json::to_value(&evaluation.unmanaged)?);
-    let payload = serde_json::to_vec(&Value::Object(object))?;
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        machines: &'a BTreeMap<String, crate::metadata::Machine>,
+        unmanaged: &'a [String],
+    }
+    let payload = serde_json::to_vec(&Entry { machines: &evaluation.machines, unmanaged: &evaluation.unmanaged })?;
     let dir = key.file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let temporary = key.file.with_extension(format!("tmp{}", std::process::id()));
