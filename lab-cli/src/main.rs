@@ -37,6 +37,12 @@ enum Command {
     Health(cmd::health::HealthArgs),
     /// Run a command on the selected machines in parallel: lab exec --on a,b -- CMD ARGS...
     Exec(cmd::exec::ExecArgs),
+    /// List the fleet's machines.
+    Machines(cmd::machines::Args),
+    /// Show one machine in full.
+    Show(cmd::show::Args),
+    /// Check every machine and the fleet; exit 0 only when clean.
+    Check(cmd::check::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,9 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(&cli.fleet, &args),
         Command::Health(args) => cmd::health::run(&cli.fleet, &args),
         Command::Exec(args) => cmd::exec::run(&cli.fleet, &args),
+        Command::Machines(args) => cmd::machines::run(&cli.fleet, &args),
+        Command::Show(args) => cmd::show::run(&cli.fleet, &args),
+        Command::Check(args) => cmd::check::run(&cli.fleet, &args),
     };
     match result {
         Ok(code) => code,

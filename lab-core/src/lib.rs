@@ -7,6 +7,7 @@
 //! drives deploys and reboots gated by health checks.
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod eval;
 pub mod exec;
 pub mod graph;
@@ -17,6 +18,7 @@ pub mod orchestrate;
 pub mod plan;
 pub mod redact;
 pub mod schema;
+pub mod suggest;
 pub mod window;
 
 /// lab's version, as in Cargo.toml.

@@ -85,7 +85,18 @@ impl Request {
     fn evaluate(&self) -> Result<Evaluation, FfiError> {
         let cwd = std::env::current_dir().unwrap_or_default();
         let source = self.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
-        eval::evaluate(&source).map_err(|e| FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string()))
+        eval::evaluate(&source, &eval_options())
+            .map_err(|e| FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string()))
+    }
+}
+
+/// How the FFI evaluates: the XDG cache, automatic parallelism, the
+/// CLI's default timeout.
+fn eval_options() -> eval::EvalOptions {
+    eval::EvalOptions {
+        cache_dir: eval::default_cache_dir(),
+        timeout: Some(std::time::Duration::from_secs(600)),
+        ..eval::EvalOptions::default()
     }
 }
 
