@@ -60,7 +60,7 @@ fn show_one_machine_or_suggest() {
     insta::assert_snapshot!("show", shown.stdout);
     let unknown = lab(&["show", "node-1", "--file", &fleet("fleet-5.nix")]);
     assert_eq!(unknown.code, 2);
-    assert_eq!(unknown.stderr, "error: no machine named `node-1`; did you mean `node-01`?\n");
+    assert_eq!(unknown.stderr, "error: no machine named `node-1` (did you mean `node-01`?)\n");
 }
 
 #[test]

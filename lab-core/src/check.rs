@@ -1,13 +1,11 @@
 //! `lab check`: every problem of a fleet at once — hosts that do not
 //! evaluate, each machine's field problems ([`validate`]), and the fleet's.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::eval::{Evaluation, HostFailure};
+use crate::graph;
 use crate::metadata::{validate, Problem, Severity};
-use crate::suggest::{did_you_mean, nearest};
 
 /// Everything `lab check` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,61 +29,29 @@ pub fn check(eval: &Evaluation) -> CheckReport {
     CheckReport { clean, failures: eval.failures.clone(), problems, unmanaged: eval.unmanaged.clone() }
 }
 
-// replaced by graph::fleet_problems when the graph lands
-/// Problems between machines: dependencies on machines that do not exist,
-/// hostnames or targets used twice.
+/// The graph's problems ([`graph::fleet_problems`]: unknown dependencies,
+/// cycles, shared addresses, rebootOrder contradictions), after taking out
+/// the dependencies on hosts the evaluation already accounts for: a host
+/// that failed is reported as such, and one without the lab module gets its
+/// own message here.
 fn fleet_problems(eval: &Evaluation) -> Vec<Problem> {
+    let failed = |dep: &str| eval.failures.iter().any(|f| f.machine == dep);
     let mut out = Vec::new();
-    for (name, machine) in &eval.machines {
+    let mut machines = eval.machines.clone();
+    for (name, machine) in machines.iter_mut() {
         for (i, dep) in machine.metadata.dependencies.iter().enumerate() {
-            let field = format!("dependencies[{i}]");
-            if eval.machines.contains_key(dep) || eval.failures.iter().any(|f| &f.machine == dep) {
-                // A failed host is reported as such already.
-                continue;
-            }
-            let message = if eval.unmanaged.contains(dep) {
-                format!("`{dep}` has no lab module; import nix/modules/lab-machine.nix in its configuration or remove the dependency")
-            } else {
-                let known = eval.names();
-                format!("no machine named `{dep}`{}", did_you_mean(&nearest(dep, known)))
-            };
-            out.push(Problem::error(name, field, message));
-        }
-    }
-    let mut hostnames: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut targets: BTreeMap<(&str, i64), &str> = BTreeMap::new();
-    for (name, machine) in &eval.machines {
-        let mut shares_hostname_with = None;
-        if let Some(hostname) = machine.hostname.as_deref() {
-            if let Some(first) = hostnames.insert(hostname, name) {
-                hostnames.insert(hostname, first);
-                shares_hostname_with = Some(first);
+            if eval.unmanaged.iter().any(|u| u == dep) {
                 out.push(Problem::error(
                     name,
-                    "hostname",
-                    format!(
-                        "hostname \"{hostname}\" is also `{first}`'s; give each machine its own networking.hostName"
-                    ),
+                    format!("dependencies[{i}]"),
+                    format!("`{dep}` has no lab module; import nix/modules/lab-machine.nix in its configuration or remove the dependency"),
                 ));
             }
         }
-        let target = (machine.target_host(), machine.metadata.target_port);
-        if let Some(first) = targets.insert(target, name) {
-            targets.insert(target, first);
-            // The target is the hostname by default: one problem is enough.
-            if shares_hostname_with == Some(first) && machine.hostname.as_deref() == Some(target.0) {
-                continue;
-            }
-            out.push(Problem::error(
-                name,
-                "targetHost",
-                format!(
-                    "{}:{} is also `{first}`'s target; set lab.machine.targetHost (or targetPort) to this machine's own address",
-                    target.0, target.1
-                ),
-            ));
-        }
+        machine.metadata.dependencies.retain(|dep| !failed(dep) && !eval.unmanaged.contains(dep));
     }
+    out.extend(graph::fleet_problems(&machines));
+    out.sort_by(|a, b| a.machine.cmp(&b.machine));
     out
 }
 

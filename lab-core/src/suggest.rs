@@ -29,15 +29,22 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     picked
 }
 
-/// `; did you mean `a` or `b`?`, or nothing when there is no suggestion.
+/// " (did you mean `a` or `b`?)", or nothing when there is no suggestion.
 pub fn did_you_mean(suggestions: &[String]) -> String {
-    match suggestions {
-        [] => String::new(),
-        [one] => format!("; did you mean `{one}`?"),
-        [init @ .., last] => {
-            let init: Vec<String> = init.iter().map(|s| format!("`{s}`")).collect();
-            format!("; did you mean {} or `{last}`?", init.join(", "))
-        }
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", or_list(suggestions))
+    }
+}
+
+/// "`a`", "`a` or `b`", "`a`, `b` or `c`".
+pub fn or_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
     }
 }
 
@@ -53,6 +60,6 @@ mod tests {
         assert_eq!(nearest("dbb-01", names), vec!["db-01"]);
         assert_eq!(nearest("cache-server", names), vec!["cache"]);
         assert!(nearest("zzzzzz", names).is_empty());
-        assert_eq!(did_you_mean(&nearest("web-0", names)), "; did you mean `web-01` or `web-02`?");
+        assert_eq!(did_you_mean(&nearest("web-0", names)), " (did you mean `web-01` or `web-02`?)");
     }
 }
