@@ -51,7 +51,7 @@ fn fleet_problems(eval: &Evaluation) -> Vec<Problem> {
         machine.metadata.dependencies.retain(|dep| !failed(dep) && !eval.unmanaged.contains(dep));
     }
     out.extend(graph::fleet_problems(&machines));
-    out.sort_by(|a, b| a.machine.cmp(&b.machine));
+    out.sort_by(|a, b| (&a.machine, &a.field).cmp(&(&b.machine, &b.field)));
     out
 }
 
@@ -81,10 +81,10 @@ mod tests {
         assert_eq!(
             found,
             [
-                ("web-01", "dependencies[0]", "no machine named `db-1`; did you mean `db-01`?"),
+                ("web-01", "dependencies[0]", "no machine is called `db-1` (did you mean `db-01`?); fix the name or remove it from lab.machine.dependencies"),
                 ("web-01", "dependencies[1]", "`bare` has no lab module; import nix/modules/lab-machine.nix in its configuration or remove the dependency"),
-                ("web-01", "hostname", "hostname \"db\" is also `db-01`'s; give each machine its own networking.hostName"),
-                ("web-02", "targetHost", "db:22 is also `db-01`'s target; set lab.machine.targetHost (or targetPort) to this machine's own address"),
+                ("web-01", "hostname", "hostname \"db\" is also the hostname of `db-01`; give each machine its own networking.hostName"),
+                ("web-02", "targetHost", "`db-01` is reached at the same address, db:22, so lab would run both machines' steps on one host; set lab.machine.targetHost (or targetPort) to this machine's own address"),
             ]
         );
     }
