@@ -44,7 +44,8 @@ fn c_program_uses_every_function() {
         eprintln!("valgrind not installed: running without leak checking");
         Command::new(&exe)
     };
-    let out = cmd.arg(fleet.canonicalize().unwrap()).output().unwrap();
+    let probe = crate_dir.join("tests/fixtures/controller-check.json");
+    let out = cmd.arg(fleet.canonicalize().unwrap()).arg(probe.canonicalize().unwrap()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "C test failed ({:?}):\n{stderr}", out.status.code());
     assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));

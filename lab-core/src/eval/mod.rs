@@ -22,7 +22,9 @@ mod source;
 
 pub use lookup::LookupError;
 
+mod expression;
 mod spec;
+pub use expression::evaluate_expression;
 pub use spec::{SourceSpec, SourceSpecError};
 
 /// Where a fleet comes from.

@@ -63,7 +63,13 @@ impl Nix {
     /// Evaluates expr.nix with `args` (each passed with `--argstr`), killing
     /// nix at `deadline`. Returns nix's stdout.
     pub fn eval(&self, args: &[(&str, &str)], deadline: Option<Instant>) -> Result<Vec<u8>, Failure> {
-        let mut argv: Vec<&str> = vec!["--eval", "--strict", "--json", "--expr", EXPR];
+        self.eval_expr(EXPR, args, deadline)
+    }
+
+    /// Evaluates `expr` to JSON, each of `args` passed with `--argstr` (so
+    /// they reach a function `{ name, ... }:` as data), killing nix at `deadline`.
+    pub fn eval_expr(&self, expr: &str, args: &[(&str, &str)], deadline: Option<Instant>) -> Result<Vec<u8>, Failure> {
+        let mut argv: Vec<&str> = vec!["--eval", "--strict", "--json", "--expr", expr];
         // builtins.getFlake needs the feature; other sources start faster without it.
         if args.contains(&("kind", "flake")) {
             argv.extend(["--extra-experimental-features", "nix-command flakes"]);

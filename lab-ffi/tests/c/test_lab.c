@@ -33,10 +33,15 @@ static void expect(const char *what, request_fn f, const char *request, LabStatu
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s FLEET_JSON_FILE\n", argv[0]);
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s FLEET_JSON_FILE CONTROLLER_CHECK_FLEET_JSON_FILE\n", argv[0]);
         return 2;
     }
+    char plan[4096], seq[4096], badon[4096], health[4096];
+    snprintf(plan, sizeof plan, "{\"jsonFile\": \"%s\", \"kind\": \"reboot\", \"maxParallel\": 2}", argv[1]);
+    snprintf(seq, sizeof seq, "{\"jsonFile\": \"%s\", \"on\": \"@dns\", \"withDependencies\": true}", argv[1]);
+    snprintf(badon, sizeof badon, "{\"jsonFile\": \"%s\", \"on\": \"@dsn\"}", argv[1]);
+    snprintf(health, sizeof health, "{\"jsonFile\": \"%s\"}", argv[2]);
     char request[4096], show[4096], missing[4096];
     snprintf(request, sizeof request, "{\"jsonFile\": \"%s\"}", argv[1]);
     snprintf(show, sizeof show, "{\"jsonFile\": \"%s\", \"machine\": \"sleeper-service\"}", argv[1]);
@@ -62,6 +67,17 @@ int main(int argc, char **argv) {
     expect("machines missing file", lab_machines, "{\"jsonFile\": \"/nonexistent/fleet.json\"}", LAB_ERR_EVALUATION,
            "/nonexistent/fleet.json");
     CHECK(lab_machines(request, NULL) == LAB_ERR_INVALID_ARGUMENT, "machines(out NULL)");
+
+    expect("check", lab_check, request, LAB_OK, "\"clean\":true");
+    expect("sequence", lab_sequence, seq, LAB_OK, "\"router\"");
+    expect("sequence bad --on", lab_sequence, badon, LAB_ERR_INVALID_ARGUMENT, "did you mean `@dns`");
+    expect("plan", lab_plan, plan, LAB_OK, "\"waves\"");
+    expect("plan without kind", lab_plan, request, LAB_ERR_INVALID_ARGUMENT, "\"kind\"");
+    expect("graph", lab_graph, request, LAB_OK, "\"sleeper-service\"");
+    expect("health", lab_health, health, LAB_ERR_NOT_CLEAN, "\"lonely\"");
+    expect("eval", lab_eval_nix, "{\"expr\": \"{ name }: name + \\\"!\\\"\", \"args\": {\"name\": \"$(x)\"}}", LAB_OK,
+           "\"$(x)!\"");
+    expect("eval error", lab_eval_nix, "{\"expr\": \"throw \\\"boom\\\"\"}", LAB_ERR_EVALUATION, "boom");
     lab_string_free(NULL);
 
     if (failures) {
