@@ -16,7 +16,7 @@
   #:export (&lab-error lab-error? lab-error-status lab-error-object lab-error-message
             lab-library-path lab-version lab-abi-version lab-schema
             lab-machines lab-show lab-check lab-sequence lab-plan lab-graph
-            lab-health lab-eval-nix lab-build))
+            lab-health lab-eval-nix))
 
 (define-exception-type &lab-error &error
   make-lab-error lab-error?
@@ -80,3 +80,9 @@
 
 (define lab-machines (request-call "lab_machines"))
 (define lab-show (request-call "lab_show"))
+(define lab-check (request-call "lab_check"))
+(define lab-sequence (request-call "lab_sequence"))
+(define lab-plan (request-call "lab_plan"))
+(define lab-graph (request-call "lab_graph"))
+(define lab-health (request-call "lab_health"))
+(define lab-eval-nix (request-call "lab_eval_nix"))
