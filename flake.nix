@@ -21,6 +21,15 @@
           cargoLock.lockFile = ./Cargo.lock;
           cargoBuildFlags = [ "-p" "lab-cli" ];
           nativeCheckInputs = [ pkgs.nix ];
+          nativeBuildInputs = [ pkgs.installShellFiles ];
+          postInstall = lib.optionalString (pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform) ''
+            installShellCompletion --cmd lab \
+              --bash <($out/bin/lab completions bash) \
+              --zsh <($out/bin/lab completions zsh) \
+              --fish <($out/bin/lab completions fish)
+            $out/bin/lab man > lab.1
+            installManPage lab.1
+          '';
           # Tests that need ssh test hosts or network namespaces cannot run in the sandbox.
           doCheck = false;
           meta.mainProgram = "lab";

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 mod fleet;
@@ -43,6 +43,14 @@ enum Command {
     Show(cmd::show::Args),
     /// Check every machine and the fleet; exit 0 only when clean.
     Check(cmd::check::Args),
+    /// Print a shell completion script: lab completions bash > /etc/bash_completion.d/lab
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): lab man | man -l -
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -57,6 +65,8 @@ fn main() -> ExitCode {
         Command::Machines(args) => cmd::machines::run(&cli.fleet, &args),
         Command::Show(args) => cmd::show::run(&cli.fleet, &args),
         Command::Check(args) => cmd::check::run(&cli.fleet, &args),
+        Command::Completions { shell } => cmd::docs::completions(Cli::command(), shell),
+        Command::Man => cmd::docs::man(Cli::command()),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 //! calls lab-core and renders.
 
 pub mod check;
+pub mod docs;
 pub mod exec;
 pub mod graph;
 pub mod health;
