@@ -50,3 +50,33 @@ fn c_program_uses_every_function() {
     assert!(out.status.success(), "C test failed ({:?}):\n{stderr}", out.status.code());
     assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
 }
+
+#[test]
+fn c_example_prints_the_sequence() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let lib_dir = lib_dir();
+    let out_dir = tempfile::tempdir().unwrap();
+    let exe = out_dir.path().join("sequence");
+    let status = Command::new("cc")
+        .args(["-Wall", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(root.join("examples/c/sequence.c"))
+        .arg("-I")
+        .arg(root.join("lab-ffi/include"))
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-llab")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let fleet = root.join("lab-core/tests/fixtures/fleets/example.json");
+    let request = serde_json::json!({"jsonFile": fleet, "maxParallel": 2}).to_string();
+    let out = Command::new(&exe).arg(request).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sequence: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sequence[0]["machine"], "router");
+    assert_eq!(sequence.as_array().unwrap().len(), 7);
+    let bad = Command::new(&exe).arg("{\"on\": \"@nothing\", \"jsonFile\": \"/nonexistent\"}").output().unwrap();
+    assert_eq!(bad.status.code(), Some(3), "an evaluation error is status 3");
+}
