@@ -16,7 +16,11 @@ fn lib_dir() -> PathBuf {
 fn c_program_uses_every_function() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib_dir = lib_dir();
-    assert!(lib_dir.join("liblab.so").exists(), "liblab.so not built in {}; run `cargo build -p lab-ffi` first (./dev test does)", lib_dir.display());
+    assert!(
+        lib_dir.join("liblab.so").exists(),
+        "liblab.so not built in {}; run `cargo build -p lab-ffi` first (./dev test does)",
+        lib_dir.display()
+    );
     let out_dir = tempfile::tempdir().unwrap();
     let exe = out_dir.path().join("test_lab");
     let status = Command::new("cc")
