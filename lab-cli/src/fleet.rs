@@ -10,13 +10,13 @@ use lab_core::eval::{self, EvalOptions, Evaluation, Source, SourceSpec};
 /// Where the fleet comes from (default: the flake in the current directory).
 #[derive(Debug, Clone, Args)]
 pub struct FleetArgs {
-    /// A flake reference; every nixosConfigurations.<name> is a machine.
+    /// A flake reference; every nixosConfigurations.NAME is a machine.
     #[arg(long, global = true, value_name = "REF", conflicts_with_all = ["file", "hosts_dir", "json_file"])]
     pub flake: Option<String>,
     /// A Nix file evaluating to an attrset holding nixosConfigurations.
     #[arg(long, global = true, value_name = "PATH", conflicts_with_all = ["hosts_dir", "json_file"])]
     pub file: Option<PathBuf>,
-    /// A directory of <name>/configuration.nix (needs --nixpkgs).
+    /// A directory of NAME/configuration.nix (needs --nixpkgs).
     #[arg(long, global = true, value_name = "DIR", requires = "nixpkgs", conflicts_with = "json_file")]
     pub hosts_dir: Option<PathBuf>,
     /// The nixpkgs path used with --hosts-dir.
