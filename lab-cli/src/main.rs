@@ -9,6 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 mod fleet;
+mod logging;
 mod render;
 mod selection;
 mod ssh;
@@ -19,6 +20,12 @@ mod ssh;
 struct Cli {
     #[command(flatten)]
     fleet: fleet::FleetArgs,
+    /// More detail on stderr: -v shows every command lab runs, -vv everything.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +62,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Schema => cmd::schema::run(),
         Command::Sequence(args) => cmd::sequence::run(&cli.fleet, &args),

@@ -55,6 +55,17 @@ pub fn redact_argv(argv: &[String]) -> Vec<String> {
     out
 }
 
+/// A command line shown as text, with URL credentials redacted word by word.
+pub fn redact_text(text: &str) -> String {
+    if !text.contains("://") {
+        return text.to_string();
+    }
+    text.split(' ')
+        .map(|w| if w.contains("://") { redact_url(w.trim_matches('\'')) } else { w.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,6 +77,7 @@ impl Nix {
         for (name, value) in args {
             argv.extend(["--argstr", name, value]);
         }
+        tracing::debug!(program = %self.program.display(), args = args.len(), "evaluating with nix");
         let handle = duct::cmd(&self.program, &argv)
             .stdin_null()
             .stdout_capture()

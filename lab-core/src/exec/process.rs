@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::{ExecError, Output};
+use crate::redact::redact_text;
 
 /// Runs `command` to the end or until `timeout`, feeding it `stdin`.
 /// `machine` and `display` only name things in errors.
@@ -23,6 +24,8 @@ pub(crate) async fn run_process(
         // A timed-out or abandoned command must not outlive its future.
         .kill_on_drop(true);
     let program = command.as_std().get_program().to_string_lossy().into_owned();
+    let shown = redact_text(display);
+    tracing::debug!(machine, command = %shown, "running");
     let mut child = command.spawn().map_err(|source| ExecError::Spawn {
         machine: machine.to_string(),
         program: program.clone(),
