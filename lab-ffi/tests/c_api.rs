@@ -33,6 +33,7 @@ fn c_program_uses_every_function() {
         .arg(&lib_dir)
         .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
         .arg("-llab")
+        .arg("-pthread")
         .status()
         .expect("cc runs (./dev setup installs gcc)");
     assert!(status.success(), "the C test program does not compile");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include "lab.h"
 
 static int failures = 0;
@@ -30,6 +31,19 @@ static void expect(const char *what, request_fn f, const char *request, LabStatu
     CHECK(out != NULL, "%s: no output", what);
     if (out && needle) CHECK(strstr(out, needle) != NULL, "%s: output lacks %s: %.300s", what, needle, out);
     lab_string_free(out);
+}
+
+/* Calls from several threads at once: each gets its own, correct answer. */
+static void *hammer(void *request) {
+    for (int i = 0; i < 50; i++) {
+        char *out = NULL;
+        if (lab_sequence((const char *)request, &out) != LAB_OK || !strstr(out, "\"router\"")) {
+            lab_string_free(out);
+            return (void *)1;
+        }
+        lab_string_free(out);
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -79,6 +93,14 @@ int main(int argc, char **argv) {
            "\"$(x)!\"");
     expect("eval error", lab_eval_nix, "{\"expr\": \"throw \\\"boom\\\"\"}", LAB_ERR_EVALUATION, "boom");
     lab_string_free(NULL);
+
+    pthread_t threads[4];
+    for (int t = 0; t < 4; t++) pthread_create(&threads[t], NULL, hammer, request);
+    for (int t = 0; t < 4; t++) {
+        void *result = NULL;
+        pthread_join(threads[t], &result);
+        CHECK(result == NULL, "thread %d got a wrong answer", t);
+    }
 
     if (failures) {
         fprintf(stderr, "%d failed\n", failures);
