@@ -53,6 +53,9 @@
         modules = [ (./hosts + "/${name}/configuration.nix") { lab.machine.agent.package = self.packages.x86_64-linux.default; } ];
       });
 
+      # Fleet-wide lab settings (maxParallel, rebootWindow, notify, ssh.options).
+      lab = import ./hosts/lab.nix;
+
       # `nix flake check`: every example host's configuration evaluates (its
       # module assertions included) and `lab check` finds the fleet clean.
       checks = forAllSystems (pkgs: {

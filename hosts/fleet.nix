@@ -53,4 +53,5 @@ let
 in
 {
   nixosConfigurations = builtins.mapAttrs (name: _: machine name) services;
+  lab = import ./lab.nix;
 }

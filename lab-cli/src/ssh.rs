@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use lab_core::exec::{SshOptions, SshTransport};
+use lab_core::settings::FleetSettings;
 
 /// How lab reaches machines over ssh.
 #[derive(Debug, Clone, Args)]
@@ -19,12 +20,14 @@ pub struct SshArgs {
 
 impl SshArgs {
     /// The transport for this run (one multiplexed connection per machine).
-    pub fn transport(&self) -> Result<SshTransport> {
-        SshTransport::new(self.options()).context("cannot create the private directory for ssh control sockets")
+    pub fn transport(&self, settings: &FleetSettings) -> Result<SshTransport> {
+        SshTransport::new(self.options(settings)).context("cannot create the private directory for ssh control sockets")
     }
 
-    /// The ssh options these flags give.
-    pub fn options(&self) -> SshOptions {
-        SshOptions { options: self.ssh_options.clone(), config_file: self.ssh_config.clone(), ..SshOptions::default() }
+    /// The ssh options these flags give, then the fleet's `lab.ssh.options`
+    /// (ssh takes the first value of an option, so the flags win).
+    pub fn options(&self, settings: &FleetSettings) -> SshOptions {
+        let options = self.ssh_options.iter().chain(&settings.ssh.options).cloned().collect();
+        SshOptions { options, config_file: self.ssh_config.clone(), ..SshOptions::default() }
     }
 }

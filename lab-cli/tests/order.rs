@@ -75,3 +75,22 @@ fn a_broken_graph_exits_1_with_every_problem() {
     assert_eq!((stdout.as_str(), code), ("", 1));
     insta::assert_snapshot!("broken_graph_stderr", stderr);
 }
+
+#[test]
+fn fleet_settings_set_the_limits_and_flags_override_them() {
+    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/../hosts/fleet.nix");
+    let cache = tempfile::tempdir().unwrap();
+    let waves = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+            .args(["--file", fleet, "sequence", "--json"])
+            .args(extra)
+            .env("XDG_CACHE_HOME", cache.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        entries.as_array().unwrap().iter().map(|e| e["wave"].as_u64().unwrap()).max().unwrap()
+    };
+    assert_eq!(waves(&[]), 4, "hosts/lab.nix sets maxParallel = 2");
+    assert_eq!(waves(&["--max-parallel", "1"]), 7, "the flag wins");
+}

@@ -18,6 +18,7 @@ pub mod orchestrate;
 pub mod plan;
 pub mod redact;
 pub mod schema;
+pub mod settings;
 pub mod suggest;
 pub mod window;
 

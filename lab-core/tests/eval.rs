@@ -293,3 +293,29 @@ mod cache {
         std::fs::remove_dir_all(options.cache_dir.unwrap()).unwrap();
     }
 }
+
+#[test]
+fn fleet_settings_come_with_the_same_evaluation_and_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let options = EvalOptions { cache_dir: Some(cache.path().to_path_buf()), ..jobs(2) };
+    let first = evaluate(&fleet("with-settings.nix"), &options).unwrap();
+    let settings = &first.settings;
+    assert_eq!(settings.max_parallel.map(usize::from), Some(3));
+    assert_eq!(settings.max_unavailable_per_group.map(usize::from), Some(1));
+    assert_eq!(settings.reboot_window.as_ref().unwrap().to_string(), "Sat 02:00-05:00");
+    assert_eq!(settings.notify.command.as_deref().unwrap(), ["logger", "-t", "lab"]);
+    assert_eq!(settings.ssh.options, ["ConnectTimeout=5"]);
+    let second = evaluate(&fleet("with-settings.nix"), &options).unwrap();
+    assert!(second.from_cache);
+    assert_eq!(&second.settings, settings, "the cache keeps the settings");
+    let plain = evaluate(&fleet("fleet-5.nix"), &jobs(1)).unwrap();
+    assert_eq!(plain.settings, lab_core::settings::FleetSettings::default());
+}
+
+#[test]
+fn broken_fleet_settings_are_one_clear_error() {
+    let err = evaluate(&fleet("bad-settings.nix"), &jobs(1)).unwrap_err().to_string();
+    assert!(err.contains("its `lab` settings fail to evaluate"), "{err}");
+    let err = evaluate(&fleet("misspelt-settings.nix"), &jobs(1)).unwrap_err().to_string();
+    assert!(err.contains("the fleet's lab settings: maxParalel: unknown field `maxParalel`"), "{err}");
+}

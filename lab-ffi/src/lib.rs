@@ -169,19 +169,22 @@ impl Request {
         }
     }
 
-    fn limits(&self) -> Result<Limits, FfiError> {
+    /// The request's limits, the fleet's settings filling in what it leaves out.
+    fn limits(&self, settings: &lab_core::settings::FleetSettings) -> Result<Limits, FfiError> {
         Ok(Limits {
-            max_parallel: self.count("maxParallel")?.unwrap_or(std::num::NonZeroUsize::MIN),
-            max_unavailable_per_group: self.count("maxUnavailablePerGroup")?,
+            max_parallel: self.count("maxParallel")?.or(settings.max_parallel).unwrap_or(std::num::NonZeroUsize::MIN),
+            max_unavailable_per_group: self.count("maxUnavailablePerGroup")?.or(settings.max_unavailable_per_group),
         })
     }
 
-    /// The validated graph, narrowed by `on` / `withDependencies` / `withDependents`.
-    fn fleet(&self) -> Result<graph::Fleet, FfiError> {
+    /// The validated graph, narrowed by `on` / `withDependencies` / `withDependents`,
+    /// and the limits that apply to it.
+    fn fleet(&self) -> Result<(graph::Fleet, Limits), FfiError> {
         let evaluation = self.evaluate()?;
+        let limits = self.limits(&evaluation.settings)?;
         let expand =
             graph::Expand { dependencies: self.flag("withDependencies")?, dependents: self.flag("withDependents")? };
-        graph::ordered(&evaluation, self.opt_string("on")?.as_deref(), expand).map_err(|e| {
+        let fleet = graph::ordered(&evaluation, self.opt_string("on")?.as_deref(), expand).map_err(|e| {
             let status = match e {
                 graph::OrderError::Select(_) => LabStatus::LabErrInvalidArgument,
                 _ => LabStatus::LabErrNotClean,
@@ -191,7 +194,8 @@ impl Request {
                 error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
             }
             error
-        })
+        })?;
+        Ok((fleet, limits))
     }
 }
 
@@ -226,8 +230,8 @@ pub unsafe extern "C" fn lab_check(request_json: *const c_char, out: *mut *mut c
 pub unsafe extern "C" fn lab_sequence(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
         let req = Request::parse(request_json, &ORDER_FIELDS)?;
-        let fleet = req.fleet()?;
-        Ok(serde_json::to_value(fleet.sequence(&req.limits()?)).unwrap_or_default())
+        let (fleet, limits) = req.fleet()?;
+        Ok(serde_json::to_value(fleet.sequence(&limits)).unwrap_or_default())
     })
 }
 
@@ -248,7 +252,8 @@ pub unsafe extern "C" fn lab_plan(request_json: *const c_char, out: *mut *mut c_
             "deploy" => PlanKind::Deploy,
             other => return Err(FfiError::invalid(format!("\"kind\" is \"{other}\"; use \"reboot\" or \"deploy\""))),
         };
-        let plan = Plan::new(kind, &req.fleet()?, &req.limits()?);
+        let (fleet, limits) = req.fleet()?;
+        let plan = Plan::new(kind, &fleet, &limits);
         Ok(serde_json::to_value(&plan).unwrap_or_default())
     })
 }
@@ -261,7 +266,8 @@ pub unsafe extern "C" fn lab_plan(request_json: *const c_char, out: *mut *mut c_
 pub unsafe extern "C" fn lab_graph(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
         let req = Request::parse(request_json, &ORDER_FIELDS)?;
-        let text = graph::render_graph(&req.fleet()?, graph::GraphFormat::Json, &req.limits()?);
+        let (fleet, limits) = req.fleet()?;
+        let text = graph::render_graph(&fleet, graph::GraphFormat::Json, &limits);
         serde_json::from_str(&text).map_err(|e| FfiError::new(LabStatus::LabErrInternal, "internal", e.to_string()))
     })
 }
@@ -282,7 +288,7 @@ pub unsafe extern "C" fn lab_health(request_json: *const c_char, out: *mut *mut 
         let evaluation = req.evaluate()?;
         let machines: Vec<_> = match req.opt_string("on")? {
             None => evaluation.machines.values().cloned().collect(),
-            Some(_) => req.fleet()?.machines().to_vec(),
+            Some(_) => req.fleet()?.0.machines().to_vec(),
         };
         let options: Vec<String> = match req.rest.get("sshOptions") {
             None | Some(Value::Null) => Vec::new(),

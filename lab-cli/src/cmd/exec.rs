@@ -38,7 +38,7 @@ pub struct ExecArgs {
 pub fn run(fleet: &FleetArgs, args: &ExecArgs) -> Result<ExitCode> {
     let evaluation = fleet.load()?;
     let machines = selection::select(&evaluation, Some(&args.on))?;
-    let transport = args.ssh.transport()?;
+    let transport = args.ssh.transport(&evaluation.settings)?;
     let executors = machines.iter().map(|m| transport.executor(m)).collect::<Result<Vec<_>, _>>()?;
     let cmd = Cmd::new(args.command.clone()).timeout(Duration::from_secs(args.timeout));
     let runtime = tokio::runtime::Runtime::new()?;

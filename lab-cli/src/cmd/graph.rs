@@ -30,12 +30,12 @@ enum Format {
 
 /// Prints the dependency graph with waves as ranks.
 pub fn run(fleet: &FleetArgs, args: &GraphArgs) -> Result<ExitCode> {
-    let Some(fleet) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
+    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
     let format = match args.format {
         Format::Dot => GraphFormat::Dot,
         Format::Mermaid => GraphFormat::Mermaid,
         Format::Json => GraphFormat::Json,
     };
-    print!("{}", render_graph(&fleet, format, &args.limits.limits()));
+    print!("{}", render_graph(&fleet, format, &args.limits.limits(&settings)));
     Ok(ExitCode::SUCCESS)
 }

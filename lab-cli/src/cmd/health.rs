@@ -54,7 +54,7 @@ pub fn run(fleet: &FleetArgs, args: &HealthArgs) -> Result<ExitCode> {
 async fn remote(fleet: &FleetArgs, args: &HealthArgs) -> Result<Vec<CheckReport>> {
     let evaluation = fleet.load()?;
     let machines = selection::select(&evaluation, args.on.as_deref())?;
-    Ok(check_machines(&machines, args.ssh.options(), args.parallel).await?)
+    Ok(check_machines(&machines, args.ssh.options(&evaluation.settings), args.parallel).await?)
 }
 
 async fn local(args: &HealthArgs) -> Result<Vec<CheckReport>> {

@@ -6,6 +6,7 @@ use std::num::NonZeroUsize;
 use anyhow::Result;
 use clap::Args;
 use lab_core::graph::{ordered, Expand, Fleet, Limits, OrderError};
+use lab_core::settings::FleetSettings;
 
 use crate::fleet::FleetArgs;
 
@@ -28,29 +29,33 @@ pub struct SelectArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
-    /// Machines per wave (1: strictly one after the other).
-    #[arg(long, value_name = "N", default_value = "1")]
-    pub max_parallel: NonZeroUsize,
-    /// At most N machines of any one group per wave.
+    /// Machines per wave (default: the fleet's lab.maxParallel, else 1: one after the other).
+    #[arg(long, value_name = "N")]
+    pub max_parallel: Option<NonZeroUsize>,
+    /// At most N machines of any one group per wave (default: the fleet's lab.maxUnavailablePerGroup).
     #[arg(long, value_name = "N")]
     pub max_unavailable_per_group: Option<NonZeroUsize>,
 }
 
 impl LimitArgs {
-    /// The limits these options give.
-    pub fn limits(&self) -> Limits {
-        Limits { max_parallel: self.max_parallel, max_unavailable_per_group: self.max_unavailable_per_group }
+    /// The limits these options give, the fleet's settings filling in what
+    /// they leave out.
+    pub fn limits(&self, settings: &FleetSettings) -> Limits {
+        Limits {
+            max_parallel: self.max_parallel.or(settings.max_parallel).unwrap_or(NonZeroUsize::MIN),
+            max_unavailable_per_group: self.max_unavailable_per_group.or(settings.max_unavailable_per_group),
+        }
     }
 }
 
 /// Reads the fleet, builds its graph and applies `--on`. `None` when the
 /// fleet is not clean (failed hosts or graph errors): the problems are
 /// already on stderr and the command exits 1.
-pub fn load(fleet: &FleetArgs, select: &SelectArgs) -> Result<Option<Fleet>> {
+pub fn load(fleet: &FleetArgs, select: &SelectArgs) -> Result<Option<(Fleet, FleetSettings)>> {
     let evaluation = fleet.load()?;
     let expand = Expand { dependencies: select.with_dependencies, dependents: select.with_dependents };
     match ordered(&evaluation, select.on.as_deref(), expand) {
-        Ok(fleet) => Ok(Some(fleet)),
+        Ok(fleet) => Ok(Some((fleet, evaluation.settings))),
         Err(OrderError::Unevaluated(failures)) => {
             for f in &failures {
                 let at = f.location.as_deref().map_or(String::new(), |l| format!(" ({l})"));

@@ -33,12 +33,12 @@ enum Kind {
 
 /// Prints the plan of a reboot or deploy run with its estimated duration.
 pub fn run(fleet: &FleetArgs, args: &PlanArgs) -> Result<ExitCode> {
-    let Some(fleet) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
+    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
     let kind = match args.kind {
         Kind::Reboot => PlanKind::Reboot,
         Kind::Deploy => PlanKind::Deploy,
     };
-    let plan = Plan::new(kind, &fleet, &args.limits.limits());
+    let plan = Plan::new(kind, &fleet, &args.limits.limits(&settings));
     if args.json {
         render::print_json(&plan)?;
     } else {

@@ -23,8 +23,8 @@ pub struct SequenceArgs {
 
 /// Prints the reboot sequence: position, machine, delay, wave.
 pub fn run(fleet: &FleetArgs, args: &SequenceArgs) -> Result<ExitCode> {
-    let Some(fleet) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
-    let limits = args.limits.limits();
+    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
+    let limits = args.limits.limits(&settings);
     if args.json {
         render::print_json(&fleet.sequence(&limits))?;
     } else {

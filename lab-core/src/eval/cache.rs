@@ -19,6 +19,7 @@ use super::nix::{Nix, EXPR};
 use super::source::{git_root, Inputs, Resolved};
 use super::Evaluation;
 use crate::metadata::parse_machine;
+use crate::settings::FleetSettings;
 
 const MAGIC: &str = "lab-eval-cache 1";
 
@@ -142,7 +143,8 @@ pub(crate) fn load(key: &Key) -> Option<Evaluation> {
         machines.insert(name, machine);
     }
     let unmanaged: Vec<String> = serde_json::from_value(object.remove("unmanaged")?).ok()?;
-    Some(Evaluation { machines, unmanaged, failures: Vec::new(), from_cache: true })
+    let settings = FleetSettings::from_json(object.remove("settings")?).ok()?;
+    Some(Evaluation { machines, unmanaged, failures: Vec::new(), settings, from_cache: true })
 }
 
 /// How long the evaluation stored for this source took, whatever its key:
@@ -161,8 +163,13 @@ pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::
     struct Entry<'a> {
         machines: &'a BTreeMap<String, crate::metadata::Machine>,
         unmanaged: &'a [String],
+        settings: &'a FleetSettings,
     }
-    let payload = serde_json::to_vec(&Entry { machines: &evaluation.machines, unmanaged: &evaluation.unmanaged })?;
+    let payload = serde_json::to_vec(&Entry {
+        machines: &evaluation.machines,
+        unmanaged: &evaluation.unmanaged,
+        settings: &evaluation.settings,
+    })?;
     let dir = key.file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let temporary = key.file.with_extension(format!("tmp{}", std::process::id()));

@@ -15,7 +15,9 @@
 #             nix reports a failing host's own error and position
 #   list      "1": only list the names
 #
-# Result: { NAME = { metadata = {...}; } | { unmanaged = true; } | { failed = true; }; }
+# Result: { hosts = { NAME = { metadata = {...}; } | { unmanaged = true; } | { failed = true; }; };
+#           settings = the fleet's `lab` settings (chunk 0 only, else null)
+#                      | { failed = true; } when they throw; }
 # `failed` marks a host whose error builtins.tryEval caught (throw, assert);
 # errors tryEval cannot catch (syntax errors, missing attributes) fail the
 # whole process and lab falls back to reading hosts one by one.
@@ -40,6 +42,16 @@ let
     else if kind == "hosts" then hostsDir
     else throw "lab: unknown source kind";
 
+  # Fleet-wide settings: the flake's `lab` output, a file's top-level `lab`,
+  # or hosts/lab.nix.
+  settingsOf =
+    if kind == "flake" then (builtins.getFlake target).lab or { }
+    else if kind == "file" then topFile.lab or { }
+    else let f = /. + "${target}/lab.nix"; in if builtins.pathExists f then import f else { };
+  settings =
+    let r = tryEval (deepSeq settingsOf settingsOf); in
+    if r.success then r.value else { failed = true; };
+
   names = attrNames configurations;
   n = fromJSON chunks;
   k = fromJSON chunk;
@@ -57,5 +69,7 @@ let
   readAll = f: selected: listToAttrs (map (name: { inherit name; value = f name; }) selected);
 in
 if list == "1" then names
-else if only != "" then readAll read (fromJSON only)
-else readAll guarded chunkNames
+# `only = "[]"` reads no host: the settings alone.
+else if only == "[]" then { hosts = { }; inherit settings; }
+else if only != "" then { hosts = readAll read (fromJSON only); settings = null; }
+else { hosts = readAll guarded chunkNames; settings = if k == 0 then settings else null; }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::metadata::{parse_fleet_json, parse_machine, Machine, MetadataError};
+use crate::settings::FleetSettings;
 
 mod cache;
 mod lookup;
@@ -104,6 +105,9 @@ pub struct Evaluation {
     pub unmanaged: Vec<String>,
     /// Hosts that failed to evaluate, sorted by name.
     pub failures: Vec<HostFailure>,
+    /// The fleet's `lab` settings (defaults when it declares none).
+    #[serde(skip_serializing_if = "settings_are_default")]
+    pub settings: FleetSettings,
     /// True when the result came from the cache and no nix ran.
     #[serde(skip)]
     pub from_cache: bool,
@@ -114,6 +118,10 @@ impl Evaluation {
     pub fn is_clean(&self) -> bool {
         self.failures.is_empty()
     }
+}
+
+fn settings_are_default(settings: &FleetSettings) -> bool {
+    *settings == FleetSettings::default()
 }
 
 /// Why a fleet could not be read at all.
@@ -205,16 +213,35 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
         n => (n, n),
     };
     let deadline = options.timeout.map(|t| Instant::now() + t);
-    let (hosts, work) = run::read_fleet(&nix, &resolved, chunks, jobs, deadline).map_err(|e| match e {
+    let read = run::read_fleet(&nix, &resolved, chunks, jobs, deadline).map_err(|e| match e {
         EvalError::Timeout(_) => EvalError::Timeout(options.timeout.unwrap_or_default()),
         other => other,
     })?;
-    let evaluation = assemble(hosts);
+    let work = read.work;
+    let mut evaluation = assemble(read.hosts);
+    evaluation.settings = settings(&resolved.describe, read.settings)?;
     if let (Some(key), true) = (&key, evaluation.is_clean()) {
         // A cache that cannot be written only costs the next run time.
         let _ = cache::store(key, &evaluation, work);
     }
     Ok(evaluation)
+}
+
+/// The fleet's settings from nix's answer; settings that throw or have the
+/// wrong shape make the whole fleet unreadable: they apply to every machine.
+fn settings(fleet: &str, value: serde_json::Value) -> Result<FleetSettings, EvalError> {
+    if value.get("failed") == Some(&serde_json::Value::Bool(true)) {
+        return Err(EvalError::Fleet {
+            fleet: fleet.to_string(),
+            message: "its `lab` settings fail to evaluate".into(),
+            location: None,
+        });
+    }
+    FleetSettings::from_json(value).map_err(|e| EvalError::Fleet {
+        fleet: fleet.to_string(),
+        message: e.to_string(),
+        location: None,
+    })
 }
 
 fn assemble(hosts: BTreeMap<String, run::HostResult>) -> Evaluation {

@@ -32,16 +32,26 @@ pub(crate) enum HostResult {
     Failed(NixMessage),
 }
 
+/// What one read of a fleet gave.
+pub(crate) struct Read {
+    /// Each host's result.
+    pub hosts: BTreeMap<String, HostResult>,
+    /// The fleet's `lab` settings as nix gave them (null: none).
+    pub settings: Value,
+    /// The summed time of the chunk processes, which tells the next run
+    /// whether splitting is worth it.
+    pub work: Duration,
+}
+
 /// Reads every host of `source` in `chunks` nix processes, with at most
-/// `jobs` at once. Also returns the work: the summed time of the chunk
-/// processes, which tells the next run whether splitting is worth it.
+/// `jobs` at once, and the fleet's settings with chunk 0.
 pub(crate) fn read_fleet(
     nix: &Nix,
     source: &Resolved,
     chunks: usize,
     jobs: usize,
     deadline: Option<Instant>,
-) -> Result<(BTreeMap<String, HostResult>, Duration), EvalError> {
+) -> Result<Read, EvalError> {
     let base = source.args();
     let run = |extra: &[(&'static str, String)]| {
         let args: Vec<(&str, &str)> = base.iter().chain(extra).map(|(k, v)| (*k, v.as_str())).collect();
@@ -56,12 +66,17 @@ pub(crate) fn read_fleet(
         output
     });
     let mut hosts = BTreeMap::new();
+    let mut settings = Value::Null;
     let mut again = Vec::new();
     let mut failed_chunks = Vec::new();
     for (k, output) in outputs.into_iter().enumerate() {
         match output {
             Ok(stdout) => {
-                for (name, result) in parse_hosts(&stdout)? {
+                let (found, found_settings) = parse_output(&stdout)?;
+                if !found_settings.is_null() {
+                    settings = found_settings;
+                }
+                for (name, result) in found {
                     match result {
                         Some(result) => drop(hosts.insert(name, result)),
                         None => again.push(name),
@@ -97,7 +112,7 @@ pub(crate) fn read_fleet(
     });
     for (name, output) in again.into_iter().zip(outputs) {
         let result = match output {
-            Ok(stdout) => parse_hosts(&stdout)?.into_iter().find(|(n, _)| *n == name).and_then(|(_, r)| r),
+            Ok(stdout) => parse_output(&stdout)?.0.into_iter().find(|(n, _)| *n == name).and_then(|(_, r)| r),
             Err(Failure::Nix(mut e)) => {
                 e.location = e.location.map(|l| relocate(&l, source.root.as_deref()));
                 Some(HostResult::Failed(e))
@@ -107,15 +122,33 @@ pub(crate) fn read_fleet(
         let result = result.ok_or_else(|| EvalError::Output(format!("no result for host `{name}`")))?;
         hosts.insert(name, result);
     }
-    Ok((hosts, Duration::from_micros(work.into_inner())))
+    if failed_chunks.contains(&0) {
+        // Chunk 0 carried the settings; read them on their own.
+        let stdout = run(&[("only", "[]".into())]).map_err(fatal)?;
+        settings = parse_output(&stdout)?.1;
+    }
+    Ok(Read { hosts, settings, work: Duration::from_micros(work.into_inner()) })
 }
 
-/// expr.nix's answer: `None` for a host tryEval flagged.
-fn parse_hosts(stdout: &[u8]) -> Result<Vec<(String, Option<HostResult>)>, EvalError> {
+/// A host's answer: `None` for a host tryEval flagged.
+type HostAnswer = (String, Option<HostResult>);
+
+/// expr.nix's answer: the hosts, and the settings (null when not read).
+fn parse_output(stdout: &[u8]) -> Result<(Vec<HostAnswer>, Value), EvalError> {
     let bad = |what: &str| EvalError::Output(what.to_string());
-    let Value::Object(object) = serde_json::from_slice(stdout).map_err(|e| bad(&e.to_string()))? else {
+    let Value::Object(mut output) = serde_json::from_slice(stdout).map_err(|e| bad(&e.to_string()))? else {
+        return Err(bad("expected an object with hosts and settings"));
+    };
+    let settings = output.remove("settings").unwrap_or(Value::Null);
+    let Some(Value::Object(object)) = output.remove("hosts") else {
         return Err(bad("expected an object keyed by host name"));
     };
+    let hosts = parse_hosts(object)?;
+    Ok((hosts, settings))
+}
+
+fn parse_hosts(object: serde_json::Map<String, Value>) -> Result<Vec<HostAnswer>, EvalError> {
+    let bad = |what: &str| EvalError::Output(what.to_string());
     object
         .into_iter()
         .map(|(name, value)| {
