@@ -120,7 +120,8 @@ impl NixBuilder {
 
     /// The evaluation argv (the expression goes on standard input).
     pub fn instantiate_argv(&self, machines: &[String]) -> Vec<String> {
-        let mut argv: Vec<String> = vec![self.nix_instantiate.display().to_string(), "--eval".into(), "--strict".into(), "--json".into()];
+        let mut argv: Vec<String> =
+            vec![self.nix_instantiate.display().to_string(), "--eval".into(), "--strict".into(), "--json".into()];
         if self.dry_run.is_none() {
             // Writes the .drv files the build needs (plain --eval computes
             // their paths without writing them).
@@ -177,7 +178,14 @@ impl Builder for NixBuilder {
             return Ok(BTreeMap::new());
         }
         let stdout = run_nix(&self.instantiate_argv(machines), Some(SYSTEMS_NIX), EVAL_TIMEOUT).await.map_err(eval)?;
-        serde_json::from_slice(&stdout).map_err(|e| eval(format!("unexpected output from nix: {e}")))
+        #[derive(Deserialize)]
+        struct Raw {
+            drv: String,
+            out: String,
+        }
+        let raw: BTreeMap<String, Raw> =
+            serde_json::from_slice(&stdout).map_err(|e| eval(format!("unexpected output from nix: {e}")))?;
+        Ok(raw.into_iter().map(|(name, r)| (name, SystemRef { drv_path: r.drv, out_path: r.out })).collect())
     }
 
     async fn build(&self, systems: &[SystemRef]) -> Result<(), BuildError> {
@@ -190,7 +198,10 @@ impl Builder for NixBuilder {
             return Ok(());
         }
         let names = systems.iter().map(|s| s.out_path.as_str()).collect::<Vec<_>>().join(", ");
-        run_nix(&argv, None, BUILD_TIMEOUT).await.map(drop).map_err(|message| BuildError::Build { machines: names, message })
+        run_nix(&argv, None, BUILD_TIMEOUT)
+            .await
+            .map(drop)
+            .map_err(|message| BuildError::Build { machines: names, message })
     }
 }
 

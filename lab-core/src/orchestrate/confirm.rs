@@ -86,7 +86,9 @@ pub(super) async fn follow(ctx: &Ctx<'_>, name: &str, activated: &Activated) {
     let remote = ctx.remote(name);
     while Instant::now() < until {
         exec.close().await;
-        if let Ok(Ok(false)) = tokio::time::timeout(timeout, remote.unit_active(&activated.probe, &activated.units.switch)).await {
+        if let Ok(Ok(false)) =
+            tokio::time::timeout(timeout, remote.unit_active(&activated.probe, &activated.units.switch)).await
+        {
             return;
         }
         tokio::time::sleep(RETRY).await;

@@ -101,9 +101,10 @@ pub(super) async fn prepare_machines(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), O
         steps.push(ctx.start(KIND, name, Action::Build, format!("build {}", system.out_path), detail)?);
     }
     if !todo.is_empty() {
-        let builder = ctx.rt.builder.as_ref().ok_or_else(|| {
-            super::build::BuildError::NotBuildable("a deploy needs a builder; none was given".into())
-        })?;
+        let builder =
+            ctx.rt.builder.as_ref().ok_or_else(|| {
+                super::build::BuildError::NotBuildable("a deploy needs a builder; none was given".into())
+            })?;
         let systems: Vec<_> = todo.iter().map(|n| ctx.prepared.systems[*n].clone()).collect();
         let result = builder.build(&systems).await;
         for (name, step) in todo.iter().zip(&steps) {
@@ -165,9 +166,8 @@ async fn build_on_target(ctx: &Ctx<'_>, name: &str, done: bool) -> Result<(), Jo
 /// on their own.
 pub(super) async fn wave(ctx: &Ctx<'_>, plan: &Plan, machines: &[&MachinePlan]) -> Result<(), JournalError> {
     let goal = plan.options.goal;
-    let (blue_green, others): (Vec<&MachinePlan>, Vec<&MachinePlan>) = machines
-        .iter()
-        .partition(|m| m.deploy_strategy == DeployStrategy::BlueGreen && goal.changes_running_system());
+    let (blue_green, others): (Vec<&MachinePlan>, Vec<&MachinePlan>) =
+        machines.iter().partition(|m| m.deploy_strategy == DeployStrategy::BlueGreen && goal.changes_running_system());
     let singles = join_all(others.iter().map(|m| single(ctx, goal, &m.machine)));
     let (singles, together) = tokio::join!(singles, blue_green_wave(ctx, goal, &blue_green));
     singles.into_iter().collect::<Result<Vec<()>, JournalError>>()?;
@@ -249,7 +249,10 @@ async fn commit(ctx: &Ctx<'_>, goal: Goal, name: &str, activated: &Activated) ->
             &step,
             name,
             Action::Commit,
-            format!("switch-to-configuration boot failed: {}; it runs the new generation until its next boot", crate::exec::tail(&out.stderr, 400)),
+            format!(
+                "switch-to-configuration boot failed: {}; it runs the new generation until its next boot",
+                crate::exec::tail(&out.stderr, 400)
+            ),
         ),
         Err(e) => ctx.fail(&step, name, Action::Commit, format!("{e}; it runs the new generation until its next boot")),
     }
@@ -261,28 +264,36 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
     let id = step_id(KIND, name, Action::Activate);
     let system = ctx.prepared.systems[name].out_path.clone();
     let prior = ctx.prior.get(&id).cloned();
-    let prior_activated: Option<Activated> =
-        prior.as_ref().and_then(|p| p.started.as_ref()).and_then(|d| serde_json::from_value(d["activated"].clone()).ok());
+    let prior_activated: Option<Activated> = prior
+        .as_ref()
+        .and_then(|p| p.started.as_ref())
+        .and_then(|d| serde_json::from_value(d["activated"].clone()).ok());
     let remote = ctx.remote(name);
-    match (prior.as_ref().map(|p| p.state), prior_activated) {
-        (Some(StepState::Finished), Some(activated)) => {
-            ctx.already_done(&id, name);
-            return Ok(Some(activated));
+    let state = prior.as_ref().map(|p| p.state);
+    if let (Some(StepState::Finished), Some(activated)) = (state, &prior_activated) {
+        ctx.already_done(&id, name);
+        return Ok(Some(activated.clone()));
+    }
+    // In flight when the run stopped: if the machine already runs the new
+    // system, the activation happened; confirm it and go on.
+    if let (Some(StepState::Started), Some(activated)) = (state, prior_activated) {
+        let on_new = remote.current_system().await.ok().as_deref() == Some(system.as_str());
+        if goal.changes_running_system() && on_new {
+            let detail = json!({ "system": system, "goal": goal, "activated": activated });
+            let step = ctx.start(KIND, name, Action::Activate, "verify the interrupted activation".into(), detail)?;
+            return finish_activation(ctx, name, &step, &system, activated).await;
         }
-        // In flight when the run stopped: if the machine already runs the new
-        // system, the activation happened; confirm it and go on.
-        (Some(StepState::Started), Some(activated)) if goal.changes_running_system() => {
-            if remote.current_system().await.ok().as_deref() == Some(system.as_str()) {
-                let step = ctx.start(KIND, name, Action::Activate, "verify the interrupted activation".into(), json!({ "system": system, "goal": goal, "activated": activated }))?;
-                return finish_activation(ctx, name, &step, &system, activated).await;
-            }
-        }
-        _ => {}
     }
     let probe = match remote.probe().await {
         Ok(probe) => probe,
         Err(e) => {
-            let step = ctx.start(KIND, name, Action::Activate, format!("{} {system}", goal.name()), json!({ "system": system }))?;
+            let step = ctx.start(
+                KIND,
+                name,
+                Action::Activate,
+                format!("{} {system}", goal.name()),
+                json!({ "system": system }),
+            )?;
             ctx.fail(&step, name, Action::Activate, e.to_string())?;
             return Ok(None);
         }
@@ -315,7 +326,8 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
                 Ok(Some(activated))
             }
             Ok(out) => {
-                let error = format!("switch-to-configuration {} failed: {}", goal.name(), crate::exec::tail(&out.stderr, 400));
+                let error =
+                    format!("switch-to-configuration {} failed: {}", goal.name(), crate::exec::tail(&out.stderr, 400));
                 ctx.fail(&step, name, Action::Activate, error)?;
                 Ok(None)
             }
@@ -330,13 +342,23 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
     // mid-way; the short confirmation watchdog replaces it when activation ends.
     let net = super::remote::ACTIVATION_TIMEOUT + confirm_timeout;
     if let Err(e) = remote.arm_watchdog(probe, &activated.units.watchdog, net, &activated.rollback).await {
-        ctx.fail(&step, name, Action::Activate, format!("cannot arm the rollback watchdog, so nothing was activated: {e}"))?;
+        ctx.fail(
+            &step,
+            name,
+            Action::Activate,
+            format!("cannot arm the rollback watchdog, so nothing was activated: {e}"),
+        )?;
         return Ok(None);
     }
     if goal.sets_profile() {
         if let Err(e) = remote.set_profile(probe, &system).await {
             let _ = remote.disarm(probe, &activated.rollback.timers).await;
-            ctx.fail(&step, name, Action::Activate, format!("cannot set the system profile, so nothing was activated: {e}"))?;
+            ctx.fail(
+                &step,
+                name,
+                Action::Activate,
+                format!("cannot set the system profile, so nothing was activated: {e}"),
+            )?;
             return Ok(None);
         }
     }
@@ -377,7 +399,13 @@ async fn finish_activation(
 ) -> Result<Option<Activated>, JournalError> {
     match confirm::confirm(ctx, name, &activated, system).await {
         Confirmed::Yes => {
-            ctx.finish(step, name, Action::Activate, "activated and confirmed".into(), json!({ "activated": activated }))?;
+            ctx.finish(
+                step,
+                name,
+                Action::Activate,
+                "activated and confirmed".into(),
+                json!({ "activated": activated }),
+            )?;
             Ok(Some(activated))
         }
         Confirmed::RolledBack { current } => {
@@ -400,7 +428,10 @@ async fn finish_activation(
                     step,
                     name,
                     Action::Activate,
-                    format!("{lost}; its watchdog should roll it back to {}; check it by hand", activated.rollback.system),
+                    format!(
+                        "{lost}; its watchdog should roll it back to {}; check it by hand",
+                        activated.rollback.system
+                    ),
                 )?,
             }
             Ok(None)
@@ -427,7 +458,12 @@ async fn rollback(ctx: &Ctx<'_>, name: &str, activated: &Activated, reason: Stri
                 (Ok(out), Ok(current)) => format!("it runs {current}: {}", crate::exec::tail(&out.stderr, 300)),
                 (_, Err(e)) => e.to_string(),
             };
-            ctx.fail(&id, name, Action::Activate, format!("{reason}; the rollback to {previous} failed too ({why}); fix it by hand"))
+            ctx.fail(
+                &id,
+                name,
+                Action::Activate,
+                format!("{reason}; the rollback to {previous} failed too ({why}); fix it by hand"),
+            )
         }
     }
 }

@@ -48,8 +48,7 @@ pub async fn prepare(
     if !evaluation.failures.is_empty() {
         return Err(OrchestrateError::EvalFailures(evaluation.failures.iter().map(|f| f.machine.clone()).collect()));
     }
-    let mut problems: Vec<_> =
-        evaluation.machines.iter().flat_map(|(name, m)| validate(name, &m.metadata)).collect();
+    let mut problems: Vec<_> = evaluation.machines.iter().flat_map(|(name, m)| validate(name, &m.metadata)).collect();
     problems.extend(fleet_problems(&evaluation.machines));
     problems.retain(|p| p.severity == Severity::Error);
     if !problems.is_empty() {
@@ -72,8 +71,11 @@ pub async fn prepare(
         names.sort();
         systems = builder.instantiate(&names).await?;
         if let Some(missing) = names.iter().find(|n| !systems.contains_key(*n)) {
-            return Err(BuildError::Eval { machines: missing.clone(), message: "nix returned no system for it".into() }
-                .into());
+            return Err(BuildError::Eval {
+                machines: missing.clone(),
+                message: "nix returned no system for it".into(),
+            }
+            .into());
         }
     }
     let hash = plan_hash(spec, &fleet, &phases, &systems);

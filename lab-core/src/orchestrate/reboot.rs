@@ -44,7 +44,13 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
         let delay = if plan.options.no_delay || ctx.rt.dry_run { Duration::ZERO } else { seconds(o.reboot_delay) };
         let waited = prior.and_then(|p| p.started_ms).map_or(0, |t| now_ms().saturating_sub(t));
         let delay = delay.saturating_sub(Duration::from_millis(waited));
-        let step = ctx.start(KIND, name, Action::Wait, format!("wait {} s (rebootDelay)", delay.as_secs()), json!({ "seconds": delay.as_secs() }))?;
+        let step = ctx.start(
+            KIND,
+            name,
+            Action::Wait,
+            format!("wait {} s (rebootDelay)", delay.as_secs()),
+            json!({ "seconds": delay.as_secs() }),
+        )?;
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             // Left started: resume waits for the rest.
@@ -59,12 +65,25 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
     if ctx.prior.state(&id) == StepState::Finished {
         ctx.already_done(&id, name);
     } else {
-        let step = ctx.start(KIND, name, Action::WaitForBoot, format!("within rebootTimeout {} s", o.reboot_timeout), json!({ "bootIdBefore": before }))?;
+        let step = ctx.start(
+            KIND,
+            name,
+            Action::WaitForBoot,
+            format!("within rebootTimeout {} s", o.reboot_timeout),
+            json!({ "bootIdBefore": before }),
+        )?;
         let deadline = Instant::now() + seconds(o.reboot_timeout);
         match ctx.exec(name).wait_for_boot(&before, deadline).await {
-            Ok(new) => ctx.finish(&step, name, Action::WaitForBoot, format!("back with boot id {new}"), json!({ "bootId": new }))?,
+            Ok(new) => ctx.finish(
+                &step,
+                name,
+                Action::WaitForBoot,
+                format!("back with boot id {new}"),
+                json!({ "bootId": new }),
+            )?,
             Err(e) => {
-                let error = format!("{e}; rebootTimeout is {} s; nothing that depends on it was touched", o.reboot_timeout);
+                let error =
+                    format!("{e}; rebootTimeout is {} s; nothing that depends on it was touched", o.reboot_timeout);
                 return ctx.fail(&step, name, Action::WaitForBoot, error);
             }
         }
@@ -88,7 +107,13 @@ async fn needed(ctx: &Ctx<'_>, m: &MachinePlan) -> Result<bool, JournalError> {
         }
         return Ok(needed);
     }
-    let step = ctx.start(KIND, name, Action::CheckReboot, "compare booted and default kernel, initrd, modules".into(), serde_json::Value::Null)?;
+    let step = ctx.start(
+        KIND,
+        name,
+        Action::CheckReboot,
+        "compare booted and default kernel, initrd, modules".into(),
+        serde_json::Value::Null,
+    )?;
     match ctx.remote(name).needs_reboot().await {
         Ok(Some(why)) => {
             ctx.finish(&step, name, Action::CheckReboot, why.clone(), json!({ "needed": true, "why": why }))?;
@@ -116,7 +141,8 @@ async fn reboot(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>, JournalErro
     let id = step_id(KIND, name, Action::Reboot);
     let exec = ctx.exec(name);
     let prior = ctx.prior.get(&id).cloned();
-    let journaled = prior.as_ref().and_then(|p| p.started.as_ref()).and_then(|d| d["bootIdBefore"].as_str()).map(String::from);
+    let journaled =
+        prior.as_ref().and_then(|p| p.started.as_ref()).and_then(|d| d["bootIdBefore"].as_str()).map(String::from);
     if let Some(before) = &journaled {
         if prior.as_ref().map(|p| p.state) == Some(StepState::Finished) {
             ctx.already_done(&id, name);
@@ -124,10 +150,23 @@ async fn reboot(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>, JournalErro
         }
         // In flight: did it happen? A changed boot id says so; a reboot on
         // its way down gets a grace period to show before it is reissued.
-        let grace = Instant::now() + REISSUE_GRACE.min(seconds(ctx.machine(name).metadata.orchestration.reboot_timeout));
-        let step = ctx.start(KIND, name, Action::Reboot, "verify the interrupted reboot".into(), json!({ "bootIdBefore": before }))?;
+        let grace =
+            Instant::now() + REISSUE_GRACE.min(seconds(ctx.machine(name).metadata.orchestration.reboot_timeout));
+        let step = ctx.start(
+            KIND,
+            name,
+            Action::Reboot,
+            "verify the interrupted reboot".into(),
+            json!({ "bootIdBefore": before }),
+        )?;
         if let Ok(now) = exec.wait_for_boot(before, grace).await {
-            ctx.finish(&step, name, Action::Reboot, format!("already rebooted (boot id {now})"), json!({ "verified": true }))?;
+            ctx.finish(
+                &step,
+                name,
+                Action::Reboot,
+                format!("already rebooted (boot id {now})"),
+                json!({ "verified": true }),
+            )?;
             return Ok(Some(before.clone()));
         }
     }

@@ -306,7 +306,8 @@ impl Remote<'_> {
     /// /run/current-system, because a `boot` deploy changes only the profile.
     pub async fn needs_reboot(&self) -> Result<Option<String>, ExecError> {
         let parts = ["kernel", "initrd", "kernel-modules"];
-        let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), NEEDS_REBOOT_SCRIPT.into(), "lab-needs-reboot".into()];
+        let mut argv: Vec<String> =
+            vec!["sh".into(), "-c".into(), NEEDS_REBOOT_SCRIPT.into(), "lab-needs-reboot".into()];
         argv.extend(parts.iter().map(|p| format!("/run/booted-system/{p}")));
         argv.extend(parts.iter().map(|p| format!("{SYSTEM_PROFILE}/{p}")));
         let out = self.exec.run_ok(&Cmd::new(argv).timeout(QUICK)).await?;
@@ -347,7 +348,7 @@ mod tests {
         let cmd = with_password.wrap("deploy", vec!["reboot".into()]);
         assert_eq!(cmd.argv, ["sudo", "-S", "-p", "", "-H", "--", "reboot"]);
         assert_eq!(cmd.stdin.as_deref(), Some(&b"pw\n"[..]));
-        assert_eq!(format!("{with_password:?}").contains("pw\""), false);
+        assert!(!format!("{with_password:?}").contains("pw\""));
         let doas = Escalation { command: vec!["doas".into()], password: None };
         assert_eq!(doas.wrap("deploy", vec!["reboot".into()]).argv, ["doas", "reboot"]);
     }

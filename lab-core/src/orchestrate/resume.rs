@@ -159,7 +159,9 @@ pub fn check_unchanged(run: &Interrupted, prepared: &Prepared) -> Result<(), Orc
         for (name, value) in now {
             match then.get(name) {
                 None => why.push(format!("{name} was not in the run")),
-                Some(old) if old != value => why.push(format!("the {what} of {name} changed ({old} then, {value} now)")),
+                Some(old) if old != value => {
+                    why.push(format!("the {what} of {name} changed ({old} then, {value} now)"))
+                }
                 _ => {}
             }
         }

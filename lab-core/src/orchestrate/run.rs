@@ -68,7 +68,11 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn remote(&self, name: &str) -> Remote<'_> {
-        Remote { exec: self.exec(name), user: &self.machine(name).metadata.target_user, escalation: &self.rt.escalation }
+        Remote {
+            exec: self.exec(name),
+            user: &self.machine(name).metadata.target_user,
+            escalation: &self.rt.escalation,
+        }
     }
 
     pub fn prober(&self, name: &str) -> &dyn Prober {
@@ -82,7 +86,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// Journals `started` (fsynced) and announces it: call right before acting.
-    pub fn start(&self, kind: PlanKind, machine: &str, action: Action, message: String, detail: Value) -> Result<String, JournalError> {
+    pub fn start(
+        &self,
+        kind: PlanKind,
+        machine: &str,
+        action: Action,
+        message: String,
+        detail: Value,
+    ) -> Result<String, JournalError> {
         let step = step_id(kind, machine, action);
         self.record(&step, machine, StepState::Started, detail)?;
         self.rt.events.send(Event::StepStarted { step: step.clone(), machine: machine.into(), action, message });
@@ -90,7 +101,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// Journals and announces a finished step.
-    pub fn finish(&self, step: &str, machine: &str, action: Action, message: String, detail: Value) -> Result<(), JournalError> {
+    pub fn finish(
+        &self,
+        step: &str,
+        machine: &str,
+        action: Action,
+        message: String,
+        detail: Value,
+    ) -> Result<(), JournalError> {
         self.record(step, machine, StepState::Finished, detail)?;
         self.rt.events.send(Event::StepFinished { step: step.into(), machine: machine.into(), action, message });
         Ok(())
@@ -99,14 +117,31 @@ impl<'a> Ctx<'a> {
     /// Journals and announces a failed step; the machine failed.
     pub fn fail(&self, step: &str, machine: &str, action: Action, error: String) -> Result<(), JournalError> {
         self.record(step, machine, StepState::Failed, json!({ "error": error }))?;
-        self.rt.events.send(Event::StepFailed { step: step.into(), machine: machine.into(), action, error: error.clone() });
+        self.rt.events.send(Event::StepFailed {
+            step: step.into(),
+            machine: machine.into(),
+            action,
+            error: error.clone(),
+        });
         self.set_outcome(machine, MachineOutcome::Failed, error);
         Ok(())
     }
 
     /// Journals and announces a rollback; the machine failed.
-    pub fn rolled_back(&self, step: &str, machine: &str, reason: String, system: String, healthy: bool) -> Result<(), JournalError> {
-        self.record(step, machine, StepState::RolledBack, json!({ "reason": reason, "system": system, "healthy": healthy }))?;
+    pub fn rolled_back(
+        &self,
+        step: &str,
+        machine: &str,
+        reason: String,
+        system: String,
+        healthy: bool,
+    ) -> Result<(), JournalError> {
+        self.record(
+            step,
+            machine,
+            StepState::RolledBack,
+            json!({ "reason": reason, "system": system, "healthy": healthy }),
+        )?;
         self.rt.events.send(Event::RolledBack { machine: machine.into(), reason: reason.clone(), system, healthy });
         self.set_outcome(machine, MachineOutcome::RolledBack, reason);
         Ok(())
@@ -121,7 +156,11 @@ impl<'a> Ctx<'a> {
 
     /// A step the journal says is done: announced, not redone.
     pub fn already_done(&self, step: &str, machine: &str) {
-        self.rt.events.send(Event::Skipped { step: step.into(), machine: machine.into(), reason: "already done".into() });
+        self.rt.events.send(Event::Skipped {
+            step: step.into(),
+            machine: machine.into(),
+            reason: "already done".into(),
+        });
     }
 
     pub fn set_outcome(&self, machine: &str, outcome: MachineOutcome, reason: String) {
@@ -191,7 +230,11 @@ pub async fn execute(
     let failed = machines.values().any(|(o, _)| !matches!(o, MachineOutcome::Done | MachineOutcome::NotNeeded));
     let outcome = match (result.is_err(), interrupted, failed) {
         (false, _, false) => Outcome::Success,
-        (false, true, _) if !machines.values().any(|(o, _)| matches!(o, MachineOutcome::Failed | MachineOutcome::RolledBack)) => Outcome::Interrupted,
+        (false, true, _)
+            if !machines.values().any(|(o, _)| matches!(o, MachineOutcome::Failed | MachineOutcome::RolledBack)) =>
+        {
+            Outcome::Interrupted
+        }
         _ => Outcome::Failed,
     };
     let report = Report { run_id: run_id.to_string(), outcome, machines };
@@ -238,7 +281,9 @@ async fn run_phases(ctx: &Ctx<'_>) -> Result<(), OrchestrateError> {
                 if let Some((outcome, why)) = prior_failure(ctx, plan.kind, m) {
                     // Failed before the interruption: stays failed, not retried.
                     ctx.set_outcome(&m.machine, outcome, why);
-                } else if let Some(outcome) = ctx.outcome(&m.machine).filter(|o| *o != MachineOutcome::Done && *o != MachineOutcome::NotNeeded) {
+                } else if let Some(outcome) =
+                    ctx.outcome(&m.machine).filter(|o| *o != MachineOutcome::Done && *o != MachineOutcome::NotNeeded)
+                {
                     let reason = format!("it did not complete an earlier phase ({outcome:?})");
                     skip_machine(ctx, plan.kind, m, &reason)?;
                 } else if let Some(dep) = ctx.blocked_by(&m.machine) {

@@ -66,8 +66,11 @@ pub fn force_unlock(state: &StateDir, run_id: &str) -> Result<Holder, Orchestrat
         for path in paths {
             if let Some(holder) = RunLock::peek(&path) {
                 if holder.run_id == run_id {
-                    return RunLock::force_unlock(&path, run_id)?
-                        .ok_or(OrchestrateError::Lock(LockError::NotHolder { path, asked: run_id.into(), holder: None }));
+                    return RunLock::force_unlock(&path, run_id)?.ok_or(OrchestrateError::Lock(LockError::NotHolder {
+                        path,
+                        asked: run_id.into(),
+                        holder: None,
+                    }));
                 }
                 holders.push(holder);
             }

@@ -80,7 +80,9 @@ impl From<&Source> for SourceRecord {
                 SourceRecord::Flake { reference }
             }
             Source::File(path) => SourceRecord::File { path: absolute(path) },
-            Source::HostsDir { dir, nixpkgs } => SourceRecord::HostsDir { dir: absolute(dir), nixpkgs: absolute(nixpkgs) },
+            Source::HostsDir { dir, nixpkgs } => {
+                SourceRecord::HostsDir { dir: absolute(dir), nixpkgs: absolute(nixpkgs) }
+            }
             Source::JsonFile(path) => SourceRecord::JsonFile { path: absolute(path) },
         }
     }

@@ -8,7 +8,8 @@
 #   nixpkgs   for "hosts": the nixpkgs whose nixos/lib/eval-config.nix builds a host
 #   names     a JSON list of machine names
 #
-# Result: { NAME = { drvPath = "..."; outPath = "..."; }; }
+# Result: { NAME = { drv = "..."; out = "..."; }; } (not drvPath/outPath: an
+# attrset with outPath would be written as that string).
 { kind, target, names, nixpkgs ? "" }:
 let
   topFile = let v = import target; in if builtins.isFunction v then v { } else v;
@@ -21,7 +22,8 @@ let
     else if kind == "hosts" then host name
     else throw "lab: unknown source kind";
   system = name: let t = (configuration name).config.system.build.toplevel; in {
-    inherit (t) drvPath outPath;
+    drv = t.drvPath;
+    out = t.outPath;
   };
 in
 builtins.listToAttrs (map (name: { inherit name; value = system name; }) (builtins.fromJSON names))
