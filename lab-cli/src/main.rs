@@ -1,7 +1,9 @@
 //! The `lab` command: parses arguments, calls lab-core, renders the result.
 //!
 //! Exit codes: 0 success; 1 the command ran and found the fleet not clean
-//! (problems, failed checks, failed steps); 2 usage or runtime error.
+//! (problems, failed checks, failed steps, a rollback); 2 usage or runtime
+//! error; 3 another run holds the fleet's lock; 4 a run was interrupted
+//! (Ctrl-C) and can be continued with `lab resume`.
 
 use std::process::ExitCode;
 
@@ -9,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod fleet;
+mod progress;
 mod render;
 mod selection;
 mod ssh;
@@ -37,6 +40,16 @@ enum Command {
     Health(cmd::health::HealthArgs),
     /// Run a command on the selected machines in parallel: lab exec --on a,b -- CMD ARGS...
     Exec(cmd::exec::ExecArgs),
+    /// Build, copy and activate the selected machines, in order, health-gated, with rollback.
+    Deploy(cmd::deploy::DeployArgs),
+    /// Reboot the selected machines in sequence, each back and healthy before the next.
+    Reboot(cmd::reboot::RebootArgs),
+    /// Check, deploy every machine, then reboot those that need it (optionally update the flake first).
+    Orchestrate(cmd::orchestrate::OrchestrateArgs),
+    /// Continue an interrupted run from its journal.
+    Resume(cmd::resume::ResumeArgs),
+    /// Remove a run's lock: lab unlock --force RUN_ID.
+    Unlock(cmd::resume::UnlockArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +61,11 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(&cli.fleet, &args),
         Command::Health(args) => cmd::health::run(&cli.fleet, &args),
         Command::Exec(args) => cmd::exec::run(&cli.fleet, &args),
+        Command::Deploy(args) => cmd::deploy::run(&cli.fleet, &args),
+        Command::Reboot(args) => cmd::reboot::run(&cli.fleet, &args),
+        Command::Orchestrate(args) => cmd::orchestrate::run(&cli.fleet, &args),
+        Command::Resume(args) => cmd::resume::run(&args),
+        Command::Unlock(args) => cmd::resume::unlock(&args),
     };
     match result {
         Ok(code) => code,

@@ -147,8 +147,20 @@ impl NixBuilder {
 }
 
 async fn run_nix(argv: &[String], stdin: Option<&str>, timeout: Duration) -> Result<Vec<u8>, String> {
+    run_nix_in(argv, stdin, timeout, None).await
+}
+
+async fn run_nix_in(
+    argv: &[String],
+    stdin: Option<&str>,
+    timeout: Duration,
+    cwd: Option<&Path>,
+) -> Result<Vec<u8>, String> {
     use tokio::io::AsyncWriteExt;
     let mut command = tokio::process::Command::new(&argv[0]);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
     command
         .args(&argv[1..])
         .stdin(std::process::Stdio::piped())
@@ -203,6 +215,48 @@ impl Builder for NixBuilder {
             .map(drop)
             .map_err(|message| BuildError::Build { machines: names, message })
     }
+}
+
+/// For a dry run of a fleet read from the JSON contract (no systems to
+/// evaluate): placeholder paths that say so, and no build.
+#[derive(Debug, Default)]
+pub struct PlaceholderBuilder;
+
+#[async_trait]
+impl Builder for PlaceholderBuilder {
+    async fn instantiate(&self, machines: &[String]) -> Result<BTreeMap<String, SystemRef>, BuildError> {
+        Ok(machines
+            .iter()
+            .map(|n| {
+                let out = format!("/nix/store/<system-of-{n}>");
+                (n.clone(), SystemRef { drv_path: format!("{out}.drv"), out_path: out })
+            })
+            .collect())
+    }
+
+    async fn build(&self, _systems: &[SystemRef]) -> Result<(), BuildError> {
+        Ok(())
+    }
+}
+
+/// `nix flake update` in the flake at `reference` (a local directory).
+pub async fn update_flake(reference: &str) -> Result<(), BuildError> {
+    let dir = reference.strip_prefix("path:").unwrap_or(reference);
+    if dir.contains(':') || !Path::new(dir).join("flake.nix").is_file() {
+        return Err(BuildError::NotBuildable(format!(
+            "--update needs a local flake directory; {reference} is not one (update it where it lives, then run without --update)"
+        )));
+    }
+    // Run in the flake's directory: `nix flake update`'s arguments changed
+    // meaning across nix versions, its working directory did not.
+    let argv: Vec<String> = ["nix", "--extra-experimental-features", "nix-command flakes", "flake", "update"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    run_nix_in(&argv, None, EVAL_TIMEOUT, Some(Path::new(dir)))
+        .await
+        .map(drop)
+        .map_err(|message| BuildError::Eval { machines: "the flake's inputs".into(), message })
 }
 
 #[cfg(test)]

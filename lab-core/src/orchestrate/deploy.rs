@@ -51,12 +51,14 @@ pub struct Units {
 }
 
 impl Units {
-    fn new(run_id: &str, index: usize) -> Self {
+    fn new(run_id: &str, index: usize, retry: bool) -> Self {
         let run: String = run_id.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
-        // Unique per attempt, so a retried activation never meets the unit of
-        // an earlier one.
-        let attempt = super::journal::now_ms() % 1_000_000;
-        let tag = format!("{run}-{index}-{attempt}");
+        // A retried activation (resume) must never meet the units of an
+        // earlier attempt; a first attempt keeps names predictable.
+        let tag = match retry {
+            false => format!("{run}-{index}"),
+            true => format!("{run}-{index}-{}", super::journal::now_ms() % 1_000_000),
+        };
         Units {
             switch: format!("lab-switch-{tag}"),
             watchdog: format!("lab-rollback-{tag}"),
@@ -236,7 +238,10 @@ async fn commit(ctx: &Ctx<'_>, goal: Goal, name: &str, activated: &Activated) ->
     let step = ctx.start(KIND, name, Action::Commit, format!("boot default {system}"), json!({ "system": system }))?;
     let remote = ctx.remote(name);
     let result = match remote.set_profile(&activated.probe, system).await {
-        Ok(()) => remote.activate(&activated.probe, &activated.units.switch, system, Goal::Boot, None).await,
+        Ok(()) => {
+            let unit = format!("{}-commit", activated.units.switch);
+            remote.activate(&activated.probe, &unit, system, Goal::Boot, None).await
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -285,6 +290,10 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
         }
     }
     let probe = match remote.probe().await {
+        // A dry run learns nothing from the machine; name what would be read.
+        Ok(probe) if ctx.rt.dry_run && probe.current.is_empty() => {
+            Probe { current: "<current system>".into(), profile: "<current profile>".into(), ..probe }
+        }
         Ok(probe) => probe,
         Err(e) => {
             let step = ctx.start(
@@ -299,7 +308,7 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
         }
     };
     let index = ctx.prepared.fleet.machines().iter().position(|m| m.name == name).unwrap_or(0);
-    let units = Units::new(&ctx.run_id, index);
+    let units = Units::new(&ctx.run_id, index, prior.is_some_and(|p| p.started.is_some()));
     let undo = Rollback {
         profile: goal.sets_profile().then(|| probe.profile.clone()),
         system: probe.current.clone(),

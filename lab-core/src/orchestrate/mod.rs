@@ -26,7 +26,7 @@ mod session;
 mod spec;
 mod state;
 
-pub use build::{BuildError, Builder, NixBuilder, SystemRef};
+pub use build::{update_flake, BuildError, Builder, NixBuilder, PlaceholderBuilder, SystemRef};
 pub use cancel::CancelToken;
 pub use deploy::{Activated, Units};
 pub use error::OrchestrateError;
