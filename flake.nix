@@ -21,6 +21,15 @@
           cargoLock.lockFile = ./Cargo.lock;
           cargoBuildFlags = [ "-p" "lab-cli" ];
           nativeCheckInputs = [ pkgs.nix ];
+          nativeBuildInputs = [ pkgs.installShellFiles ];
+          postInstall = lib.optionalString (pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform) ''
+            installShellCompletion --cmd lab \
+              --bash <($out/bin/lab completions bash) \
+              --zsh <($out/bin/lab completions zsh) \
+              --fish <($out/bin/lab completions fish)
+            $out/bin/lab man > lab.1
+            installManPage lab.1
+          '';
           # Tests that need ssh test hosts or network namespaces cannot run in the sandbox.
           doCheck = false;
           meta.mainProgram = "lab";
@@ -28,7 +37,10 @@
       });
 
       nixosModules = {
-        lab-machine = ./nix/modules/lab-machine.nix;
+        lab-machine = { pkgs, ... }: {
+          imports = [ ./nix/modules/lab-machine.nix ];
+          lab.machine.agent.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
         lab-orchestrator = { pkgs, ... }: {
           imports = [ ./nix/modules/lab-orchestrator.nix ];
           services.lab-orchestrator.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
@@ -38,7 +50,18 @@
 
       nixosConfigurations = lib.genAttrs hostNames (name: lib.nixosSystem {
         system = "x86_64-linux";
-        modules = [ (./hosts + "/${name}/configuration.nix") ];
+        modules = [ (./hosts + "/${name}/configuration.nix") { lab.machine.agent.package = self.packages.x86_64-linux.default; } ];
+      });
+
+      # `nix flake check`: every example host's configuration evaluates (its
+      # module assertions included) and `lab check` finds the fleet clean.
+      checks = forAllSystems (pkgs: {
+        example-hosts = pkgs.writeText "example-hosts"
+          (builtins.toJSON (lib.mapAttrs (_: c: c.config.system.build.toplevel.drvPath) self.nixosConfigurations));
+        lab-check = pkgs.runCommand "lab-check" { nativeBuildInputs = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ]; } ''
+          lab --json-file ${pkgs.writeText "fleet.json" (builtins.toJSON (lib.mapAttrs (_: c: c.config.lab.metadata) self.nixosConfigurations))} check
+          touch $out
+        '';
       });
 
       devShells = forAllSystems (pkgs: {

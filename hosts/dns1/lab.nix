@@ -1,6 +1,6 @@
 {
   role = "dns";
-  groups = [ "dns" "infrastructure" ];
+  groups = [ "dns" ];
   rebootOrder = 1;
   dependencies = [ "router" ];
   healthChecks = [

@@ -1,6 +1,6 @@
 {
   role = "dns";
-  groups = [ "dns" "infrastructure" ];
+  groups = [ "dns" ];
   rebootOrder = 2;
   dependencies = [ "router" ];
   healthChecks = [

@@ -1,6 +1,6 @@
 {
   role = "storage";
-  groups = [ "storage" "infrastructure" ];
+  groups = [ "storage" "backup" ];
   rebootOrder = 3;
   dependencies = [ "router" ];
   healthChecks = [

@@ -1,6 +1,6 @@
 {
   role = "router";
-  groups = [ "network" "infrastructure" ];
+  groups = [ "network" ];
   rebootOrder = 0;
   targetHost = "192.168.10.1";
   healthChecks = [

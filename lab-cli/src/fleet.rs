@@ -1,10 +1,11 @@
 //! The fleet-source options every fleet command shares, and loading.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::eval::{self, Evaluation, Source};
+use lab_core::eval::{self, EvalOptions, Evaluation, Source, SourceSpec};
 
 /// Where the fleet comes from (default: the flake in the current directory).
 #[derive(Debug, Clone, Args)]
@@ -24,33 +25,51 @@ pub struct FleetArgs {
     /// The JSON contract itself (what `lab machines --json` prints).
     #[arg(long, global = true, value_name = "PATH")]
     pub json_file: Option<PathBuf>,
+    /// Evaluate again even when the cached result is current.
+    #[arg(long, global = true)]
+    pub refresh: bool,
+    /// Stop evaluating after this many seconds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 600.0)]
+    pub eval_timeout: f64,
+    /// nix processes at once, each reading a share of the fleet (0: one per core).
+    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
+    pub eval_jobs: usize,
 }
 
 impl FleetArgs {
     /// The source these options name.
     pub fn source(&self) -> Result<Source> {
-        if let Some(path) = &self.json_file {
-            return Ok(Source::JsonFile(path.clone()));
-        }
-        if let Some(path) = &self.file {
-            return Ok(Source::File(path.clone()));
-        }
-        if let (Some(dir), Some(nixpkgs)) = (&self.hosts_dir, &self.nixpkgs) {
-            return Ok(Source::HostsDir { dir: dir.clone(), nixpkgs: nixpkgs.clone() });
-        }
-        if let Some(flake) = &self.flake {
-            return Ok(Source::Flake(flake.clone()));
-        }
-        if std::path::Path::new("flake.nix").exists() {
-            return Ok(Source::Flake(".".into()));
-        }
-        anyhow::bail!(
-            "no fleet given and no flake.nix in the current directory; pass --flake REF, --file PATH, --hosts-dir DIR --nixpkgs PATH or --json-file PATH"
-        )
+        let spec = SourceSpec {
+            flake: self.flake.clone(),
+            file: self.file.clone(),
+            hosts_dir: self.hosts_dir.clone(),
+            nixpkgs: self.nixpkgs.clone(),
+            json_file: self.json_file.clone(),
+        };
+        Ok(spec.resolve(&std::env::current_dir()?)?)
     }
 
-    /// Reads the fleet.
+    /// How to evaluate: these options, and the cache under the XDG cache dir.
+    pub fn options(&self) -> Result<EvalOptions> {
+        let timeout = Duration::try_from_secs_f64(self.eval_timeout)
+            .map_err(|_| anyhow::anyhow!("--eval-timeout {} is not a number of seconds", self.eval_timeout))?;
+        Ok(EvalOptions {
+            jobs: self.eval_jobs,
+            timeout: Some(timeout),
+            cache_dir: eval::default_cache_dir(),
+            refresh: self.refresh,
+        })
+    }
+
+    /// Reads the fleet, warning on stderr about configurations without the
+    /// lab module.
     pub fn load(&self) -> Result<Evaluation> {
-        Ok(eval::evaluate(&self.source()?)?)
+        let evaluation = eval::evaluate(&self.source()?, &self.options()?)?;
+        for name in &evaluation.unmanaged {
+            eprintln!(
+                "warning: `{name}` has no lab module (unmanaged); import nix/modules/lab-machine.nix to manage it"
+            );
+        }
+        Ok(evaluation)
     }
 }

@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 mod fleet;
@@ -40,6 +40,20 @@ enum Command {
     Health(cmd::health::HealthArgs),
     /// Run a command on the selected machines in parallel: lab exec --on a,b -- CMD ARGS...
     Exec(cmd::exec::ExecArgs),
+    /// List the fleet's machines.
+    Machines(cmd::machines::Args),
+    /// Show one machine in full.
+    Show(cmd::show::Args),
+    /// Check every machine and the fleet; exit 0 only when clean.
+    Check(cmd::check::Args),
+    /// Print a shell completion script: lab completions bash > /etc/bash_completion.d/lab
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): lab man | man -l -
+    Man,
     /// Build, copy and activate the selected machines, in order, health-gated, with rollback.
     Deploy(cmd::deploy::DeployArgs),
     /// Reboot the selected machines in sequence, each back and healthy before the next.
@@ -61,6 +75,11 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(&cli.fleet, &args),
         Command::Health(args) => cmd::health::run(&cli.fleet, &args),
         Command::Exec(args) => cmd::exec::run(&cli.fleet, &args),
+        Command::Machines(args) => cmd::machines::run(&cli.fleet, &args),
+        Command::Show(args) => cmd::show::run(&cli.fleet, &args),
+        Command::Check(args) => cmd::check::run(&cli.fleet, &args),
+        Command::Completions { shell } => cmd::docs::completions(Cli::command(), shell),
+        Command::Man => cmd::docs::man(Cli::command()),
         Command::Deploy(args) => cmd::deploy::run(&cli.fleet, &args),
         Command::Reboot(args) => cmd::reboot::run(&cli.fleet, &args),
         Command::Orchestrate(args) => cmd::orchestrate::run(&cli.fleet, &args),

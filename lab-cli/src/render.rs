@@ -36,3 +36,34 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// A value's word in the JSON contract (e.g. "blue-green"), for tables.
+pub fn word(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// A list as one cell: comma-separated, `-` when empty.
+pub fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(",")
+    }
+}
+
+/// Prints every host that failed to evaluate on stderr; the exit code says
+/// whether the fleet is clean (0) or not (1).
+pub fn failures(evaluation: &lab_core::eval::Evaluation) -> std::process::ExitCode {
+    for failure in &evaluation.failures {
+        eprintln!("error: {failure}");
+    }
+    if evaluation.is_clean() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
+}

@@ -20,11 +20,11 @@ pub struct SshArgs {
 impl SshArgs {
     /// The transport for this run (one multiplexed connection per machine).
     pub fn transport(&self) -> Result<SshTransport> {
-        SshTransport::new(SshOptions {
-            options: self.ssh_options.clone(),
-            config_file: self.ssh_config.clone(),
-            ..SshOptions::default()
-        })
-        .context("cannot create the private directory for ssh control sockets")
+        SshTransport::new(self.options()).context("cannot create the private directory for ssh control sockets")
+    }
+
+    /// The ssh options these flags give.
+    pub fn options(&self) -> SshOptions {
+        SshOptions { options: self.ssh_options.clone(), config_file: self.ssh_config.clone(), ..SshOptions::default() }
     }
 }

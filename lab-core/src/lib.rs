@@ -7,14 +7,19 @@
 //! drives deploys and reboots gated by health checks.
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod eval;
 pub mod exec;
 pub mod graph;
 pub mod health;
 pub mod metadata;
+pub mod notify;
 pub mod orchestrate;
 pub mod plan;
+pub mod redact;
 pub mod schema;
+pub mod suggest;
+pub mod window;
 
 /// lab's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

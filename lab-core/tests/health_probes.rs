@@ -136,3 +136,50 @@ async fn wait_healthy_sees_a_real_service_recover() {
         .unwrap_err();
     assert_eq!(err.failures[0].message, "500 Internal Server Error, expected 200-299");
 }
+
+/// A real TLS server (`openssl s_server -www`) with a self-signed
+/// certificate: verified checks refuse it, `tlsVerify = false` accepts it.
+#[tokio::test]
+async fn https_certificates_are_verified_unless_tls_verify_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.32", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let port = closed_port(Ipv4Addr::new(127, 0, 0, 32));
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.32:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bounded wait for the server to listen.
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.32", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("https://127.0.0.32:{port}/");
+    let clients = HttpClients::default();
+    let verified = probe_http(&clients, &url, &ok(), &BTreeMap::new(), true, SECOND * 3, Via::Controller).await;
+    let unverified = probe_http(&clients, &url, &ok(), &BTreeMap::new(), false, SECOND * 3, Via::Controller).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(!verified.passed, "a self-signed certificate must not pass: {verified:?}");
+    assert!(
+        verified.message.to_lowercase().contains("certificate") || verified.message.contains("tls"),
+        "{verified:?}"
+    );
+    assert!(unverified.passed, "{unverified:?}");
+}

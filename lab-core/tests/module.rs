@@ -244,3 +244,48 @@ fn services_that_throw_do_not_abort_evaluation() {
     let services: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(services, json!(["nginx"]));
 }
+
+fn eval_orchestrator(lib: &Path, settings: &Value) -> Value {
+    let root = repo_root();
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(root.join("lab-core/tests/fixtures/module/eval-orchestrator.nix"))
+        .args(["--arg", "libPath"])
+        .arg(lib)
+        .args(["--arg", "modulePath"])
+        .arg(root.join("nix/modules/lab-orchestrator.nix"))
+        .args(["--argstr", "settingsJSON"])
+        .arg(settings.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn orchestrator_module_runs_lab_orchestrate_hardened_on_a_timer() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let disabled = eval_orchestrator(&lib, &json!({"flake": "x"}));
+    assert_eq!(disabled["service"], Value::Null, "nothing without enable");
+
+    let result = eval_orchestrator(
+        &lib,
+        &json!({"enable": true, "flake": "git+https://git.example/lab?ref=main", "update": true,
+                "maxParallel": 2, "extraArgs": ["--keep-going"], "onFailure": "echo failed",
+                "schedule": "Sun 04:00"}),
+    );
+    let service = &result["service"];
+    assert_eq!(
+        service["ExecStart"],
+        "/nix/store/00000000000000000000000000000000-lab/bin/lab orchestrate --flake 'git+https://git.example/lab?ref=main' --goal boot --update --max-parallel 2 --keep-going"
+    );
+    assert_eq!(service["User"], "lab-orchestrator");
+    assert_eq!(service["NoNewPrivileges"], true);
+    assert_eq!(service["ProtectSystem"], "strict");
+    assert_eq!(service["CapabilityBoundingSet"], "");
+    assert_eq!(service["StateDirectory"], "lab-orchestrator");
+    assert_eq!(service["onFailure"], json!(["lab-orchestrator-failure.service"]));
+    assert_eq!(result["timer"]["OnCalendar"], "Sun 04:00");
+    assert_eq!(result["user"], true);
+    assert_eq!(result["failureService"], true);
+}

@@ -163,7 +163,8 @@ async fn boot_id_reboot_and_wait_for_boot() {
         assert!(dir.join("reboot-requested").exists());
 
         // Still the old boot: waiting fails at the deadline, saying so.
-        let err = exec.wait_for_boot("boot-one", Instant::now() + Duration::from_secs(4)).await.unwrap_err();
+        // Long enough for a fresh ssh connection on a loaded machine.
+        let err = exec.wait_for_boot("boot-one", Instant::now() + Duration::from_secs(8)).await.unwrap_err();
         assert!(matches!(err, ExecError::BootTimeout { .. }), "{err}");
         assert!(err.to_string().contains("still up with the old boot id boot-one"), "{err}");
 

@@ -72,6 +72,56 @@ enum LabStatus lab_machines(const char *request_json, char **out);
 // As [`lab_machines`].
 enum LabStatus lab_show(const char *request_json, char **out);
 
+// Checks a fleet, as `lab check --json`: `LAB_OK` when clean, else
+// `LAB_ERR_NOT_CLEAN` with the same report as the result.
+//
+// # Safety
+// As [`lab_machines`].
+enum LabStatus lab_check(const char *request_json, char **out);
+
+// The reboot sequence with its waves, as `lab sequence --json`.
+//
+// `request`: the fleet source plus optional `maxParallel`,
+// `maxUnavailablePerGroup`, `on`, `withDependencies`, `withDependents`.
+//
+// # Safety
+// As [`lab_machines`].
+enum LabStatus lab_sequence(const char *request_json, char **out);
+
+// The plan of a run, as `lab plan KIND --json`.
+//
+// `request`: as [`lab_sequence`] plus `"kind": "reboot" | "deploy"`.
+//
+// # Safety
+// As [`lab_machines`].
+enum LabStatus lab_plan(const char *request_json, char **out);
+
+// The dependency graph with waves, as `lab graph --format json`.
+//
+// # Safety
+// As [`lab_machines`].
+enum LabStatus lab_graph(const char *request_json, char **out);
+
+// Runs every health check once on the selected machines, as
+// `lab health --json`; `LAB_ERR_NOT_CLEAN` (with the reports) when a
+// required check fails.
+//
+// `request`: the fleet source plus optional `on`, `sshOptions` (list of
+// "Key=Value"), `sshConfig` (path), `parallel`.
+//
+// # Safety
+// As [`lab_machines`].
+enum LabStatus lab_health(const char *request_json, char **out);
+
+// Evaluates a Nix expression to JSON, safely: `{"expr": "...", "args":
+// {"name": "value", ...}, "timeout": seconds}`; the expression and its
+// arguments reach nix as argv (arguments with `--argstr`), never through a
+// shell.
+//
+// # Safety
+// `request_json` must be NULL or a NUL-terminated string; `out` as in [`lab_schema`].
+enum LabStatus lab_eval_nix(const char *request_json, char **out);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

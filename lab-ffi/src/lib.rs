@@ -18,6 +18,8 @@ mod boundary;
 pub use boundary::LabStatus;
 use boundary::{call, request, FfiError};
 use lab_core::eval::{self, Evaluation, SourceSpec};
+use lab_core::graph::{self, Limits};
+use lab_core::plan::{Plan, PlanKind};
 
 /// The ABI version; bumped on any incompatible change of this C API.
 pub const LAB_ABI_VERSION: u32 = 1;
@@ -85,7 +87,18 @@ impl Request {
     fn evaluate(&self) -> Result<Evaluation, FfiError> {
         let cwd = std::env::current_dir().unwrap_or_default();
         let source = self.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
-        eval::evaluate(&source).map_err(|e| FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string()))
+        eval::evaluate(&source, &eval_options())
+            .map_err(|e| FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string()))
+    }
+}
+
+/// How the FFI evaluates: the XDG cache, automatic parallelism, the
+/// CLI's default timeout.
+fn eval_options() -> eval::EvalOptions {
+    eval::EvalOptions {
+        cache_dir: eval::default_cache_dir(),
+        timeout: Some(std::time::Duration::from_secs(600)),
+        ..eval::EvalOptions::default()
     }
 }
 
@@ -115,14 +128,217 @@ pub unsafe extern "C" fn lab_show(request_json: *const c_char, out: *mut *mut c_
         let req = Request::parse(request_json, &["machine"])?;
         let name = req.string("machine")?;
         let evaluation = req.evaluate()?;
-        match evaluation.machines.get(&name) {
-            Some(machine) => Ok(json!({ name.clone(): machine })),
-            None => Err(FfiError::new(
-                LabStatus::LabErrNotFound,
-                "unknown-machine",
-                format!("no machine named `{name}` in the fleet"),
-            )
-            .machine(&name)),
+        match evaluation.find(&name) {
+            Ok(machine) => Ok(json!({ name.clone(): machine })),
+            Err(e) => {
+                let (status, kind) = match e {
+                    lab_core::eval::LookupError::Failed(_) => (LabStatus::LabErrEvaluation, "evaluation"),
+                    _ => (LabStatus::LabErrNotFound, "unknown-machine"),
+                };
+                Err(FfiError::new(status, kind, e.to_string()).machine(&name))
+            }
         }
     })
+}
+
+impl Request {
+    fn opt_string(&self, field: &str) -> Result<Option<String>, FfiError> {
+        match self.rest.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(FfiError::invalid(format!("\"{field}\" must be a string"))),
+        }
+    }
+
+    fn flag(&self, field: &str) -> Result<bool, FfiError> {
+        match self.rest.get(field) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(FfiError::invalid(format!("\"{field}\" must be true or false"))),
+        }
+    }
+
+    fn count(&self, field: &str) -> Result<Option<std::num::NonZeroUsize>, FfiError> {
+        match self.rest.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| std::num::NonZeroUsize::new(n as usize))
+                .map(Some)
+                .ok_or_else(|| FfiError::invalid(format!("\"{field}\" must be a whole number of at least 1"))),
+        }
+    }
+
+    fn limits(&self) -> Result<Limits, FfiError> {
+        Ok(Limits {
+            max_parallel: self.count("maxParallel")?.unwrap_or(std::num::NonZeroUsize::MIN),
+            max_unavailable_per_group: self.count("maxUnavailablePerGroup")?,
+        })
+    }
+
+    /// The validated graph, narrowed by `on` / `withDependencies` / `withDependents`.
+    fn fleet(&self) -> Result<graph::Fleet, FfiError> {
+        let evaluation = self.evaluate()?;
+        let expand =
+            graph::Expand { dependencies: self.flag("withDependencies")?, dependents: self.flag("withDependents")? };
+        graph::ordered(&evaluation, self.opt_string("on")?.as_deref(), expand).map_err(|e| {
+            let status = match e {
+                graph::OrderError::Select(_) => LabStatus::LabErrInvalidArgument,
+                _ => LabStatus::LabErrNotClean,
+            };
+            let mut error = FfiError::new(status, "fleet", e.to_string());
+            if let graph::OrderError::Invalid(problems) = &e {
+                error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
+            }
+            error
+        })
+    }
+}
+
+const ORDER_FIELDS: [&str; 5] = ["maxParallel", "maxUnavailablePerGroup", "on", "withDependencies", "withDependents"];
+
+/// Checks a fleet, as `lab check --json`: `LAB_OK` when clean, else
+/// `LAB_ERR_NOT_CLEAN` with the same report as the result.
+///
+/// # Safety
+/// As [`lab_machines`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_check(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
+    call(out, || {
+        let report = lab_core::check::check(&Request::parse(request_json, &[])?.evaluate()?);
+        let value = serde_json::to_value(&report).unwrap_or_default();
+        if report.clean {
+            Ok(value)
+        } else {
+            Err(FfiError { status: LabStatus::LabErrNotClean, object: value })
+        }
+    })
+}
+
+/// The reboot sequence with its waves, as `lab sequence --json`.
+///
+/// `request`: the fleet source plus optional `maxParallel`,
+/// `maxUnavailablePerGroup`, `on`, `withDependencies`, `withDependents`.
+///
+/// # Safety
+/// As [`lab_machines`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_sequence(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
+    call(out, || {
+        let req = Request::parse(request_json, &ORDER_FIELDS)?;
+        let fleet = req.fleet()?;
+        Ok(serde_json::to_value(fleet.sequence(&req.limits()?)).unwrap_or_default())
+    })
+}
+
+/// The plan of a run, as `lab plan KIND --json`.
+///
+/// `request`: as [`lab_sequence`] plus `"kind": "reboot" | "deploy"`.
+///
+/// # Safety
+/// As [`lab_machines`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_plan(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
+    call(out, || {
+        let mut fields = ORDER_FIELDS.to_vec();
+        fields.push("kind");
+        let req = Request::parse(request_json, &fields)?;
+        let kind = match req.string("kind")?.as_str() {
+            "reboot" => PlanKind::Reboot,
+            "deploy" => PlanKind::Deploy,
+            other => return Err(FfiError::invalid(format!("\"kind\" is \"{other}\"; use \"reboot\" or \"deploy\""))),
+        };
+        let plan = Plan::new(kind, &req.fleet()?, &req.limits()?);
+        Ok(serde_json::to_value(&plan).unwrap_or_default())
+    })
+}
+
+/// The dependency graph with waves, as `lab graph --format json`.
+///
+/// # Safety
+/// As [`lab_machines`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_graph(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
+    call(out, || {
+        let req = Request::parse(request_json, &ORDER_FIELDS)?;
+        let text = graph::render_graph(&req.fleet()?, graph::GraphFormat::Json, &req.limits()?);
+        serde_json::from_str(&text).map_err(|e| FfiError::new(LabStatus::LabErrInternal, "internal", e.to_string()))
+    })
+}
+
+/// Runs every health check once on the selected machines, as
+/// `lab health --json`; `LAB_ERR_NOT_CLEAN` (with the reports) when a
+/// required check fails.
+///
+/// `request`: the fleet source plus optional `on`, `sshOptions` (list of
+/// "Key=Value"), `sshConfig` (path), `parallel`.
+///
+/// # Safety
+/// As [`lab_machines`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_health(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
+    call(out, || {
+        let req = Request::parse(request_json, &["on", "sshOptions", "sshConfig", "parallel"])?;
+        let evaluation = req.evaluate()?;
+        let machines: Vec<_> = match req.opt_string("on")? {
+            None => evaluation.machines.values().cloned().collect(),
+            Some(_) => req.fleet()?.machines().to_vec(),
+        };
+        let options: Vec<String> = match req.rest.get("sshOptions") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|_| FfiError::invalid("\"sshOptions\" must be a list of \"Key=Value\" strings"))?,
+        };
+        let ssh = lab_core::exec::SshOptions {
+            options,
+            config_file: req.opt_string("sshConfig")?.map(Into::into),
+            ..Default::default()
+        };
+        let parallel = req.count("parallel")?.map_or(lab_core::health::DEFAULT_CONCURRENCY, usize::from);
+        let runtime = runtime()?;
+        let reports = runtime
+            .block_on(lab_core::health::check_machines(&machines, ssh, parallel))
+            .map_err(|e| FfiError::new(LabStatus::LabErrEvaluation, "exec", e.to_string()))?;
+        let value = serde_json::to_value(&reports).unwrap_or_default();
+        if reports.iter().any(|r| r.required && !r.passed) {
+            Err(FfiError { status: LabStatus::LabErrNotClean, object: value })
+        } else {
+            Ok(value)
+        }
+    })
+}
+
+/// Evaluates a Nix expression to JSON, safely: `{"expr": "...", "args":
+/// {"name": "value", ...}, "timeout": seconds}`; the expression and its
+/// arguments reach nix as argv (arguments with `--argstr`), never through a
+/// shell.
+///
+/// # Safety
+/// `request_json` must be NULL or a NUL-terminated string; `out` as in [`lab_schema`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_eval_nix(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
+    call(out, || {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct EvalRequest {
+            expr: String,
+            #[serde(default)]
+            args: std::collections::BTreeMap<String, String>,
+            #[serde(default)]
+            timeout: Option<u64>,
+        }
+        let req: EvalRequest = request(request_json)?;
+        let timeout = std::time::Duration::from_secs(req.timeout.unwrap_or(600));
+        eval::evaluate_expression(&req.expr, &req.args, Some(timeout))
+            .map_err(|e| FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string()))
+    })
+}
+
+/// A runtime for one call's I/O; calls stay independent and thread-safe.
+fn runtime() -> Result<tokio::runtime::Runtime, FfiError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| FfiError::new(LabStatus::LabErrInternal, "internal", format!("cannot start a runtime: {e}")))
 }

@@ -168,6 +168,18 @@ in
       default = 22;
       description = "SSH port lab connects to.";
     };
+    agent = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Install lab on the machine, so its health checks run natively (`lab health --local`) instead of through curl or bash.";
+      };
+      package = mkOption {
+        type = types.nullOr types.package;
+        default = null;
+        description = "The lab package to install; the flake's nixosModules set it to its own package.";
+      };
+    };
     orchestration = mkOption {
       type = types.submodule {
         options = {
@@ -207,6 +219,8 @@ in
     };
 
     environment.etc."lab-machine-metadata.json".text = builtins.toJSON config.lab.metadata;
+
+    environment.systemPackages = lib.optional (cfg.agent.enable && cfg.agent.package != null) cfg.agent.package;
 
     assertions = [
       { assertion = cfg.targetPort >= 1 && cfg.targetPort <= 65535; message = "lab.machine.targetPort: ${toString cfg.targetPort} is outside 1..65535."; }

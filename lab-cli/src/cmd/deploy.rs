@@ -54,5 +54,5 @@ pub fn run(fleet: &FleetArgs, args: &DeployArgs) -> Result<ExitCode> {
     args.run.apply(&mut spec);
     spec.options.goal = args.goal.goal();
     spec.options.build_on_target = args.build_on_target;
-    run_new(spec, &args.run, std::env::args().skip(1).collect(), false)
+    run_new(spec, &args.run, std::env::args().skip(1).collect(), false, fleet.options()?)
 }

@@ -3,14 +3,10 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lab_core::exec::Executor;
-use lab_core::health::{
-    check_fleet_once, check_once, CheckReport, HttpClients, LocalProber, MachineProber, Prober, Via,
-};
+use lab_core::health::{check_machines, check_once, CheckReport, HttpClients, LocalProber, Via};
 use lab_core::metadata::{parse_machine, RunOn};
 
 use crate::fleet::FleetArgs;
@@ -58,21 +54,9 @@ pub fn run(fleet: &FleetArgs, args: &HealthArgs) -> Result<ExitCode> {
 async fn remote(fleet: &FleetArgs, args: &HealthArgs) -> Result<Vec<CheckReport>> {
     let evaluation = fleet.load()?;
     let machines = selection::select(&evaluation, args.on.as_deref())?;
-    let transport = args.ssh.transport()?;
-    let clients = HttpClients::default();
-    let mut probers: Vec<(_, Arc<dyn Prober>)> = Vec::new();
-    for machine in machines {
-        let executor: Arc<dyn Executor> = Arc::new(transport.executor(&machine)?);
-        let prober = Arc::new(MachineProber::new(&machine, executor, clients.clone()));
-        probers.push((machine, prober));
-    }
-    let reports = check_fleet_once(&probers, args.parallel).await;
-    transport.close().await;
-    Ok(reports)
+    Ok(check_machines(&machines, args.ssh.options(), args.parallel).await?)
 }
 
-/// The checks of this machine that run on it; controller checks are the
-/// controller's business.
 async fn local(args: &HealthArgs) -> Result<Vec<CheckReport>> {
     let path = args.metadata.clone().unwrap_or_else(|| DEFAULT_METADATA.into());
     let text = if path.as_os_str() == "-" {

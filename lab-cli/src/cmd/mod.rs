@@ -1,10 +1,13 @@
 //! One module per subcommand: each parses nothing and decides nothing; it
 //! calls lab-core and renders.
 
+pub mod check;
 pub mod deploy;
+pub mod docs;
 pub mod exec;
 pub mod graph;
 pub mod health;
+pub mod machines;
 pub mod orchestrate;
 pub mod order_args;
 pub mod plan;
@@ -13,3 +16,4 @@ pub mod resume;
 pub mod run_args;
 pub mod schema;
 pub mod sequence;
+pub mod show;

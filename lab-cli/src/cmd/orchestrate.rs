@@ -42,5 +42,5 @@ pub fn run(fleet: &FleetArgs, args: &OrchestrateArgs) -> Result<ExitCode> {
         OrchestrateGoal::Switch => Goal::Switch,
     };
     spec.options.no_delay = args.no_delay;
-    run_new(spec, &args.run, std::env::args().skip(1).collect(), args.update)
+    run_new(spec, &args.run, std::env::args().skip(1).collect(), args.update, fleet.options()?)
 }

@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::graph::{Expand, Fleet, FleetError, Limits, Selector};
+use lab_core::graph::{ordered, Expand, Fleet, Limits, OrderError};
 
 use crate::fleet::FleetArgs;
 
@@ -48,29 +48,26 @@ impl LimitArgs {
 /// already on stderr and the command exits 1.
 pub fn load(fleet: &FleetArgs, select: &SelectArgs) -> Result<Option<Fleet>> {
     let evaluation = fleet.load()?;
-    if !evaluation.failures.is_empty() {
-        for f in &evaluation.failures {
-            let at = f.location.as_deref().map_or(String::new(), |l| format!(" ({l})"));
-            eprintln!("error: machine `{}`: failed to evaluate{at}: {}", f.machine, f.message);
+    let expand = Expand { dependencies: select.with_dependencies, dependents: select.with_dependents };
+    match ordered(&evaluation, select.on.as_deref(), expand) {
+        Ok(fleet) => Ok(Some(fleet)),
+        Err(OrderError::Unevaluated(failures)) => {
+            for f in &failures {
+                let at = f.location.as_deref().map_or(String::new(), |l| format!(" ({l})"));
+                eprintln!("error: machine `{}`: failed to evaluate{at}: {}", f.machine, f.message);
+            }
+            eprintln!(
+                "error: the fleet cannot be ordered while machines fail to evaluate; fix them first (see `lab check`)"
+            );
+            Ok(None)
         }
-        eprintln!(
-            "error: the fleet cannot be ordered while machines fail to evaluate; fix them first (see `lab check`)"
-        );
-        return Ok(None);
-    }
-    let fleet = match Fleet::from_map(&evaluation.machines) {
-        Ok(fleet) => fleet,
-        Err(FleetError::Invalid { problems }) => {
+        Err(OrderError::Invalid(problems)) => {
             for p in &problems {
                 eprintln!("{p}");
             }
             eprintln!("error: the fleet cannot be ordered; fix the problems above (see `lab check`)");
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) => return Err(e.into()),
-    };
-    let Some(on) = &select.on else { return Ok(Some(fleet)) };
-    let selector: Selector = on.parse()?;
-    let expand = Expand { dependencies: select.with_dependencies, dependents: select.with_dependents };
-    Ok(Some(fleet.select(&selector, expand)?))
+        Err(e) => Err(e.into()),
+    }
 }

@@ -28,5 +28,5 @@ pub fn run(fleet: &FleetArgs, args: &RebootArgs) -> Result<ExitCode> {
     args.run.apply(&mut spec);
     spec.options.no_delay = args.no_delay;
     spec.options.only_if_needed = args.only_if_needed;
-    run_new(spec, &args.run, std::env::args().skip(1).collect(), false)
+    run_new(spec, &args.run, std::env::args().skip(1).collect(), false, fleet.options()?)
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lab_core::eval::Source;
+use lab_core::eval::{EvalOptions, Source};
 use lab_core::exec::{ActionLog, DryRunExecutor, Executor};
 use lab_core::health::{HttpClients, MachineProber};
 use lab_core::orchestrate::{
@@ -112,7 +112,13 @@ fn builder(source: &Source, dry_run: bool) -> Result<Arc<dyn Builder>> {
 }
 
 /// Prepares and runs `spec` (new run), or shows it with `--dry-run`.
-pub fn run_new(spec: RunSpec, args: &RunArgs, command: Vec<String>, update: bool) -> Result<ExitCode> {
+pub fn run_new(
+    spec: RunSpec,
+    args: &RunArgs,
+    command: Vec<String>,
+    update: bool,
+    mut eval_options: EvalOptions,
+) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let source = spec.source.source();
@@ -120,11 +126,12 @@ pub fn run_new(spec: RunSpec, args: &RunArgs, command: Vec<String>, update: bool
             if let Source::Flake(reference) = &source {
                 eprintln!("updating the flake's inputs (nix flake update)…");
                 lab_core::orchestrate::update_flake(reference).await?;
+                eval_options.refresh = true;
             } else {
                 anyhow::bail!("--update needs a flake (--flake); other sources have no lock file to update");
             }
         }
-        let evaluation = lab_core::eval::evaluate(&source)?;
+        let evaluation = lab_core::eval::evaluate(&source, &eval_options)?;
         let needs_build = spec.kind.phases().contains(&PlanKind::Deploy);
         let builder = if needs_build { Some(builder(&source, args.dry_run)?) } else { None };
         let prepared = prepare(&spec, &evaluation, builder.as_deref()).await?;
@@ -151,7 +158,8 @@ pub fn run_resume(run_id: Option<&str>, env: &RunEnv) -> Result<ExitCode> {
         let state = env.state();
         let run = lab_core::orchestrate::resume::find(&state, run_id)?;
         let source = run.spec.source.source();
-        let evaluation = lab_core::eval::evaluate(&source)?;
+        let options = EvalOptions { cache_dir: lab_core::eval::default_cache_dir(), ..EvalOptions::default() };
+        let evaluation = lab_core::eval::evaluate(&source, &options)?;
         let needs_build = run.spec.kind.phases().contains(&PlanKind::Deploy);
         let builder = if needs_build { Some(builder(&source, false)?) } else { None };
         let prepared = prepare(&run.spec, &evaluation, builder.as_deref()).await?;

@@ -1,16 +1,30 @@
 //! Fleet evaluation: read every machine's `lab.machine` from its source.
 //!
-//! Sources are a flake, a Nix file, a hosts directory (all through one nix
-//! process for the whole fleet) or the JSON contract itself.
+//! Sources are a flake, a Nix file, a hosts directory (read by nix, see
+//! expr.nix beside this file) or the JSON contract itself. Nix sources are
+//! read by `jobs` nix processes at once, each taking a share of the hosts; a
+//! broken host is reported with nix's message and position while the others
+//! are still returned. Clean results are cached (see [`EvalOptions::cache_dir`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::metadata::{parse_fleet_json, Machine, MetadataError};
+use crate::metadata::{parse_fleet_json, parse_machine, Machine, MetadataError};
 
+mod cache;
+mod lookup;
+mod nix;
+mod run;
+mod source;
+
+pub use lookup::LookupError;
+
+mod expression;
 mod spec;
+pub use expression::evaluate_expression;
 pub use spec::{SourceSpec, SourceSpecError};
 
 /// Where a fleet comes from.
@@ -31,6 +45,34 @@ pub enum Source {
     JsonFile(PathBuf),
 }
 
+/// How to evaluate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvalOptions {
+    /// nix processes at once, each reading a share of the fleet; the result
+    /// is the same for every value. 0 means automatic: the number of cores,
+    /// but a single process when the cache records that this source's last
+    /// evaluation took less than [`SPLIT_THRESHOLD`] (then starting more nix
+    /// processes costs more than it saves).
+    pub jobs: usize,
+    /// Give up (and kill nix) after this long.
+    pub timeout: Option<Duration>,
+    /// Directory of the result cache ([`default_cache_dir`]); `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// Ignore a cached result and evaluate again (the new result is cached).
+    pub refresh: bool,
+}
+
+/// Below this much evaluation work, automatic [`EvalOptions::jobs`] reads the
+/// fleet in one nix process: a nix process costs about 20 ms to start.
+pub const SPLIT_THRESHOLD: Duration = Duration::from_millis(250);
+
+/// lab's cache directory: `$XDG_CACHE_HOME/lab`, else `~/.cache/lab`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = xdg.or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("lab"))
+}
+
 /// A host whose configuration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostFailure {
@@ -40,6 +82,16 @@ pub struct HostFailure {
     pub message: String,
     /// `file:line` where nix places the error, when it does.
     pub location: Option<String>,
+}
+
+impl std::fmt::Display for HostFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "machine `{}` does not evaluate: {}", self.machine, self.message)?;
+        if let Some(location) = &self.location {
+            write!(f, " (at {location})")?;
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of reading a fleet: the healthy hosts, the unmanaged ones
@@ -52,6 +104,9 @@ pub struct Evaluation {
     pub unmanaged: Vec<String>,
     /// Hosts that failed to evaluate, sorted by name.
     pub failures: Vec<HostFailure>,
+    /// True when the result came from the cache and no nix ran.
+    #[serde(skip)]
+    pub from_cache: bool,
 }
 
 impl Evaluation {
@@ -63,6 +118,7 @@ impl Evaluation {
 
 /// Why a fleet could not be read at all.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvalError {
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
@@ -75,16 +131,111 @@ pub enum EvalError {
     /// The JSON contract is malformed.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Metadata(Vec<MetadataError>),
+    /// The flake, file, hosts directory or nixpkgs named does not exist.
+    #[error("no fleet at {path}: {hint}")]
+    NoSuchFleet {
+        /// What was given.
+        path: PathBuf,
+        /// What is wrong and what to pass instead.
+        hint: String,
+    },
+    /// nix is not installed.
+    #[error("nix-instantiate is not on PATH; install Nix (e.g. `apt-get install nix-bin`) or read a snapshot with --json-file")]
+    NixNotFound,
+    /// nix could not be started or waited for.
+    #[error("cannot run nix-instantiate: {0}; check the Nix installation")]
+    NixSpawn(std::io::Error),
+    /// The fleet as a whole does not evaluate (e.g. its flake.nix does not parse).
+    #[error("cannot evaluate {fleet}: {message}{}; {}", at(.location), fleet_hint(.message))]
+    Fleet {
+        /// The source, e.g. "flake /srv/fleet".
+        fleet: String,
+        /// nix's message.
+        message: String,
+        /// `file:line` where nix places the error.
+        location: Option<String>,
+    },
+    /// The evaluation ran past [`EvalOptions::timeout`].
+    #[error("evaluation exceeded --eval-timeout ({}s) and was stopped; raise --eval-timeout, or look for a host that loops", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// nix answered something lab's expression cannot produce.
+    #[error("unexpected output from nix: {0}; this is a bug in lab, please report it")]
+    Output(String),
 }
 
-/// Reads a fleet from `source`.
-pub fn evaluate(source: &Source) -> Result<Evaluation, EvalError> {
-    match source {
-        Source::JsonFile(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.clone(), source })?;
-            let machines = parse_fleet_json(&text, Some(path)).map_err(EvalError::Metadata)?;
-            Ok(Evaluation { machines, ..Evaluation::default() })
-        }
-        other => unimplemented!("evaluating {other:?} lands with the fleet evaluation issue"),
+fn at(location: &Option<String>) -> String {
+    location.as_ref().map_or(String::new(), |l| format!(" (at {l})"))
+}
+
+fn fleet_hint(message: &str) -> &'static str {
+    if message.contains("'nixosConfigurations' missing") {
+        "the fleet must provide nixosConfigurations.<name> for each machine"
+    } else {
+        "fix it and run again"
     }
+}
+
+/// Reads a fleet from `source`: from the cache when it holds a current entry
+/// (then no nix runs), else with nix. Hosts that fail to evaluate are in
+/// [`Evaluation::failures`] beside the healthy ones; `Err` means the fleet as
+/// a whole could not be read (no nix, no such source, a broken top-level
+/// file, the timeout).
+pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, EvalError> {
+    if let Source::JsonFile(path) = source {
+        let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.clone(), source })?;
+        let machines = parse_fleet_json(&text, Some(path)).map_err(EvalError::Metadata)?;
+        return Ok(Evaluation { machines, ..Evaluation::default() });
+    }
+    let resolved = source::resolve(source)?;
+    let nix = nix::Nix::locate().ok_or(EvalError::NixNotFound)?;
+    // The key is taken before nix runs: a file edited meanwhile changes the
+    // next key rather than hiding behind a stale entry.
+    let key = options.cache_dir.as_deref().and_then(|dir| cache::key(dir, &resolved, &nix));
+    if let (Some(key), false) = (&key, options.refresh) {
+        if let Some(cached) = cache::load(key) {
+            return Ok(cached);
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let (chunks, jobs) = match options.jobs {
+        0 => match key.as_ref().and_then(cache::previous_work) {
+            Some(work) if work < SPLIT_THRESHOLD => (1, cores),
+            _ => (cores, cores),
+        },
+        n => (n, n),
+    };
+    let deadline = options.timeout.map(|t| Instant::now() + t);
+    let (hosts, work) = run::read_fleet(&nix, &resolved, chunks, jobs, deadline).map_err(|e| match e {
+        EvalError::Timeout(_) => EvalError::Timeout(options.timeout.unwrap_or_default()),
+        other => other,
+    })?;
+    let evaluation = assemble(hosts);
+    if let (Some(key), true) = (&key, evaluation.is_clean()) {
+        // A cache that cannot be written only costs the next run time.
+        let _ = cache::store(key, &evaluation, work);
+    }
+    Ok(evaluation)
+}
+
+fn assemble(hosts: BTreeMap<String, run::HostResult>) -> Evaluation {
+    let mut evaluation = Evaluation::default();
+    for (name, result) in hosts {
+        match result {
+            run::HostResult::Metadata(value) => match parse_machine(&name, value, None) {
+                Ok(machine) => drop(evaluation.machines.insert(name, machine)),
+                Err(e) => {
+                    let message = match e {
+                        MetadataError::Invalid { path, message, .. } => format!("lab.metadata {path}: {message}"),
+                        other => other.to_string(),
+                    };
+                    evaluation.failures.push(HostFailure { machine: name, message, location: None })
+                }
+            },
+            run::HostResult::Unmanaged => evaluation.unmanaged.push(name),
+            run::HostResult::Failed(e) => {
+                evaluation.failures.push(HostFailure { machine: name, message: e.message, location: e.location })
+            }
+        }
+    }
+    evaluation
 }

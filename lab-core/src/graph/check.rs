@@ -12,6 +12,7 @@ use petgraph::visit::EdgeRef;
 
 use super::{cycles, Fleet};
 use crate::metadata::{Machine, Problem};
+use crate::suggest::{did_you_mean, nearest};
 
 /// A fleet as built, with what is wrong with it.
 pub(super) struct Built {
@@ -150,36 +151,12 @@ impl Hasher for Fnv {
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 fn unknown_dependency(machines: &[Machine], machine: &Machine, j: usize, dep: &str) -> Problem {
-    let close = closest(dep, machines.iter().map(|m| m.name.as_str()));
-    let hint = if close.is_empty() { String::new() } else { format!(" (did you mean {}?)", or_list(&close)) };
+    let hint = did_you_mean(&nearest(dep, machines.iter().map(|m| m.name.as_str())));
     Problem::error(
         &machine.name,
         format!("dependencies[{j}]"),
         format!("no machine is called `{dep}`{hint}; fix the name or remove it from lab.machine.dependencies"),
     )
-}
-
-/// Up to three of `candidates` closest to `word` (optimal string alignment
-/// distance, case-insensitive, at most a third of the word's length, at
-/// least 1), closest first, then by name.
-pub(super) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let word = word.to_lowercase();
-    let limit = (word.chars().count() / 3).max(1);
-    let mut scored: Vec<(usize, &str)> =
-        candidates.map(|c| (strsim::osa_distance(&word, &c.to_lowercase()), c)).filter(|(d, _)| *d <= limit).collect();
-    scored.sort_unstable();
-    scored.dedup();
-    scored.into_iter().take(3).map(|(_, c)| c).collect()
-}
-
-/// "`a`", "`a` or `b`", "`a`, `b` or `c`".
-pub(super) fn or_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
-    match quoted.split_last() {
-        None => String::new(),
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-    }
 }
 
 /// Every problem the fleet's graph and addresses have, for `lab check`:

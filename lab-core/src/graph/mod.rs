@@ -20,11 +20,13 @@ use crate::metadata::{Machine, Problem};
 
 mod check;
 mod cycles;
+mod load;
 pub(crate) mod render;
 mod select;
 mod waves;
 
 pub use check::{dependency_cycles, fleet_problems};
+pub use load::{ordered, OrderError};
 pub use render::{render_graph, GraphFormat, SequenceEntry};
 pub use select::{Expand, SelectError, Selector};
 pub use waves::Limits;

@@ -12,8 +12,8 @@ use std::str::FromStr;
 use petgraph::graph::NodeIndex;
 use petgraph::Direction;
 
-use super::check::{closest, or_list};
 use super::Fleet;
+use crate::suggest::{did_you_mean, nearest};
 
 /// A parsed `--on` expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +181,7 @@ impl Fleet {
             Term::Name(s) | Term::Group(s) | Term::Role(s) => s,
         };
         let universe = term.universe(self);
-        let close = closest(text, universe.iter().copied());
+        let close = nearest(text, universe.iter().copied());
         let prefix = match term {
             Term::Name(_) => "",
             Term::Group(_) => "@",
@@ -189,7 +189,7 @@ impl Fleet {
         };
         let close: Vec<String> = close.iter().map(|c| format!("{prefix}{c}")).collect();
         let hint = if !close.is_empty() {
-            format!(" (did you mean {}?)", or_list(&close.iter().map(String::as_str).collect::<Vec<_>>()))
+            did_you_mean(&close)
         } else {
             let kind = match term {
                 Term::Name(_) => "machines",

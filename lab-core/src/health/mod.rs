@@ -137,3 +137,27 @@ impl CheckReport {
 pub(crate) fn seconds(value: i64) -> Duration {
     Duration::from_secs(u64::try_from(value).unwrap_or(0))
 }
+
+/// Runs every check of `machines` once, each on its machine through ssh
+/// (or from the controller, as the check says), at most `concurrency` at a
+/// time; the reports come sorted by machine, then check.
+pub async fn check_machines(
+    machines: &[crate::metadata::Machine],
+    ssh: crate::exec::SshOptions,
+    concurrency: usize,
+) -> Result<Vec<CheckReport>, crate::exec::ExecError> {
+    let transport = crate::exec::SshTransport::new(ssh).map_err(|source| crate::exec::ExecError::Spawn {
+        machine: String::new(),
+        program: "ssh (its private control directory)".into(),
+        source,
+    })?;
+    let clients = HttpClients::default();
+    let mut probers: Vec<(crate::metadata::Machine, std::sync::Arc<dyn Prober>)> = Vec::new();
+    for machine in machines {
+        let executor: std::sync::Arc<dyn crate::exec::Executor> = std::sync::Arc::new(transport.executor(machine)?);
+        probers.push((machine.clone(), std::sync::Arc::new(MachineProber::new(machine, executor, clients.clone()))));
+    }
+    let reports = check_fleet_once(&probers, concurrency).await;
+    transport.close().await;
+    Ok(reports)
+}

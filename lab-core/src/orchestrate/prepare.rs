@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::build::{BuildError, Builder, SystemRef};
 use super::error::OrchestrateError;
@@ -82,7 +81,7 @@ pub async fn prepare(
     Ok(Prepared { spec: spec.clone(), fleet, phases, systems, hash })
 }
 
-/// sha256 over what decides the run's actions, as canonical JSON: the
+/// blake3 over what decides the run's actions, as canonical JSON: the
 /// plans, every selected machine's metadata, and the systems (output paths
 /// change whenever a configuration does).
 pub fn plan_hash(spec: &RunSpec, fleet: &Fleet, phases: &[Plan], systems: &BTreeMap<String, SystemRef>) -> String {
@@ -95,11 +94,10 @@ pub fn plan_hash(spec: &RunSpec, fleet: &Fleet, phases: &[Plan], systems: &BTree
         "machines": machines,
         "systems": outputs,
     });
-    let digest = Sha256::digest(value.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    blake3::hash(value.to_string().as_bytes()).to_hex().to_string()
 }
 
-/// The first 16 hex digits of the sha256 of `text`.
+/// The first 16 hex digits of the blake3 of `text`.
 pub(crate) fn short_hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }

@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 /// The state directory of lab.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateDir(PathBuf);
@@ -59,9 +57,7 @@ impl StateDir {
 /// A short, stable name for a fleet source (its description hashed), so
 /// runs on different fleets do not exclude each other.
 pub fn fleet_key(source_description: &str) -> String {
-    let digest = Sha256::digest(source_description.as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("fleet-{hex}")
+    format!("fleet-{}", &blake3::hash(source_description.as_bytes()).to_hex()[..16])
 }
 
 /// A new run id: UTC time to the millisecond, then the pid, so ids sort by

@@ -297,11 +297,12 @@ impl Netns {
         let name = format!("{NETNS_PREFIX}{pid}-{n}");
         // Interface names are limited to 15 bytes.
         let (outer, inner) = (format!("lo{}x{n}", pid % 100_000), format!("li{}x{n}", pid % 100_000));
-        // A /30 per host in 10.231.0.0/16, chosen by pid and host number.
+        // A /30 per host in 10.232.0.0/16, chosen by pid and host number (the
+        // e2e fleet harness owns 10.231.0.0/24).
         let base = ((pid % 64) * 1024 + (n % 256) * 4) as u16;
         let (a, b) = ((base >> 8) as u8, (base & 0xff) as u8);
-        let outside = Ipv4Addr::new(10, 231, a, b + 1);
-        let inside = Ipv4Addr::new(10, 231, a, b + 2);
+        let outside = Ipv4Addr::new(10, 232, a, b + 1);
+        let inside = Ipv4Addr::new(10, 232, a, b + 2);
         let ns = Netns { name, inside };
         run("ip", &["netns", "add", &ns.name]);
         run("ip", &["link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", &ns.name]);

@@ -1,0 +1,19 @@
+//! `lab completions SHELL` and `lab man`: generated from the same clap
+//! definition the parser uses, so they never drift from the real options.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap_complete::Shell;
+
+/// Prints the completion script for `shell`.
+pub fn completions(mut command: clap::Command, shell: Shell) -> Result<ExitCode> {
+    clap_complete::generate(shell, &mut command, "lab", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the man page (roff) of `lab`.
+pub fn man(command: clap::Command) -> Result<ExitCode> {
+    clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,28 @@
+//! Completions and the man page come from the parser's own definition.
+
+use std::process::Command;
+
+fn lab(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lab")).args(args).output().unwrap();
+    assert!(out.status.success(), "lab {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn completions_know_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = lab(&["completions", shell]);
+        for command in ["machines", "sequence", "plan", "health", "check"] {
+            assert!(script.contains(command), "{shell} completion lacks {command}");
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_lab")).args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+}
+
+#[test]
+fn man_page_is_roff_with_the_commands() {
+    let page = lab(&["man"]);
+    assert!(page.contains(".TH lab 1"));
+    assert!(page.contains("sequence"));
+}

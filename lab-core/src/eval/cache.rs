@@ -1,0 +1,190 @@
+//! The evaluation cache: a clean evaluation stored under the cache directory,
+//! keyed by a hash of everything that can change it, so a second run with
+//! nothing changed starts no nix at all.
+//!
+//! One entry per source (`eval/<hash of the source>.json`), so entries do not
+//! pile up: a new key overwrites the old one. The first line carries the key,
+//! a hash of the rest and how long the evaluation took (microseconds, a hint
+//! for the next run even once the key is stale); an entry whose key or hash
+//! does not match, or that does not parse, is ignored.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::nix::{Nix, EXPR};
+use super::source::{git_root, Inputs, Resolved};
+use super::Evaluation;
+use crate::metadata::parse_machine;
+
+const MAGIC: &str = "lab-eval-cache 1";
+
+/// Where and under what key a source's result is cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Key {
+    /// The entry's file.
+    pub file: PathBuf,
+    /// Hash of every input.
+    pub digest: String,
+}
+
+/// The key of `source` under `dir`, or `None` when its inputs cannot be known
+/// (a remote flake) or read.
+pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix) -> Option<Key> {
+    let mut slot = blake3::Hasher::new();
+    for (name, value) in source.args() {
+        field(&mut slot, name, value.as_bytes());
+    }
+    let mut hasher = blake3::Hasher::new();
+    field(&mut hasher, "magic", MAGIC.as_bytes());
+    field(&mut hasher, "lab", crate::VERSION.as_bytes());
+    field(&mut hasher, "expression", EXPR.as_bytes());
+    field(&mut hasher, "nix", nix.identity().as_bytes());
+    field(&mut hasher, "source", slot.finalize().as_bytes());
+    // `<nixpkgs>`-style lookups read NIX_PATH.
+    field(&mut hasher, "NIX_PATH", std::env::var("NIX_PATH").unwrap_or_default().as_bytes());
+    for inputs in &source.inputs {
+        match inputs {
+            Inputs::Remote => return None,
+            Inputs::Tracked { dir, nix_only } => {
+                field(&mut hasher, "tracked", dir.to_string_lossy().as_bytes());
+                hash_tracked(&mut hasher, dir, *nix_only)?;
+            }
+            Inputs::Tree { dir, nix_only } => {
+                field(&mut hasher, "tree", dir.to_string_lossy().as_bytes());
+                hash_tree(&mut hasher, dir, dir, &|p| !nix_only || is_nix(p)).ok()?;
+            }
+        }
+    }
+    let slot = slot.finalize().to_hex();
+    Some(Key {
+        file: dir.join("eval").join(format!("{}.json", &slot[..32])),
+        digest: hasher.finalize().to_hex().to_string(),
+    })
+}
+
+fn is_nix(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "nix")
+}
+
+/// A flake sees its git-tracked files when it lives in a git work tree, and
+/// every file under it otherwise.
+fn hash_tracked(hasher: &mut blake3::Hasher, dir: &Path, nix_only: bool) -> Option<()> {
+    let keep = |p: &Path| !nix_only || is_nix(p);
+    let Some(root) = git_root(dir) else {
+        return hash_tree(hasher, dir, dir, &keep).ok();
+    };
+    let listing = duct::cmd!("git", "-C", &root, "ls-files", "-z").stdout_capture().stderr_null().read().ok()?;
+    let mut files: Vec<&str> = listing.split('\0').filter(|f| !f.is_empty() && keep(Path::new(f))).collect();
+    files.sort_unstable();
+    for file in files {
+        // A tracked file deleted from the work tree is absent for nix too.
+        let content = std::fs::read(root.join(file)).unwrap_or_default();
+        field(hasher, file, &content);
+    }
+    Some(())
+}
+
+/// Hashes the files under `dir` accepted by `keep`, in name order, by path
+/// relative to `root` and content. Hidden directories (.git) are skipped and
+/// directory symlinks are not followed.
+fn hash_tree(
+    hasher: &mut blake3::Hasher,
+    root: &Path,
+    dir: &Path,
+    keep: &dyn Fn(&Path) -> bool,
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                hash_tree(hasher, root, &path, keep)?;
+            }
+        } else if keep(&path) {
+            let name = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+            // A dangling symlink reads as empty rather than failing the key.
+            let content =
+                if kind.is_symlink() { std::fs::read(&path).unwrap_or_default() } else { std::fs::read(&path)? };
+            field(hasher, &name, &content);
+        }
+    }
+    Ok(())
+}
+
+/// Length-prefixed, so no two different inputs hash the same stream.
+fn field(hasher: &mut blake3::Hasher, name: &str, value: &[u8]) {
+    hasher.update(&(name.len() as u64).to_le_bytes());
+    hasher.update(name.as_bytes());
+    hasher.update(&(value.len() as u64).to_le_bytes());
+    hasher.update(value);
+}
+
+/// The cached evaluation under `key`, if there is a sound one.
+pub(crate) fn load(key: &Key) -> Option<Evaluation> {
+    let bytes = std::fs::read(&key.file).ok()?;
+    let newline = bytes.iter().position(|&b| b == b'\n')?;
+    let (header, payload) = (std::str::from_utf8(&bytes[..newline]).ok()?, &bytes[newline + 1..]);
+    let expected = format!("{MAGIC} {} {} ", key.digest, blake3::hash(payload).to_hex());
+    if !header.starts_with(&expected) {
+        return None;
+    }
+    let Value::Object(mut object) = serde_json::from_slice(payload).ok()? else { return None };
+    let Value::Object(entries) = object.remove("machines")? else { return None };
+    let mut machines = BTreeMap::new();
+    for (name, value) in entries {
+        let machine = parse_machine(&name, value, None).ok()?;
+        machines.insert(name, machine);
+    }
+    let unmanaged: Vec<String> = serde_json::from_value(object.remove("unmanaged")?).ok()?;
+    Some(Evaluation { machines, unmanaged, failures: Vec::new(), from_cache: true })
+}
+
+/// How long the evaluation stored for this source took, whatever its key:
+/// read from the first line only.
+pub(crate) fn previous_work(key: &Key) -> Option<Duration> {
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(&key.file).ok()?).read_line(&mut line).ok()?;
+    let micros = line.trim_end().strip_prefix(MAGIC)?.split(' ').nth(3)?.parse().ok()?;
+    Some(Duration::from_micros(micros))
+}
+
+/// Stores a clean evaluation under `key`: written beside, then renamed, so a
+/// reader never sees half an entry.
+pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::io::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        machines: &'a BTreeMap<String, crate::metadata::Machine>,
+        unmanaged: &'a [String],
+    }
+    let payload = serde_json::to_vec(&Entry { machines: &evaluation.machines, unmanaged: &evaluation.unmanaged })?;
+    let dir = key.file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary = key.file.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&temporary)?;
+    writeln!(file, "{MAGIC} {} {} {}", key.digest, blake3::hash(&payload).to_hex(), work.as_micros())?;
+    file.write_all(&payload)?;
+    drop(file);
+    std::fs::rename(&temporary, &key.file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_work_hint_outlives_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key { file: dir.path().join("eval/x.json"), digest: "old".into() };
+        store(&key, &Evaluation::default(), Duration::from_millis(42)).unwrap();
+        assert_eq!(load(&key).map(|e| e.from_cache), Some(true));
+        let stale = Key { digest: "new".into(), ..key };
+        assert!(load(&stale).is_none());
+        assert_eq!(previous_work(&stale), Some(Duration::from_millis(42)));
+    }
+}

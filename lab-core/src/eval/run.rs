@@ -1,0 +1,163 @@
+//! Reading a fleet with nix: chunks in parallel, then host by host where a
+//! chunk failed.
+//!
+//! The happy path is `jobs` processes at once, each reading the hosts whose
+//! sorted index is its chunk number modulo `jobs`, so no listing process
+//! runs first. Inside a process each host is wrapped in `builtins.tryEval`,
+//! which catches `throw` and failed assertions (how NixOS reports most
+//! option errors) without losing the other hosts; such hosts are flagged
+//! and read again alone to get nix's message. Errors tryEval cannot catch
+//! (syntax errors, missing attributes) fail the whole process: then lab
+//! lists the names and reads that chunk's hosts one by one, in parallel.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::nix::{relocate, Failure, Nix, NixMessage};
+use super::source::Resolved;
+use super::EvalError;
+
+/// What nix said about one host.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum HostResult {
+    /// Its `config.lab.metadata`.
+    Metadata(Value),
+    /// It has no lab module.
+    Unmanaged,
+    /// It failed; nix's message, positions mapped to the user's files.
+    Failed(NixMessage),
+}
+
+/// Reads every host of `source` in `chunks` nix processes, with at most
+/// `jobs` at once. Also returns the work: the summed time of the chunk
+/// processes, which tells the next run whether splitting is worth it.
+pub(crate) fn read_fleet(
+    nix: &Nix,
+    source: &Resolved,
+    chunks: usize,
+    jobs: usize,
+    deadline: Option<Instant>,
+) -> Result<(BTreeMap<String, HostResult>, Duration), EvalError> {
+    let base = source.args();
+    let run = |extra: &[(&'static str, String)]| {
+        let args: Vec<(&str, &str)> = base.iter().chain(extra).map(|(k, v)| (*k, v.as_str())).collect();
+        nix.eval(&args, deadline)
+    };
+
+    let work = AtomicU64::new(0);
+    let outputs = parallel(jobs, &(0..chunks).collect::<Vec<_>>(), |&k| {
+        let started = Instant::now();
+        let output = run(&[("chunk", k.to_string()), ("chunks", chunks.to_string())]);
+        work.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        output
+    });
+    let mut hosts = BTreeMap::new();
+    let mut again = Vec::new();
+    let mut failed_chunks = Vec::new();
+    for (k, output) in outputs.into_iter().enumerate() {
+        match output {
+            Ok(stdout) => {
+                for (name, result) in parse_hosts(&stdout)? {
+                    match result {
+                        Some(result) => drop(hosts.insert(name, result)),
+                        None => again.push(name),
+                    }
+                }
+            }
+            Err(Failure::Nix(_)) => failed_chunks.push(k),
+            Err(other) => return Err(fatal(other)),
+        }
+    }
+
+    if !failed_chunks.is_empty() {
+        let names: Vec<String> = match run(&[("list", "1".into())]) {
+            Ok(stdout) => serde_json::from_slice(&stdout).map_err(|e| EvalError::Output(e.to_string()))?,
+            Err(Failure::Nix(e)) => {
+                return Err(EvalError::Fleet {
+                    fleet: source.describe.clone(),
+                    location: e.location.map(|l| relocate(&l, source.root.as_deref())),
+                    message: e.message,
+                })
+            }
+            Err(other) => return Err(fatal(other)),
+        };
+        again.extend(
+            names.into_iter().enumerate().filter(|(i, _)| failed_chunks.contains(&(i % chunks))).map(|(_, n)| n),
+        );
+    }
+
+    again.sort();
+    let outputs = parallel(jobs, &again, |name| {
+        let only = serde_json::to_string(&[name]).unwrap_or_default();
+        run(&[("only", only)])
+    });
+    for (name, output) in again.into_iter().zip(outputs) {
+        let result = match output {
+            Ok(stdout) => parse_hosts(&stdout)?.into_iter().find(|(n, _)| *n == name).and_then(|(_, r)| r),
+            Err(Failure::Nix(mut e)) => {
+                e.location = e.location.map(|l| relocate(&l, source.root.as_deref()));
+                Some(HostResult::Failed(e))
+            }
+            Err(other) => return Err(fatal(other)),
+        };
+        let result = result.ok_or_else(|| EvalError::Output(format!("no result for host `{name}`")))?;
+        hosts.insert(name, result);
+    }
+    Ok((hosts, Duration::from_micros(work.into_inner())))
+}
+
+/// expr.nix's answer: `None` for a host tryEval flagged.
+fn parse_hosts(stdout: &[u8]) -> Result<Vec<(String, Option<HostResult>)>, EvalError> {
+    let bad = |what: &str| EvalError::Output(what.to_string());
+    let Value::Object(object) = serde_json::from_slice(stdout).map_err(|e| bad(&e.to_string()))? else {
+        return Err(bad("expected an object keyed by host name"));
+    };
+    object
+        .into_iter()
+        .map(|(name, value)| {
+            let Value::Object(mut entry) = value else { return Err(bad("expected an object per host")) };
+            let result = if let Some(metadata) = entry.remove("metadata") {
+                Some(HostResult::Metadata(metadata))
+            } else if entry.contains_key("unmanaged") {
+                Some(HostResult::Unmanaged)
+            } else {
+                None
+            };
+            Ok((name, result))
+        })
+        .collect()
+}
+
+fn fatal(failure: Failure) -> EvalError {
+    match failure {
+        Failure::Timeout => EvalError::Timeout(Duration::ZERO),
+        Failure::Spawn(source) => EvalError::NixSpawn(source),
+        Failure::Nix(e) => EvalError::Output(e.message),
+    }
+}
+
+/// Runs `f` over `items` on at most `jobs` threads; results in item order.
+fn parallel<T: Sync, R: Send>(jobs: usize, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 || jobs <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(items.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let result = f(item);
+                if let Ok(mut results) = results.lock() {
+                    results[i] = Some(result);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_default().into_iter().flatten().collect()
+}

@@ -1,0 +1,295 @@
+//! Fleet evaluation with real nix on the fixture fleets
+//! (tests/fixtures/fleets, flake, hosts).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lab_core::eval::{evaluate, EvalError, EvalOptions, Evaluation, Source};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn fleet(name: &str) -> Source {
+    Source::File(fixtures().join("fleets").join(name))
+}
+
+fn jobs(n: usize) -> EvalOptions {
+    EvalOptions { jobs: n, ..EvalOptions::default() }
+}
+
+fn names(evaluation: &Evaluation) -> Vec<&str> {
+    evaluation.machines.keys().map(String::as_str).collect()
+}
+
+/// A copy of the fixture flake with lib.nix beside it, in a fresh directory.
+fn flake_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures().join("flake/flake.nix"), dir.path().join("flake.nix")).unwrap();
+    std::fs::copy(fixtures().join("fleets/lib.nix"), dir.path().join("lib.nix")).unwrap();
+    dir
+}
+
+#[test]
+fn healthy_fleets_of_1_5_and_50() {
+    for (file, count) in [("fleet-1.nix", 1), ("fleet-5.nix", 5), ("fleet-50.nix", 50)] {
+        let evaluation = evaluate(&fleet(file), &jobs(0)).unwrap();
+        assert_eq!(evaluation.machines.len(), count, "{file}");
+        assert!(evaluation.is_clean() && evaluation.unmanaged.is_empty(), "{file}: {evaluation:?}");
+    }
+}
+
+#[test]
+fn chunking_does_not_change_the_result() {
+    let one = evaluate(&fleet("fleet-50.nix"), &jobs(1)).unwrap();
+    for n in [2, 3, 7] {
+        assert_eq!(evaluate(&fleet("fleet-50.nix"), &jobs(n)).unwrap(), one, "jobs {n}");
+    }
+    let broken = evaluate(&fleet("broken.nix"), &jobs(1)).unwrap();
+    assert_eq!(evaluate(&fleet("broken.nix"), &jobs(3)).unwrap(), broken);
+}
+
+#[test]
+fn broken_hosts_are_reported_and_the_rest_returned() {
+    let evaluation = evaluate(&fleet("broken.nix"), &jobs(2)).unwrap();
+    assert_eq!(names(&evaluation), ["node-00", "node-01", "node-02", "node-03", "node-04"]);
+    assert_eq!(evaluation.unmanaged, ["no-module"]);
+    let failures: Vec<(&str, &str, Option<&str>)> =
+        evaluation.failures.iter().map(|f| (f.machine.as_str(), f.message.as_str(), f.location.as_deref())).collect();
+    let hosts = fixtures().join("fleets/hosts");
+    let at = |file: &str, line: u32| format!("{}/{file}:{line}", hosts.display());
+    assert_eq!(
+        failures,
+        [
+            ("missing-attribute", "attribute 'rebootOrder' missing", Some(at("missing-attribute.nix", 7).as_str())),
+            ("syntax-error", "syntax error, unexpected '}', expecting ';'", Some(at("syntax-error.nix", 5).as_str())),
+            ("throws", "the option `lab.machine.role' is used but not defined", None),
+        ]
+    );
+}
+
+#[test]
+fn a_throw_is_caught_without_failing_the_others() {
+    let evaluation = evaluate(&fleet("broken-throw.nix"), &jobs(1)).unwrap();
+    assert_eq!(names(&evaluation), ["node-00", "node-01", "node-02"]);
+    assert_eq!(evaluation.failures.len(), 1);
+    assert_eq!(evaluation.failures[0].machine, "throws");
+}
+
+#[test]
+fn names_and_paths_reach_nix_as_data() {
+    // One chunk holding the evil name and a broken host: the name goes
+    // through the whole fleet read, the listing and the host-by-host read.
+    let evaluation = evaluate(&fleet("evil-name.nix"), &jobs(1)).unwrap();
+    assert_eq!(names(&evaluation), ["a\"; builtins.abort \"x"]);
+    assert_eq!(evaluation.failures[0].machine, "broken");
+
+    let dir = tempfile::tempdir().unwrap();
+    let evil = dir.path().join("x\"; builtins.abort \"y ${toString 1}");
+    std::fs::create_dir(&evil).unwrap();
+    for file in ["fleet-5.nix", "lib.nix"] {
+        std::fs::copy(fixtures().join("fleets").join(file), evil.join(file)).unwrap();
+    }
+    let evaluation = evaluate(&Source::File(evil.join("fleet-5.nix")), &jobs(1)).unwrap();
+    assert_eq!(evaluation.machines.len(), 5);
+}
+
+#[test]
+fn reads_a_flake_plain_and_git_tracked() {
+    let dir = flake_dir();
+    let evaluation = evaluate(&Source::Flake(dir.path().display().to_string()), &jobs(2)).unwrap();
+    assert_eq!(evaluation, evaluate(&fleet("fleet-5.nix"), &jobs(1)).unwrap());
+
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).status().unwrap();
+        assert!(status.success());
+    };
+    git(&["init", "-q"]);
+    git(&["add", "flake.nix", "lib.nix"]);
+    let tracked = evaluate(&Source::Flake(dir.path().display().to_string()), &jobs(1)).unwrap();
+    assert_eq!(tracked.machines, evaluation.machines);
+}
+
+#[test]
+fn a_broken_flake_is_one_clear_error_at_the_users_file() {
+    let dir = flake_dir();
+    std::fs::write(dir.path().join("flake.nix"), "{ outputs = { self }: {\n  nixosConfigurations = ;\n}; }\n").unwrap();
+    let err = evaluate(&Source::Flake(dir.path().display().to_string()), &jobs(2)).unwrap_err();
+    let EvalError::Fleet { location, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(location.as_deref(), Some(format!("{}/flake.nix:2", dir.path().display()).as_str()), "{err}");
+}
+
+#[test]
+fn missing_sources_say_what_to_pass() {
+    let missing = evaluate(&Source::Flake("/nonexistent/fleet".into()), &jobs(1)).unwrap_err();
+    assert!(matches!(missing, EvalError::NoSuchFleet { .. }), "{missing:?}");
+    let no_flake = evaluate(&Source::Flake(fixtures().join("fleets").display().to_string()), &jobs(1)).unwrap_err();
+    assert!(no_flake.to_string().contains("has no flake.nix; pass --flake"), "{no_flake}");
+    let syntax = evaluate(&fleet("syntax-error.nix"), &jobs(2)).unwrap_err();
+    assert!(syntax.to_string().contains("syntax error"), "{syntax}");
+    let not_a_fleet = evaluate(&fleet("not-a-fleet.nix"), &jobs(2)).unwrap_err();
+    assert!(not_a_fleet.to_string().contains("must provide nixosConfigurations"), "{not_a_fleet}");
+}
+
+#[test]
+fn an_evaluation_past_the_timeout_is_stopped() {
+    let options = EvalOptions { timeout: Some(Duration::from_millis(300)), ..jobs(1) };
+    let started = std::time::Instant::now();
+    let err = evaluate(&fleet("slow.nix"), &options).unwrap_err();
+    assert!(matches!(err, EvalError::Timeout(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn reads_a_hosts_directory() {
+    let source = Source::HostsDir { dir: fixtures().join("hosts"), nixpkgs: fixtures().join("fake-nixpkgs") };
+    let evaluation = evaluate(&source, &jobs(2)).unwrap();
+    assert_eq!(names(&evaluation), ["alpha", "beta", "gamma"]);
+    assert_eq!(evaluation.machines["beta"].metadata.dependencies, ["alpha"]);
+}
+
+#[test]
+fn reads_hosts_built_with_the_real_module() {
+    let Ok(lib) = std::env::var("LAB_NIXPKGS_LIB") else {
+        println!("skipped: set LAB_NIXPKGS_LIB to nixpkgs' lib directory to run the real module system");
+        return;
+    };
+    assert!(Path::new(&lib).join("default.nix").exists(), "LAB_NIXPKGS_LIB={lib} is not nixpkgs' lib");
+    let source =
+        Source::HostsDir { dir: fixtures().join("hosts-real"), nixpkgs: fixtures().join("nixpkgs-evalmodules") };
+    let evaluation = evaluate(&source, &jobs(2)).unwrap();
+    assert_eq!(names(&evaluation), ["db", "web"]);
+    assert_eq!(evaluation.unmanaged, ["bare"]);
+    let web = &evaluation.machines["web"];
+    assert_eq!(web.services, ["nginx"]);
+    assert_eq!(web.target_host(), "web.lab.internal");
+    assert_eq!(evaluation.machines["db"].services, ["postgresql"]);
+}
+
+mod cache {
+    use super::*;
+
+    /// A fleet in its own directory, with a cache directory of its own.
+    fn setup() -> (tempfile::TempDir, Source, EvalOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["fleet-5.nix", "lib.nix"] {
+            std::fs::copy(fixtures().join("fleets").join(file), dir.path().join(file)).unwrap();
+        }
+        let options = EvalOptions { cache_dir: Some(dir.path().join("cache")), ..jobs(2) };
+        let source = Source::File(dir.path().join("fleet-5.nix"));
+        (dir, source, options)
+    }
+
+    fn entry(options: &EvalOptions) -> PathBuf {
+        let dir = options.cache_dir.as_ref().unwrap().join("eval");
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(entries.len(), 1, "one entry per source: {entries:?}");
+        entries.pop().unwrap()
+    }
+
+    #[test]
+    fn a_second_run_is_a_hit_and_refresh_skips_it() {
+        let (_dir, source, options) = setup();
+        let cold = evaluate(&source, &options).unwrap();
+        assert!(!cold.from_cache);
+        let warm = evaluate(&source, &options).unwrap();
+        assert!(warm.from_cache);
+        assert_eq!(warm.machines, cold.machines);
+        let refreshed = evaluate(&source, &EvalOptions { refresh: true, ..options }).unwrap();
+        assert!(!refreshed.from_cache);
+    }
+
+    #[test]
+    fn touching_any_input_misses() {
+        let (dir, source, options) = setup();
+        evaluate(&source, &options).unwrap();
+        let lib = dir.path().join("lib.nix");
+        let text = std::fs::read_to_string(&lib).unwrap().replace("\"database\"", "\"db-server\"");
+        std::fs::write(&lib, text).unwrap();
+        let changed = evaluate(&source, &options).unwrap();
+        assert!(!changed.from_cache);
+        assert_eq!(changed.machines["node-00"].metadata.role, "db-server");
+        // A new .nix file beside it counts too.
+        std::fs::write(dir.path().join("extra.nix"), "{ }").unwrap();
+        assert!(!evaluate(&source, &options).unwrap().from_cache);
+        assert!(evaluate(&source, &options).unwrap().from_cache);
+        entry(&options);
+    }
+
+    #[test]
+    fn a_corrupt_or_truncated_entry_is_ignored() {
+        let (_dir, source, options) = setup();
+        let cold = evaluate(&source, &options).unwrap();
+        let entry = entry(&options);
+        let bytes = std::fs::read(&entry).unwrap();
+        std::fs::write(&entry, &bytes[..bytes.len() / 2]).unwrap();
+        let again = evaluate(&source, &options).unwrap();
+        assert!(!again.from_cache);
+        assert_eq!(again.machines, cold.machines);
+        // Valid JSON that is not what was written: the hash line catches it.
+        let text = std::fs::read_to_string(&entry).unwrap().replace("\"database\"", "\"tampered\"");
+        std::fs::write(&entry, text).unwrap();
+        let again = evaluate(&source, &options).unwrap();
+        assert!(!again.from_cache);
+        assert_eq!(again.machines, cold.machines);
+    }
+
+    #[test]
+    fn a_git_flake_is_keyed_by_its_tracked_files() {
+        let dir = flake_dir();
+        let options = EvalOptions { cache_dir: Some(dir.path().join(".cache")), ..jobs(1) };
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).status().unwrap();
+            assert!(status.success());
+        };
+        git(&["init", "-q"]);
+        git(&["add", "flake.nix", "lib.nix"]);
+        let source = Source::Flake(dir.path().display().to_string());
+        assert!(!evaluate(&source, &options).unwrap().from_cache);
+        // nix does not see untracked files, and neither does the key.
+        std::fs::write(dir.path().join("notes.nix"), "{ }").unwrap();
+        assert!(evaluate(&source, &options).unwrap().from_cache);
+        // A tracked file's content counts, staged or not.
+        let lib = dir.path().join("lib.nix");
+        std::fs::write(&lib, std::fs::read_to_string(&lib).unwrap() + "\n").unwrap();
+        assert!(!evaluate(&source, &options).unwrap().from_cache);
+    }
+
+    #[test]
+    fn a_hosts_directory_is_keyed_by_the_modules_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = |from: &str, to: &str| {
+            std::fs::create_dir_all(dir.path().join(to).parent().unwrap()).unwrap();
+            std::fs::copy(fixtures().join(from), dir.path().join(to)).unwrap();
+        };
+        for host in ["alpha", "beta", "gamma"] {
+            copy(&format!("hosts/{host}/configuration.nix"), &format!("hosts/{host}/configuration.nix"));
+        }
+        copy("fleets/lib.nix", "fleets/lib.nix");
+        copy("fake-nixpkgs/nixos/lib/eval-config.nix", "nixpkgs/nixos/lib/eval-config.nix");
+        let source = Source::HostsDir { dir: dir.path().join("hosts"), nixpkgs: dir.path().join("nixpkgs") };
+        let options = EvalOptions { cache_dir: Some(dir.path().join(".cache")), ..jobs(1) };
+        assert_eq!(evaluate(&source, &options).unwrap().machines.len(), 3);
+        assert!(evaluate(&source, &options).unwrap().from_cache);
+        let lib = dir.path().join("fleets/lib.nix");
+        std::fs::write(
+            &lib,
+            std::fs::read_to_string(&lib).unwrap().replace("targetUser = \"root\"", "targetUser = \"ops\""),
+        )
+        .unwrap();
+        let changed = evaluate(&source, &options).unwrap();
+        assert!(!changed.from_cache);
+        assert_eq!(changed.machines["alpha"].metadata.target_user, "ops");
+        let eval_config = dir.path().join("nixpkgs/nixos/lib/eval-config.nix");
+        std::fs::write(&eval_config, std::fs::read_to_string(&eval_config).unwrap() + "\n").unwrap();
+        assert!(!evaluate(&source, &options).unwrap().from_cache);
+    }
+
+    #[test]
+    fn a_fleet_with_failures_is_not_cached() {
+        let options = EvalOptions { cache_dir: Some(tempfile::tempdir().unwrap().keep()), ..jobs(1) };
+        evaluate(&fleet("broken-throw.nix"), &options).unwrap();
+        assert!(!evaluate(&fleet("broken-throw.nix"), &options).unwrap().from_cache);
+        std::fs::remove_dir_all(options.cache_dir.unwrap()).unwrap();
+    }
+}
