@@ -314,8 +314,9 @@ impl Remote<'_> {
         let text = out.stdout_text();
         let lines: Vec<&str> = text.lines().map(str::trim).collect();
         if lines.len() < 6 {
-            // A dry run, or a shell that printed nothing: nothing is known to differ.
-            return Ok(None);
+            // A dry run, or a shell that printed too little: unknown counts
+            // as needed, so a dry run shows the whole reboot.
+            return Ok(Some("cannot tell whether the booted system differs; rebooting".into()));
         }
         let differing: Vec<&str> =
             parts.iter().enumerate().filter(|(i, _)| lines[*i] != lines[i + 3]).map(|(_, p)| *p).collect();
