@@ -36,6 +36,7 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
     }
 
     // rebootDelay, minus what an interrupted run already waited.
+    let mut boot_id = None;
     let id = step_id(KIND, name, Action::Wait);
     let prior = ctx.prior.get(&id).cloned();
     if prior.as_ref().map(|p| p.state) == Some(StepState::Finished) {
@@ -51,15 +52,26 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
             format!("wait {} s (rebootDelay)", delay.as_secs()),
             json!({ "seconds": delay.as_secs() }),
         )?;
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            // Left started: resume waits for the rest.
-            () = ctx.rt.cancel.cancelled() => return Ok(()),
+        // The boot id is read while the delay runs, so opening the
+        // connection costs the sequence nothing.
+        let (slept, early) = tokio::join!(
+            async {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => true,
+                    // Left started: resume waits for the rest.
+                    () = ctx.rt.cancel.cancelled() => false,
+                }
+            },
+            ctx.exec(name).boot_id()
+        );
+        if !slept {
+            return Ok(());
         }
         ctx.finish(&step, name, Action::Wait, "waited".into(), serde_json::Value::Null)?;
+        boot_id = early.ok();
     }
 
-    let Some(before) = reboot(ctx, name).await? else { return Ok(()) };
+    let Some(before) = reboot(ctx, name, boot_id).await? else { return Ok(()) };
 
     let id = step_id(KIND, name, Action::WaitForBoot);
     if ctx.prior.state(&id) == StepState::Finished {
@@ -137,7 +149,7 @@ async fn needed(ctx: &Ctx<'_>, m: &MachinePlan) -> Result<bool, JournalError> {
 /// The reboot step; returns the boot id from before the reboot, or `None`
 /// when the machine failed. Never reboots a machine whose boot id already
 /// changed since a journaled reboot.
-async fn reboot(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>, JournalError> {
+async fn reboot(ctx: &Ctx<'_>, name: &str, early: Option<String>) -> Result<Option<String>, JournalError> {
     let id = step_id(KIND, name, Action::Reboot);
     let exec = ctx.exec(name);
     let prior = ctx.prior.get(&id).cloned();
@@ -173,7 +185,11 @@ async fn reboot(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>, JournalErro
     if ctx.rt.cancel.is_cancelled() {
         return Ok(None);
     }
-    let before = match (&journaled, exec.boot_id().await) {
+    let read = match early {
+        Some(id) => Ok(id),
+        None => exec.boot_id().await,
+    };
+    let before = match (&journaled, read) {
         (Some(before), _) => before.clone(),
         (None, Ok(id)) => id,
         (None, Err(e)) => {
