@@ -29,10 +29,11 @@ echo "==> health fan-out"
 cargo bench -q -p lab-core --bench health 2>/dev/null | tee "$work/health.txt"
 
 orchestration="(not measured: no orchestration benchmark in this tree)"
-if grep -qs "makespan" e2e/tests/*.rs 2>/dev/null; then
-  echo "==> orchestration overhead"
-  if cargo test -q -p lab-e2e --test bench_makespan -- --nocapture >"$work/orch.txt" 2>&1; then
-    orchestration=$(grep -i "makespan" "$work/orch.txt" | tail -n 3)
+if grep -qs "reports_its_makespan" e2e/tests/orchestrate.rs; then
+  echo "==> orchestration overhead (6-host rolling reboot on namespaced test hosts)"
+  cargo build -q --workspace
+  if cargo test -q -p lab-e2e --test orchestrate reports_its_makespan -- --nocapture >"$work/orch.txt" 2>&1; then
+    orchestration=$(grep "6-host rolling reboot" "$work/orch.txt" | tail -n 1)
   fi
 fi
 

@@ -28,7 +28,7 @@ let
   };
   orchestrationDefaults = {
     deployStrategy = "rolling"; rebootDelay = 600; criticalityLevel = "medium";
-    healthyDeadline = 300; minHealthyTime = 10; rebootTimeout = 600;
+    healthyDeadline = 300; minHealthyTime = 10; rebootTimeout = 600; confirmTimeout = 30;
   };
 
   metadata = name: m: {

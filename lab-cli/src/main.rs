@@ -1,7 +1,9 @@
 //! The `lab` command: parses arguments, calls lab-core, renders the result.
 //!
 //! Exit codes: 0 success; 1 the command ran and found the fleet not clean
-//! (problems, failed checks, failed steps); 2 usage or runtime error.
+//! (problems, failed checks, failed steps, a rollback); 2 usage or runtime
+//! error; 3 another run holds the fleet's lock; 4 a run was interrupted
+//! (Ctrl-C) and can be continued with `lab resume`.
 
 use std::process::ExitCode;
 
@@ -10,6 +12,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod cmd;
 mod fleet;
 mod logging;
+mod progress;
 mod render;
 mod selection;
 mod ssh;
@@ -58,6 +61,16 @@ enum Command {
     },
     /// Print the man page (roff): lab man | man -l -
     Man,
+    /// Build, copy and activate the selected machines, in order, health-gated, with rollback.
+    Deploy(cmd::deploy::DeployArgs),
+    /// Reboot the selected machines in sequence, each back and healthy before the next.
+    Reboot(cmd::reboot::RebootArgs),
+    /// Check, deploy every machine, then reboot those that need it (optionally update the flake first).
+    Orchestrate(cmd::orchestrate::OrchestrateArgs),
+    /// Continue an interrupted run from its journal.
+    Resume(cmd::resume::ResumeArgs),
+    /// Remove a run's lock: lab unlock --force RUN_ID.
+    Unlock(cmd::resume::UnlockArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +88,11 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(&cli.fleet, &args),
         Command::Completions { shell } => cmd::docs::completions(Cli::command(), shell),
         Command::Man => cmd::docs::man(Cli::command()),
+        Command::Deploy(args) => cmd::deploy::run(&cli.fleet, &args),
+        Command::Reboot(args) => cmd::reboot::run(&cli.fleet, &args),
+        Command::Orchestrate(args) => cmd::orchestrate::run(&cli.fleet, &args),
+        Command::Resume(args) => cmd::resume::run(&args),
+        Command::Unlock(args) => cmd::resume::unlock(&args),
     };
     match result {
         Ok(code) => code,

@@ -51,9 +51,11 @@ pub enum PlanKind {
 }
 
 /// One step on one machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
+    /// Find out whether the machine needs a reboot (`--only-if-needed`).
+    CheckReboot,
     /// Wait before acting (rebootDelay).
     Wait,
     /// Issue the reboot.
@@ -70,6 +72,101 @@ pub enum Action {
     Activate,
     /// Make a tested configuration the boot default (blue-green).
     Commit,
+}
+
+impl Action {
+    /// The action's name as in JSON and step ids: `wait-for-boot`, `activate`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::CheckReboot => "check-reboot",
+            Action::Wait => "wait",
+            Action::Reboot => "reboot",
+            Action::WaitForBoot => "wait-for-boot",
+            Action::HealthChecks => "health-checks",
+            Action::Build => "build",
+            Action::Copy => "copy",
+            Action::Activate => "activate",
+            Action::Commit => "commit",
+        }
+    }
+}
+
+impl PlanKind {
+    /// The kind's name as in JSON and step ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanKind::Reboot => "reboot",
+            PlanKind::Deploy => "deploy",
+        }
+    }
+}
+
+/// The stable id of a step in journals and events: `deploy/web-1/activate`.
+pub fn step_id(kind: PlanKind, machine: &str, action: Action) -> String {
+    format!("{}/{machine}/{}", kind.name(), action.name())
+}
+
+/// What `switch-to-configuration` is asked to do at the end of a deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Goal {
+    /// Make it the running system and the boot default.
+    #[default]
+    Switch,
+    /// Make it the boot default only; the running system does not change.
+    Boot,
+    /// Make it the running system only; the next boot forgets it.
+    Test,
+    /// Only show what activating it would change.
+    DryActivate,
+}
+
+impl Goal {
+    /// The goal as `switch-to-configuration` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Goal::Switch => "switch",
+            Goal::Boot => "boot",
+            Goal::Test => "test",
+            Goal::DryActivate => "dry-activate",
+        }
+    }
+
+    /// True when the goal changes the running system, so health checks
+    /// (and a rollback watchdog) apply.
+    pub fn changes_running_system(self) -> bool {
+        matches!(self, Goal::Switch | Goal::Test)
+    }
+
+    /// True when the goal sets the system profile (the boot default).
+    pub fn sets_profile(self) -> bool {
+        matches!(self, Goal::Switch | Goal::Boot)
+    }
+}
+
+/// How a run's steps are chosen beyond kind, fleet and limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanOptions {
+    /// Deploy: the goal (default switch).
+    #[serde(default)]
+    pub goal: Goal,
+    /// Deploy: build on each machine instead of on the controller.
+    #[serde(default)]
+    pub build_on_target: bool,
+    /// Reboot: skip every rebootDelay.
+    #[serde(default)]
+    pub no_delay: bool,
+    /// Reboot: only machines whose booted kernel, initrd or modules differ
+    /// from their boot default.
+    #[serde(default)]
+    pub only_if_needed: bool,
+}
+
+impl PlanOptions {
+    fn is_default(&self) -> bool {
+        *self == PlanOptions::default()
+    }
 }
 
 /// One step of a machine's part of a plan.
@@ -126,6 +223,9 @@ pub struct PlanWave {
 pub struct Plan {
     /// Reboot or deploy.
     pub kind: PlanKind,
+    /// The options the steps were chosen with (omitted when all default).
+    #[serde(default, skip_serializing_if = "PlanOptions::is_default")]
+    pub options: PlanOptions,
     /// The limits the waves were cut under.
     pub limits: Limits,
     /// The waves, in the order they run.
@@ -140,12 +240,17 @@ impl Plan {
     /// The plan of a `kind` run over every machine of `fleet`, in its waves
     /// under `limits`.
     pub fn new(kind: PlanKind, fleet: &Fleet, limits: &Limits) -> Plan {
+        Plan::with_options(kind, fleet, limits, &PlanOptions::default())
+    }
+
+    /// The plan of a `kind` run chosen with `options`.
+    pub fn with_options(kind: PlanKind, fleet: &Fleet, limits: &Limits, options: &PlanOptions) -> Plan {
         let waves: Vec<PlanWave> = fleet
             .waves(limits)
             .into_iter()
             .enumerate()
             .map(|(w, machines)| {
-                let machines: Vec<MachinePlan> = machines.into_iter().map(|m| machine_plan(kind, m)).collect();
+                let machines: Vec<MachinePlan> = machines.into_iter().map(|m| machine_plan(kind, options, m)).collect();
                 PlanWave {
                     wave: w + 1,
                     estimated_seconds: machines.iter().map(|m| m.estimated_seconds).max().unwrap_or(0),
@@ -156,11 +261,17 @@ impl Plan {
             .collect();
         Plan {
             kind,
+            options: *options,
             limits: *limits,
             estimated_seconds: waves.iter().map(|w| w.estimated_seconds).sum(),
             worst_case_seconds: waves.iter().map(|w| w.worst_case_seconds).sum(),
             waves,
         }
+    }
+
+    /// Every machine of the plan with its wave index (0-based), in order.
+    pub fn machines(&self) -> impl Iterator<Item = (usize, &MachinePlan)> {
+        self.waves.iter().enumerate().flat_map(|(w, wave)| wave.machines.iter().map(move |m| (w, m)))
     }
 
     /// Number of machines in the plan.
@@ -279,37 +390,30 @@ fn fixed(action: Action, description: &str, seconds: u64) -> Step {
     step(action, description.to_string(), seconds, seconds)
 }
 
-fn machine_plan(kind: PlanKind, m: &Machine) -> MachinePlan {
+fn machine_plan(kind: PlanKind, options: &PlanOptions, m: &Machine) -> MachinePlan {
     let o = &m.metadata.orchestration;
     let steps = match kind {
-        PlanKind::Reboot => vec![
-            fixed(Action::Wait, "wait rebootDelay", secs(o.reboot_delay)),
-            fixed(Action::Reboot, "reboot", 0),
-            step(
+        PlanKind::Reboot => {
+            let mut steps = Vec::new();
+            if options.only_if_needed {
+                steps.push(fixed(Action::CheckReboot, "check whether a reboot is needed", 0));
+            }
+            if options.no_delay {
+                steps.push(fixed(Action::Wait, "wait rebootDelay (skipped: --no-delay)", 0));
+            } else {
+                steps.push(fixed(Action::Wait, "wait rebootDelay", secs(o.reboot_delay)));
+            }
+            steps.push(fixed(Action::Reboot, "reboot", 0));
+            steps.push(step(
                 Action::WaitForBoot,
                 "wait for boot".into(),
                 ESTIMATED_BOOT_SECONDS.min(secs(o.reboot_timeout)),
                 secs(o.reboot_timeout),
-            ),
-            health_step(m),
-        ],
-        PlanKind::Deploy => {
-            let activate = match o.deploy_strategy {
-                DeployStrategy::Rolling => "activate (switch)",
-                DeployStrategy::BlueGreen => "activate for testing (test)",
-                DeployStrategy::Recreate => "activate (switch, not health-gated)",
-            };
-            let mut steps = vec![
-                fixed(Action::Build, "build system closure", ESTIMATED_BUILD_SECONDS),
-                fixed(Action::Copy, "copy closure", ESTIMATED_COPY_SECONDS),
-                fixed(Action::Activate, activate, ESTIMATED_ACTIVATION_SECONDS),
-                health_step(m),
-            ];
-            if o.deploy_strategy == DeployStrategy::BlueGreen {
-                steps.push(fixed(Action::Commit, "make it the boot default (boot)", ESTIMATED_COMMIT_SECONDS));
-            }
+            ));
+            steps.push(health_step(m));
             steps
         }
+        PlanKind::Deploy => deploy_steps(options, m),
     };
     MachinePlan {
         machine: m.name.clone(),
@@ -320,6 +424,35 @@ fn machine_plan(kind: PlanKind, m: &Machine) -> MachinePlan {
         worst_case_seconds: steps.iter().map(|s| s.worst_case_seconds).sum(),
         steps,
     }
+}
+
+fn deploy_steps(options: &PlanOptions, m: &Machine) -> Vec<Step> {
+    let strategy = m.metadata.orchestration.deploy_strategy;
+    let goal = options.goal;
+    let mut steps = if options.build_on_target {
+        vec![fixed(Action::Build, "copy the derivation and build on the machine", ESTIMATED_BUILD_SECONDS)]
+    } else {
+        vec![
+            fixed(Action::Build, "build system closure", ESTIMATED_BUILD_SECONDS),
+            fixed(Action::Copy, "copy closure", ESTIMATED_COPY_SECONDS),
+        ]
+    };
+    let activate = match (goal, strategy) {
+        (Goal::Switch, DeployStrategy::Rolling) => "activate (switch)",
+        (Goal::Switch, DeployStrategy::Recreate) => "activate (switch, all of the wave at once)",
+        (Goal::Switch | Goal::Test, DeployStrategy::BlueGreen) => "activate for testing (test)",
+        (Goal::Test, _) => "activate (test)",
+        (Goal::Boot, _) => "make it the boot default (boot)",
+        (Goal::DryActivate, _) => "show what activation would change (dry-activate)",
+    };
+    steps.push(fixed(Action::Activate, activate, ESTIMATED_ACTIVATION_SECONDS));
+    if goal.changes_running_system() {
+        steps.push(health_step(m));
+    }
+    if goal == Goal::Switch && strategy == DeployStrategy::BlueGreen {
+        steps.push(fixed(Action::Commit, "make it the boot default (boot)", ESTIMATED_COMMIT_SECONDS));
+    }
+    steps
 }
 
 fn health_step(m: &Machine) -> Step {

@@ -57,7 +57,7 @@ fn unknown_fields_are_named() {
     );
     assert_eq!(
         parse_err(json!({"role": "web", "rebootOrder": 1, "orchestration": {"rebootDelays": 1}})),
-        "machine `web-1` (hosts/web-1/configuration.nix): orchestration.rebootDelays: unknown field `rebootDelays`, expected one of `criticalityLevel`, `deployStrategy`, `healthyDeadline`, `minHealthyTime`, `rebootDelay`, `rebootTimeout`"
+        "machine `web-1` (hosts/web-1/configuration.nix): orchestration.rebootDelays: unknown field `rebootDelays`, expected one of `confirmTimeout`, `criticalityLevel`, `deployStrategy`, `healthyDeadline`, `minHealthyTime`, `rebootDelay`, `rebootTimeout`"
     );
     let err =
         parse_err(json!({"role": "web", "rebootOrder": 1, "healthChecks": [{"type": "tcp", "port": 1, "prot": 2}]}));

@@ -24,10 +24,17 @@ fn guile_module_matches_lab_core() {
     let options = EvalOptions { cache_dir: Some(cache.path().to_path_buf()), ..EvalOptions::default() };
     let evaluation = evaluate(&Source::File(fleet_file.clone()), &options).unwrap();
     let fleet = Fleet::from_map(&evaluation.machines).unwrap();
+    // The fleet's own settings (hosts/lab.nix) set the limits, as for the CLI.
+    let limits = Limits {
+        max_parallel: evaluation.settings.max_parallel.unwrap_or(std::num::NonZeroUsize::MIN),
+        max_unavailable_per_group: evaluation.settings.max_unavailable_per_group,
+    };
+    let sequence = fleet.sequence(&limits);
     let expected = json!({
         "names": evaluation.machines.keys().collect::<Vec<_>>(),
         "machines": evaluation.machines,
-        "sequence": fleet.sequence(&Limits::default()).iter().map(|e| e.machine.clone()).collect::<Vec<_>>(),
+        "sequence": sequence.iter().map(|e| e.machine.clone()).collect::<Vec<_>>(),
+        "waves": sequence.iter().map(|e| e.wave).max().unwrap_or(0),
     });
     let expected_file = cache.path().join("expected.json");
     std::fs::write(&expected_file, expected.to_string()).unwrap();

@@ -98,7 +98,7 @@ let
     healthChecks = map checkData cfg.healthChecks;
     orchestration = {
       inherit (cfg.orchestration) deployStrategy rebootDelay criticalityLevel
-        healthyDeadline minHealthyTime rebootTimeout;
+        healthyDeadline minHealthyTime rebootTimeout confirmTimeout;
     };
   };
 
@@ -197,6 +197,7 @@ in
           healthyDeadline = seconds "Seconds after activation or boot to pass all checks." 300;
           minHealthyTime = seconds "Seconds all checks must keep passing to count as healthy." 10;
           rebootTimeout = seconds "Seconds to come back from a reboot." 600;
+          confirmTimeout = seconds "Seconds after an activation within which lab must reach the machine again over a fresh connection; otherwise the machine rolls itself back to its previous generation." 30;
         };
       };
       default = { };
@@ -227,6 +228,7 @@ in
       { assertion = cfg.orchestration.healthyDeadline >= 0; message = "lab.machine.orchestration.healthyDeadline must not be negative."; }
       { assertion = cfg.orchestration.minHealthyTime >= 0; message = "lab.machine.orchestration.minHealthyTime must not be negative."; }
       { assertion = cfg.orchestration.rebootTimeout >= 0; message = "lab.machine.orchestration.rebootTimeout must not be negative."; }
+      { assertion = cfg.orchestration.confirmTimeout >= 0; message = "lab.machine.orchestration.confirmTimeout must not be negative."; }
     ] ++ lib.concatMap ({ i, c }: checkAssertions i c) indexed;
   };
 }

@@ -2,13 +2,18 @@
 //! calls lab-core and renders.
 
 pub mod check;
+pub mod deploy;
 pub mod docs;
 pub mod exec;
 pub mod graph;
 pub mod health;
 pub mod machines;
+pub mod orchestrate;
 pub mod order_args;
 pub mod plan;
+pub mod reboot;
+pub mod resume;
+pub mod run_args;
 pub mod schema;
 pub mod sequence;
 pub mod show;

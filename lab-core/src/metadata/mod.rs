@@ -18,6 +18,8 @@ pub const DEFAULT_HEALTHY_DEADLINE: i64 = 300;
 pub const DEFAULT_MIN_HEALTHY_TIME: i64 = 10;
 /// Default `orchestration.rebootTimeout`, seconds.
 pub const DEFAULT_REBOOT_TIMEOUT: i64 = 600;
+/// Default `orchestration.confirmTimeout`, seconds.
+pub const DEFAULT_CONFIRM_TIMEOUT: i64 = 30;
 /// Default `targetUser`.
 pub const DEFAULT_TARGET_USER: &str = "root";
 /// Default `targetPort`.
@@ -83,6 +85,11 @@ fn default_target_user() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Orchestration {
+    /// Seconds after an activation within which lab must reach the machine
+    /// again over a fresh connection; otherwise the machine rolls itself back.
+    #[serde(default = "default_confirm_timeout")]
+    #[schemars(range(min = 0))]
+    pub confirm_timeout: i64,
     /// How much of the fleet may be down with this machine.
     #[serde(default)]
     pub criticality_level: Criticality,
@@ -107,6 +114,9 @@ pub struct Orchestration {
     pub reboot_timeout: i64,
 }
 
+fn default_confirm_timeout() -> i64 {
+    DEFAULT_CONFIRM_TIMEOUT
+}
 fn default_healthy_deadline() -> i64 {
     DEFAULT_HEALTHY_DEADLINE
 }
@@ -123,6 +133,7 @@ fn default_reboot_timeout() -> i64 {
 impl Default for Orchestration {
     fn default() -> Self {
         Orchestration {
+            confirm_timeout: DEFAULT_CONFIRM_TIMEOUT,
             criticality_level: Criticality::default(),
             deploy_strategy: DeployStrategy::default(),
             healthy_deadline: DEFAULT_HEALTHY_DEADLINE,

@@ -110,6 +110,7 @@ pub fn validate(machine: &str, metadata: &MachineMetadata) -> Vec<Problem> {
         ("healthyDeadline", o.healthy_deadline),
         ("minHealthyTime", o.min_healthy_time),
         ("rebootTimeout", o.reboot_timeout),
+        ("confirmTimeout", o.confirm_timeout),
     ] {
         if value < 0 {
             err(&mut out, &format!("orchestration.{name}"), format!("{value} is negative; use 0 or more seconds"));

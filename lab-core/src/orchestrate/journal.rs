@@ -27,7 +27,7 @@ pub enum StepState {
     Failed,
     /// Undone: the machine is back on its previous generation.
     RolledBack,
-    /// Not run because something it needs failed.
+    /// Not run: a dependency failed, the run stopped, or it was not needed.
     Skipped,
 }
 
@@ -41,6 +41,11 @@ pub enum Entry {
         plan_hash: String,
         /// What was run, e.g. `["reboot", "--on", "@dns"]`.
         command: Vec<String>,
+        /// What resume needs to rebuild the plan (the run's spec, each
+        /// machine's system and metadata hash), and whether this start is a
+        /// resumption.
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        detail: serde_json::Value,
     },
     /// A step changed state.
     Step {
@@ -145,6 +150,24 @@ impl Journal {
         Ok((Journal { file, path: path.to_path_buf(), run_id, next_seq }, records))
     }
 
+    /// Appends every entry with one write and one fsync (the planned steps
+    /// of a large run).
+    pub fn append_all(&mut self, entries: Vec<Entry>) -> Result<(), JournalError> {
+        let mut text = String::new();
+        let mut seq = self.next_seq;
+        for entry in entries {
+            let record = Record { seq, time_ms: now_ms(), run_id: self.run_id.clone(), entry };
+            text.push_str(&serde_json::to_string(&record).unwrap_or_default());
+            text.push('\n');
+            seq += 1;
+        }
+        let write = |source| JournalError::Write { path: self.path.clone(), source };
+        self.file.write_all(text.as_bytes()).map_err(write)?;
+        self.file.sync_data().map_err(write)?;
+        self.next_seq = seq;
+        Ok(())
+    }
+
     /// Appends `entry` and makes it durable before returning.
     pub fn append(&mut self, entry: Entry) -> Result<Record, JournalError> {
         let record = Record { seq: self.next_seq, time_ms: now_ms(), run_id: self.run_id.clone(), entry };
@@ -214,7 +237,7 @@ fn read_with_len(path: &Path) -> Result<(Vec<Record>, u64), JournalError> {
     Ok((records, offset as u64))
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -236,7 +259,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.jsonl");
         let mut journal = Journal::create(&path, "r1").unwrap();
-        journal.append(Entry::RunStarted { plan_hash: "abc".into(), command: vec!["reboot".into()] }).unwrap();
+        journal
+            .append(Entry::RunStarted {
+                plan_hash: "abc".into(),
+                command: vec!["reboot".into()],
+                detail: serde_json::Value::Null,
+            })
+            .unwrap();
         journal.append(step("a", StepState::Started)).unwrap();
         drop(journal);
         assert!(Journal::create(&path, "r1").is_err(), "never overwrites a journal");

@@ -1,0 +1,190 @@
+//! lab deploy / reboot / resume through the real binary against namespaced
+//! test hosts: order and gating are read from the hosts' own logs.
+//! Needs root, nix and sshd, and `cargo build -p lab-cli -p lab-e2e` first.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet};
+
+/// Bound on any one lab run in these tests.
+const RUN: Duration = Duration::from_secs(180);
+
+fn lab_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.ancestors().skip(1).take(2).map(|d| d.join("lab")).find(|p| p.is_file());
+    bin.unwrap_or_else(|| panic!("lab not built next to {}; run `cargo build -p lab-cli` first", exe.display()))
+}
+
+fn lab(fleet: &TestFleet, state: &std::path::Path, args: &[&str]) -> Output {
+    let mut cmd = fleet.command(lab_bin());
+    cmd.arg("--file").arg(fleet.fleet_file()).args(args);
+    cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
+    output_within(&mut cmd, RUN).unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Hosts in the order of their first `event` in the merged log.
+fn order_of(fleet: &TestFleet, event: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in fleet.merged_log() {
+        if e.event == event && !out.contains(&e.host) {
+            out.push(e.host.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn rolling_deploy_respects_dependencies_and_rolls_back_an_unhealthy_host() {
+    let spec = FleetSpec::new(vec![
+        HostSpec::new("db"),
+        HostSpec::new("web").depends_on(&["db"]),
+        HostSpec::new("cache").reboot_order(5),
+        HostSpec::new("api").depends_on(&["cache"]).reboot_order(5),
+    ]);
+    let mut fleet = TestFleet::start(spec).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let healthy = SystemSpec::healthy().with_kernel("linux-6.6.2");
+    let gen2 = fleet
+        .write_generation(
+            2,
+            &[("db", healthy.clone()), ("web", healthy.clone()), ("cache", SystemSpec::unhealthy()), ("api", healthy)],
+        )
+        .unwrap();
+    let started = Instant::now();
+    let out = lab(&fleet, state.path(), &["deploy", "--keep-going"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "a rollback exits 1:\n{log}");
+    assert!(started.elapsed() < RUN);
+    // The hosts' own logs: db before web; cache switched, then back.
+    assert_eq!(order_of(&fleet, "switch-to-configuration"), ["db", "web", "cache"], "{log}");
+    assert_eq!(fleet.host("web").current_system().unwrap(), gen2["web"]);
+    let cache = fleet.host("cache");
+    assert_ne!(cache.current_system().unwrap(), gen2["cache"], "cache is back on generation 1");
+    assert_ne!(cache.profile_system().unwrap(), gen2["cache"]);
+    assert!(fleet.host("api").events("switch-to-configuration").is_empty(), "api depends on cache: never started");
+    assert!(log.contains("ROLLED BACK"), "{log}");
+    fleet.teardown().unwrap();
+}
+
+#[test]
+fn a_generation_that_breaks_sshd_is_rolled_back_by_the_host_within_confirm_timeout() {
+    let mut host = HostSpec::new("edge");
+    host.metadata.orchestration.confirm_timeout = 5;
+    let mut fleet = TestFleet::start(FleetSpec::new(vec![host])).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let gen2 = fleet.write_generation(2, &[("edge", SystemSpec::breaks_sshd())]).unwrap();
+    let out = lab(&fleet, state.path(), &["deploy"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let edge = fleet.host("edge");
+    assert!(edge.wait_for(Duration::from_secs(30), |h| h.ssh_up()), "sshd is back");
+    assert_ne!(edge.current_system().unwrap(), gen2["edge"]);
+    let fired = edge.events("timer-fired");
+    let switched = edge.events("switch-to-configuration");
+    assert!(!fired.is_empty(), "the host's watchdog fired: {log}");
+    let after = (fired[0].at_us - switched[0].at_us) / 1000;
+    assert!(after <= 5_000 + 2_000, "watchdog fired {after} ms after the switch (confirmTimeout 5 s)");
+    fleet.teardown().unwrap();
+}
+
+/// A chain of 6 hosts rebooted one after the other: lab's makespan against
+/// the lower bound (per host: rebootDelay + time down + time to healthy,
+/// all taken from the hosts' own logs), printed for the report.
+#[test]
+fn six_host_rolling_reboot_goes_in_order_and_reports_its_makespan() {
+    let names = ["r1", "r2", "r3", "r4", "r5", "r6"];
+    let hosts = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut h = HostSpec::new(n).boot_delay(Duration::from_secs(2));
+            h.metadata.orchestration.reboot_delay = 1;
+            h.metadata.orchestration.min_healthy_time = 1;
+            if i > 0 {
+                h = h.depends_on(&[names[i - 1]]);
+            }
+            h
+        })
+        .collect();
+    let fleet = TestFleet::start(FleetSpec::new(hosts)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = lab(&fleet, state.path(), &["reboot"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The run's own span, from its journal: started to finished (fleet
+    // evaluation and process start are not part of the schedule).
+    let journal = std::fs::read_dir(state.path().join("runs")).unwrap().next().unwrap().unwrap().path();
+    let records: Vec<serde_json::Value> =
+        std::fs::read_to_string(journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ms = |r: &serde_json::Value| r["timeMs"].as_u64().unwrap();
+    let makespan = Duration::from_millis(ms(records.last().unwrap()) - ms(&records[0]));
+    for r in records.iter().filter(|r| r["state"] != "planned") {
+        eprintln!("{:>6} ms {} {}", ms(r) - ms(&records[0]), r["step"], r["state"]);
+    }
+    assert_eq!(order_of(&fleet, "reboot-start"), names);
+    // Lower bound: for each host its delay (1 s), its real time down (from
+    // its log) and minHealthyTime (1 s); the critical path is the chain.
+    let mut bound = Duration::ZERO;
+    for n in names {
+        let down = fleet.host(n).events("reboot-start")[0].at_us;
+        let up = fleet.host(n).events("boot-complete").last().unwrap().at_us;
+        bound += Duration::from_secs(2) + Duration::from_micros((up - down) as u64);
+        assert_eq!(fleet.host(n).events("reboot-start").len(), 1, "{n} rebooted once");
+    }
+    let overhead = makespan.as_secs_f64() / bound.as_secs_f64() - 1.0;
+    eprintln!(
+        "6-host rolling reboot: makespan {:.2} s, lower bound {:.2} s, overhead {:.1} %",
+        makespan.as_secs_f64(),
+        bound.as_secs_f64(),
+        overhead * 100.0
+    );
+    // Timing is a benchmark figure (benches/report.sh), not a pass/fail
+    // test: this test only checks that it is measurable and sane.
+    assert!(overhead > -0.05, "makespan below its lower bound: the bound is wrong");
+    fleet.teardown().unwrap();
+}
+
+#[test]
+fn kill_9_mid_run_then_resume_finishes_without_redoing_a_step() {
+    let names = ["k1", "k2", "k3"];
+    let hosts = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut h = HostSpec::new(n).boot_delay(Duration::from_secs(1));
+            h.metadata.orchestration.reboot_delay = 1;
+            if i > 0 {
+                h = h.depends_on(&[names[i - 1]]);
+            }
+            h
+        })
+        .collect();
+    let fleet = TestFleet::start(FleetSpec::new(hosts)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = fleet.command(lab_bin());
+    cmd.arg("--file").arg(fleet.fleet_file()).args(["reboot"]);
+    cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state.path());
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Kill it once k2 went down.
+    assert!(fleet.host("k2").wait_for(Duration::from_secs(60), |h| !h.events("reboot-start").is_empty()));
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let out = lab_resume(&fleet, state.path());
+    assert!(out.status.success(), "{}", text(&out));
+    for n in names {
+        assert_eq!(fleet.host(n).events("reboot-start").len(), 1, "{n} rebooted exactly once");
+    }
+    fleet.teardown().unwrap();
+}
+
+fn lab_resume(fleet: &TestFleet, state: &std::path::Path) -> Output {
+    let mut cmd: Command = fleet.command(lab_bin());
+    cmd.args(["resume", "--ssh-config"]).arg(fleet.ssh_config()).arg("--state-dir").arg(state);
+    output_within(&mut cmd, RUN).unwrap()
+}

@@ -1,0 +1,123 @@
+//! Rendering a run's events: progress bars on a terminal (a line per
+//! machine in flight, overall progress, elapsed time), plain log lines
+//! otherwise, JSON lines with `--json`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use lab_core::exec::{quote_argv, Action};
+use lab_core::orchestrate::Event;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// How events are shown.
+pub struct Progress {
+    json: bool,
+    total: usize,
+}
+
+impl Progress {
+    /// A renderer for a run of `total` steps.
+    pub fn new(json: bool, total: usize) -> Self {
+        Progress { json, total }
+    }
+
+    /// Renders events until the run drops its sender.
+    pub async fn consume(self, mut rx: UnboundedReceiver<Event>) {
+        let start = Instant::now();
+        if self.json {
+            while let Some(event) = rx.recv().await {
+                if let Ok(line) = serde_json::to_string(&event) {
+                    println!("{line}");
+                }
+            }
+            return;
+        }
+        if !std::io::stderr().is_terminal() {
+            while let Some(event) = rx.recv().await {
+                if let Some(line) = line(&event) {
+                    println!("[{:>7.1}s] {line}", start.elapsed().as_secs_f64());
+                }
+            }
+            return;
+        }
+        let bars = MultiProgress::new();
+        let overall = bars.add(ProgressBar::new(self.total as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        overall.enable_steady_tick(Duration::from_millis(200));
+        let spinner = ProgressStyle::with_template("  {spinner} {prefix:.bold} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let mut machines: BTreeMap<String, ProgressBar> = BTreeMap::new();
+        while let Some(event) = rx.recv().await {
+            if let Some(text) = line(&event) {
+                let _ = bars.println(text);
+            }
+            match &event {
+                Event::StepStarted { machine, message, step, .. } => {
+                    let bar = machines.entry(machine.clone()).or_insert_with(|| {
+                        let bar = bars.add(ProgressBar::new_spinner());
+                        bar.set_style(spinner.clone());
+                        bar.set_prefix(machine.clone());
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bar
+                    });
+                    bar.set_message(format!("{step}: {message}"));
+                }
+                Event::StepFinished { .. } | Event::StepFailed { .. } | Event::Skipped { .. } => overall.inc(1),
+                Event::MachineHealthy { machine, .. } | Event::RolledBack { machine, .. } => {
+                    if let Some(bar) = machines.remove(machine) {
+                        bar.finish_and_clear();
+                    }
+                }
+                Event::RunFinished { .. } => {
+                    for bar in machines.values() {
+                        bar.finish_and_clear();
+                    }
+                    machines.clear();
+                    overall.finish_and_clear();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One event as a log line; `None` for events only bars show.
+fn line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::RunStarted { run_id, command, machines, steps, resumed, journal, .. } => {
+            let verb = if *resumed { "resuming" } else { "starting" };
+            format!("{verb} {command} run {run_id}: {machines} machine(s), {steps} step(s); journal {journal}")
+        }
+        Event::Notice { message } => format!("note: {message}"),
+        Event::WaveStarted { phase, wave, machines } => {
+            format!("{} wave {wave}: {}", phase.name(), machines.join(", "))
+        }
+        Event::StepStarted { step, message, .. } => format!("{step}: {message}"),
+        Event::StepFinished { step, message, .. } => format!("{step}: done: {message}"),
+        Event::StepFailed { step, error, .. } => format!("{step}: FAILED: {error}"),
+        Event::RolledBack { machine, reason, system, healthy } => format!(
+            "{machine}: ROLLED BACK to {system} ({}): {reason}",
+            if *healthy { "healthy again" } else { "not healthy" }
+        ),
+        Event::Skipped { step, reason, .. } if reason == "already done" => format!("{step}: already done"),
+        Event::Skipped { step, reason, .. } => format!("{step}: skipped: {reason}"),
+        Event::MachineHealthy { machine, .. } => format!("{machine}: healthy"),
+        Event::RunFinished { summary, .. } => summary.clone(),
+    })
+}
+
+/// A dry-run action as one line: the machine and the exact command.
+pub fn action_line(action: &Action) -> String {
+    match action {
+        Action::Run { machine, argv } => format!("[{machine}] $ {}", quote_argv(argv)),
+        Action::CopyClosure { machine, store_path, .. } => format!("[{machine}] copy closure {store_path}"),
+        Action::BootId { machine } => format!("[{machine}] read boot id"),
+        Action::Reboot { machine } => format!("[{machine}] $ reboot"),
+        Action::WaitForBoot { machine } => format!("[{machine}] wait for a new boot id"),
+    }
+}

@@ -1,0 +1,59 @@
+//! `lab deploy/reboot --dry-run`, lock contention and `lab unlock` through
+//! the binary (runs against real machines are in e2e/).
+
+use std::path::Path;
+use std::process::Command;
+
+use lab_core::orchestrate::{fleet_key, lock::RunLock, SourceRecord, StateDir};
+
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab-core/tests/fixtures/fleets/example.json").display().to_string()
+}
+
+fn lab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lab")).args(args).output().unwrap()
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_the_exact_commands_and_touches_nothing() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let out = lab(&["--json-file", &example(), "deploy", "--dry-run", "--on", "sleeper-service", "--state-dir", dir]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Deploy plan: 1 machine in 1 wave"), "{text}");
+    assert!(text.contains("[sleeper-service] $ systemd-run --on-active="), "{text}");
+    assert!(text.contains("--unit=lab-switch-dryrun-"), "{text}");
+    assert!(text.contains("[sleeper-service] $ systemctl stop lab-rollback-dryrun-"), "{text}");
+    // Deterministic: the same plan and commands every time.
+    let again = lab(&["--json-file", &example(), "deploy", "--dry-run", "--on", "sleeper-service", "--state-dir", dir]);
+    assert_eq!(out.stdout, again.stdout);
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0, "no lock, no journal");
+}
+
+#[test]
+fn a_held_lock_exits_3_naming_the_holder_and_unlock_force_frees_it() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let source = SourceRecord::JsonFile { path: std::path::absolute(example()).unwrap().display().to_string() };
+    let lock_path = StateDir::new(state.path()).lock_path(&fleet_key(&source.describe()));
+    let held = RunLock::acquire(&lock_path, "20250101T000000.000Z-1").unwrap();
+    let out = lab(&["--json-file", &example(), "reboot", "--no-delay", "--state-dir", dir]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("lab unlock --force 20250101T000000.000Z-1"), "{stderr}");
+    let out = lab(&["unlock", "--force", "20250101T000000.000Z-1", "--state-dir", dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!lock_path.exists());
+    drop(held);
+    let out = lab(&["unlock", "--force", "no-such-run", "--state-dir", dir]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn resume_without_runs_says_so() {
+    let state = tempfile::tempdir().unwrap();
+    let out = lab(&["resume", "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no interrupted run to resume"));
+}

@@ -1,0 +1,96 @@
+//! After an activation, lab must reach the machine again over a fresh
+//! connection and disarm its watchdogs within confirmTimeout; otherwise the
+//! machine rolls itself back (deploy-rs's "magic rollback"). A configuration
+//! that breaks networking or sshd thereby undoes itself.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::deploy::Activated;
+use super::run::Ctx;
+use crate::health::seconds;
+
+/// Pause between attempts to reach the machine.
+const RETRY: Duration = Duration::from_millis(500);
+/// How long after confirmTimeout lab keeps looking, to report what the
+/// watchdog did.
+const AFTERMATH: Duration = Duration::from_secs(60);
+
+/// What confirming found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Confirmed {
+    /// Reached, watchdogs stopped, the new system runs.
+    Yes,
+    /// Reached, but the watchdog had already rolled it back.
+    RolledBack {
+        /// What it runs.
+        current: String,
+    },
+    /// Not reached in time; `after` is what it ran when reached later.
+    Unreachable {
+        /// The last error.
+        error: String,
+        /// What it runs once reachable again (within the aftermath).
+        after: Option<String>,
+    },
+}
+
+/// Reaches `name` over fresh connections until confirmTimeout, disarms the
+/// watchdogs and reads what it runs.
+pub(super) async fn confirm(ctx: &Ctx<'_>, name: &str, activated: &Activated, system: &str) -> Confirmed {
+    let timeout = seconds(ctx.machine(name).metadata.orchestration.confirm_timeout);
+    let deadline = Instant::now() + timeout;
+    let exec = ctx.exec(name);
+    let remote = ctx.remote(name);
+    let mut error;
+    loop {
+        // A fresh connection: the one activation used may survive a broken
+        // sshd and prove nothing.
+        exec.close().await;
+        let attempt = async {
+            remote.disarm(&activated.probe, &activated.rollback.timers).await?;
+            remote.current_system().await
+        };
+        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()) + RETRY, attempt).await {
+            Ok(Ok(current)) if current == system || ctx.rt.dry_run => return Confirmed::Yes,
+            Ok(Ok(current)) => return Confirmed::RolledBack { current },
+            Ok(Err(e)) => error = e.to_string(),
+            Err(_) => error = "no answer".into(),
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(RETRY.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+    // The watchdog fires now; see what it did, bounded.
+    let until = Instant::now() + timeout + AFTERMATH;
+    while Instant::now() < until {
+        exec.close().await;
+        if let Ok(Ok(current)) = tokio::time::timeout(AFTERMATH, remote.current_system()).await {
+            if current == activated.rollback.system {
+                return Confirmed::Unreachable { error, after: Some(current) };
+            }
+        }
+        tokio::time::sleep(RETRY * 2).await;
+    }
+    Confirmed::Unreachable { error, after: None }
+}
+
+/// The connection dropped during activation: wait (bounded) until the
+/// machine answers and its activation unit has ended.
+pub(super) async fn follow(ctx: &Ctx<'_>, name: &str, activated: &Activated) {
+    let timeout = seconds(ctx.machine(name).metadata.orchestration.confirm_timeout);
+    let until = Instant::now() + timeout;
+    let exec = ctx.exec(name);
+    let remote = ctx.remote(name);
+    while Instant::now() < until {
+        exec.close().await;
+        if let Ok(Ok(false)) =
+            tokio::time::timeout(timeout, remote.unit_active(&activated.probe, &activated.units.switch)).await
+        {
+            return;
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}

@@ -1,0 +1,478 @@
+//! Deploy: build and copy every system, then activate wave by wave per
+//! `deployStrategy`, each machine health-gated, rolled back when it fails.
+//!
+//! - rolling and recreate: `switch` (profile, then switch-to-configuration),
+//!   then the checks; a machine failing them goes back to its previous
+//!   generation. A wave holds at most maxParallel machines, all in flight
+//!   together.
+//! - blue-green: every blue-green machine of the wave is activated with
+//!   `test`; only when all pass their checks does each new generation become
+//!   the boot default (profile + `boot`); otherwise every one goes back.
+//!
+//! Activation runs detached on the machine (`systemd-run`), guarded by a
+//! watchdog the machine runs itself unless lab reaches it again over a fresh
+//! connection within confirmTimeout (see confirm.rs).
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::confirm::{self, Confirmed};
+use super::error::OrchestrateError;
+use super::gate;
+use super::journal::{JournalError, StepState};
+use super::remote::{Probe, Rollback};
+use super::report::MachineOutcome;
+use super::run::Ctx;
+use crate::exec::CopyOptions;
+use crate::health::seconds;
+use crate::metadata::DeployStrategy;
+use crate::plan::{step_id, Action, Goal, MachinePlan, Plan, PlanKind};
+
+/// Closures copied at once.
+const COPY_PARALLEL: usize = 8;
+const KIND: PlanKind = PlanKind::Deploy;
+
+/// The transient units of one activation attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Units {
+    /// Runs switch-to-configuration.
+    pub switch: String,
+    /// The long watchdog armed before activation.
+    pub watchdog: String,
+    /// The short watchdog armed on the machine when activation ends.
+    pub confirm: String,
+    /// A rollback lab starts.
+    pub undo: String,
+}
+
+impl Units {
+    fn new(run_id: &str, index: usize, retry: bool) -> Self {
+        let run: String = run_id.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
+        // A retried activation (resume) must never meet the units of an
+        // earlier attempt; a first attempt keeps names predictable.
+        let tag = match retry {
+            false => format!("{run}-{index}"),
+            true => format!("{run}-{index}-{}", super::journal::now_ms() % 1_000_000),
+        };
+        Units {
+            switch: format!("lab-switch-{tag}"),
+            watchdog: format!("lab-rollback-{tag}"),
+            confirm: format!("lab-confirm-{tag}"),
+            undo: format!("lab-undo-{tag}"),
+        }
+    }
+}
+
+/// What an activation left to undo it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Activated {
+    /// The machine's tools and previous generation.
+    pub probe: Probe,
+    /// How to go back.
+    pub rollback: Rollback,
+    /// The attempt's units.
+    pub units: Units,
+}
+
+/// Builds (one nix process, or on each machine) and copies every system not
+/// already there, before any machine is touched.
+pub(super) async fn prepare_machines(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), OrchestrateError> {
+    let names: Vec<&str> = plan.machines().map(|(_, m)| m.machine.as_str()).collect();
+    let done = |name: &str, action| ctx.prior.state(&step_id(KIND, name, action)) == StepState::Finished;
+    if plan.options.build_on_target {
+        let runs = names.iter().map(|name| build_on_target(ctx, name, done(name, Action::Build)));
+        join_all(runs).await.into_iter().collect::<Result<Vec<()>, JournalError>>()?;
+        return Ok(());
+    }
+    let todo: Vec<&str> = names.iter().copied().filter(|n| !done(n, Action::Build)).collect();
+    let mut steps = Vec::new();
+    for name in &names {
+        if !todo.contains(name) {
+            ctx.already_done(&step_id(KIND, name, Action::Build), name);
+        }
+    }
+    for name in &todo {
+        let system = &ctx.prepared.systems[*name];
+        let detail = json!({ "system": system.out_path, "drv": system.drv_path });
+        steps.push(ctx.start(KIND, name, Action::Build, format!("build {}", system.out_path), detail)?);
+    }
+    if !todo.is_empty() {
+        let builder =
+            ctx.rt.builder.as_ref().ok_or_else(|| {
+                super::build::BuildError::NotBuildable("a deploy needs a builder; none was given".into())
+            })?;
+        let systems: Vec<_> = todo.iter().map(|n| ctx.prepared.systems[*n].clone()).collect();
+        let result = builder.build(&systems).await;
+        for (name, step) in todo.iter().zip(&steps) {
+            match &result {
+                Ok(()) => ctx.finish(step, name, Action::Build, "built".into(), serde_json::Value::Null)?,
+                Err(e) => ctx.fail(step, name, Action::Build, e.to_string())?,
+            }
+        }
+    }
+    let permits = Arc::new(Semaphore::new(COPY_PARALLEL));
+    let copies = names.iter().filter(|n| ctx.outcome(n).is_none()).map(|name| {
+        let permits = permits.clone();
+        async move {
+            let _permit = permits.acquire().await.ok();
+            copy(ctx, name, done(name, Action::Copy)).await
+        }
+    });
+    join_all(copies).await.into_iter().collect::<Result<Vec<()>, JournalError>>()?;
+    Ok(())
+}
+
+async fn copy(ctx: &Ctx<'_>, name: &str, done: bool) -> Result<(), JournalError> {
+    let id = step_id(KIND, name, Action::Copy);
+    if done {
+        ctx.already_done(&id, name);
+        return Ok(());
+    }
+    if ctx.rt.cancel.is_cancelled() {
+        return Ok(());
+    }
+    let system = &ctx.prepared.systems[name].out_path;
+    let step = ctx.start(KIND, name, Action::Copy, format!("copy {system}"), json!({ "system": system }))?;
+    match ctx.exec(name).copy_closure(system, &CopyOptions::default()).await {
+        Ok(()) => ctx.finish(&step, name, Action::Copy, "copied".into(), serde_json::Value::Null),
+        Err(e) => ctx.fail(&step, name, Action::Copy, e.to_string()),
+    }
+}
+
+async fn build_on_target(ctx: &Ctx<'_>, name: &str, done: bool) -> Result<(), JournalError> {
+    let id = step_id(KIND, name, Action::Build);
+    if done {
+        ctx.already_done(&id, name);
+        return Ok(());
+    }
+    let system = &ctx.prepared.systems[name];
+    let detail = json!({ "system": system.out_path, "drv": system.drv_path });
+    let step = ctx.start(KIND, name, Action::Build, format!("build {} on the machine", system.out_path), detail)?;
+    let result = match ctx.exec(name).copy_closure(&system.drv_path, &CopyOptions::default()).await {
+        Ok(()) => ctx.remote(name).realise(&system.drv_path).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => ctx.finish(&step, name, Action::Build, "built on the machine".into(), serde_json::Value::Null),
+        Err(e) => ctx.fail(&step, name, Action::Build, e.to_string()),
+    }
+}
+
+/// One wave: blue-green machines together, all-or-nothing; the others each
+/// on their own.
+pub(super) async fn wave(ctx: &Ctx<'_>, plan: &Plan, machines: &[&MachinePlan]) -> Result<(), JournalError> {
+    let goal = plan.options.goal;
+    let (blue_green, others): (Vec<&MachinePlan>, Vec<&MachinePlan>) =
+        machines.iter().partition(|m| m.deploy_strategy == DeployStrategy::BlueGreen && goal.changes_running_system());
+    let singles = join_all(others.iter().map(|m| single(ctx, goal, &m.machine)));
+    let (singles, together) = tokio::join!(singles, blue_green_wave(ctx, goal, &blue_green));
+    singles.into_iter().collect::<Result<Vec<()>, JournalError>>()?;
+    together
+}
+
+/// Rolling and recreate: activate, check, roll back on failure.
+async fn single(ctx: &Ctx<'_>, goal: Goal, name: &str) -> Result<(), JournalError> {
+    let Some(activated) = activate(ctx, name, goal).await? else { return Ok(()) };
+    if goal.changes_running_system() {
+        if let Err(why) = gate::check(ctx, KIND, name).await? {
+            rollback(ctx, name, &activated, format!("it failed its health checks: {why}")).await?;
+            return Ok(());
+        }
+    }
+    ctx.set_outcome(name, MachineOutcome::Done, String::new());
+    Ok(())
+}
+
+/// Blue-green: test every machine, make all permanent only when all pass.
+async fn blue_green_wave(ctx: &Ctx<'_>, goal: Goal, machines: &[&MachinePlan]) -> Result<(), JournalError> {
+    if machines.is_empty() {
+        return Ok(());
+    }
+    let tried = join_all(machines.iter().map(|m| async move {
+        let Some(activated) = activate(ctx, &m.machine, Goal::Test).await? else {
+            return Ok::<_, JournalError>((m.machine.as_str(), None, Some("its activation failed".to_string())));
+        };
+        let failure = gate::check(ctx, KIND, &m.machine).await?.err();
+        Ok((m.machine.as_str(), Some(activated), failure))
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, JournalError>>()?;
+    let failed: Vec<&str> = tried.iter().filter(|(_, _, f)| f.is_some()).map(|(n, _, _)| *n).collect();
+    if failed.is_empty() {
+        let commits = tried.iter().filter_map(|(name, a, _)| a.as_ref().map(|a| commit(ctx, goal, name, a)));
+        join_all(commits).await.into_iter().collect::<Result<Vec<()>, JournalError>>()?;
+        return Ok(());
+    }
+    let undo = tried.iter().filter_map(|(name, activated, failure)| {
+        let activated = activated.as_ref()?;
+        let reason = match failure {
+            Some(why) => format!("it failed its health checks: {why}"),
+            None => format!("blue-green is all or nothing and {} of its wave failed", failed.join(", ")),
+        };
+        Some(rollback(ctx, name, activated, reason))
+    });
+    join_all(undo).await.into_iter().collect::<Result<Vec<()>, JournalError>>()?;
+    Ok(())
+}
+
+/// Blue-green: the tested generation becomes the boot default.
+async fn commit(ctx: &Ctx<'_>, goal: Goal, name: &str, activated: &Activated) -> Result<(), JournalError> {
+    if goal != Goal::Switch {
+        ctx.set_outcome(name, MachineOutcome::Done, String::new());
+        return Ok(());
+    }
+    let id = step_id(KIND, name, Action::Commit);
+    if ctx.prior.state(&id) == StepState::Finished {
+        ctx.already_done(&id, name);
+        ctx.set_outcome(name, MachineOutcome::Done, String::new());
+        return Ok(());
+    }
+    let system = &ctx.prepared.systems[name].out_path;
+    let step = ctx.start(KIND, name, Action::Commit, format!("boot default {system}"), json!({ "system": system }))?;
+    let remote = ctx.remote(name);
+    let result = match remote.set_profile(&activated.probe, system).await {
+        Ok(()) => {
+            let unit = format!("{}-commit", activated.units.switch);
+            remote.activate(&activated.probe, &unit, system, Goal::Boot, None).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(out) if out.success() => {
+            ctx.finish(&step, name, Action::Commit, "boot default".into(), serde_json::Value::Null)?;
+            ctx.set_outcome(name, MachineOutcome::Done, String::new());
+            Ok(())
+        }
+        Ok(out) => ctx.fail(
+            &step,
+            name,
+            Action::Commit,
+            format!(
+                "switch-to-configuration boot failed: {}; it runs the new generation until its next boot",
+                crate::exec::tail(&out.stderr, 400)
+            ),
+        ),
+        Err(e) => ctx.fail(&step, name, Action::Commit, format!("{e}; it runs the new generation until its next boot")),
+    }
+}
+
+/// Activates `name`'s system with `goal`; `None` when it failed (journaled,
+/// rolled back where something changed).
+async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activated>, JournalError> {
+    let id = step_id(KIND, name, Action::Activate);
+    let system = ctx.prepared.systems[name].out_path.clone();
+    let prior = ctx.prior.get(&id).cloned();
+    let prior_activated: Option<Activated> = prior
+        .as_ref()
+        .and_then(|p| p.started.as_ref())
+        .and_then(|d| serde_json::from_value(d["activated"].clone()).ok());
+    let remote = ctx.remote(name);
+    let state = prior.as_ref().map(|p| p.state);
+    if let (Some(StepState::Finished), Some(activated)) = (state, &prior_activated) {
+        ctx.already_done(&id, name);
+        return Ok(Some(activated.clone()));
+    }
+    // In flight when the run stopped: if the machine already runs the new
+    // system, the activation happened; confirm it and go on.
+    if let (Some(StepState::Started), Some(activated)) = (state, prior_activated) {
+        let on_new = remote.current_system().await.ok().as_deref() == Some(system.as_str());
+        if goal.changes_running_system() && on_new {
+            let detail = json!({ "system": system, "goal": goal, "activated": activated });
+            let step = ctx.start(KIND, name, Action::Activate, "verify the interrupted activation".into(), detail)?;
+            return finish_activation(ctx, name, &step, &system, activated).await;
+        }
+    }
+    let probe = match remote.probe().await {
+        // A dry run learns nothing from the machine; name what would be read.
+        Ok(probe) if ctx.rt.dry_run && probe.current.is_empty() => {
+            Probe { current: "<current system>".into(), profile: "<current profile>".into(), ..probe }
+        }
+        Ok(probe) => probe,
+        Err(e) => {
+            let step = ctx.start(
+                KIND,
+                name,
+                Action::Activate,
+                format!("{} {system}", goal.name()),
+                json!({ "system": system }),
+            )?;
+            ctx.fail(&step, name, Action::Activate, e.to_string())?;
+            return Ok(None);
+        }
+    };
+    let index = ctx.prepared.fleet.machines().iter().position(|m| m.name == name).unwrap_or(0);
+    let units = Units::new(&ctx.run_id, index, prior.is_some_and(|p| p.started.is_some()));
+    let undo = Rollback {
+        profile: goal.sets_profile().then(|| probe.profile.clone()),
+        system: probe.current.clone(),
+        timers: vec![units.watchdog.clone(), units.confirm.clone()],
+    };
+    let activated = Activated { probe, rollback: undo, units };
+    let detail = json!({ "system": system, "goal": goal, "activated": activated });
+    let step = ctx.start(KIND, name, Action::Activate, format!("{} {system}", goal.name()), detail)?;
+    let probe = &activated.probe;
+    let confirm_timeout = seconds(ctx.machine(name).metadata.orchestration.confirm_timeout);
+
+    if !goal.changes_running_system() {
+        let result = match goal.sets_profile() {
+            true => remote.set_profile(probe, &system).await,
+            false => Ok(()),
+        };
+        let result = match result {
+            Ok(()) => remote.activate(probe, &activated.units.switch, &system, goal, None).await,
+            Err(e) => Err(e),
+        };
+        return match result {
+            Ok(out) if out.success() => {
+                ctx.finish(&step, name, Action::Activate, goal.name().into(), json!({ "activated": activated }))?;
+                Ok(Some(activated))
+            }
+            Ok(out) => {
+                let error =
+                    format!("switch-to-configuration {} failed: {}", goal.name(), crate::exec::tail(&out.stderr, 400));
+                ctx.fail(&step, name, Action::Activate, error)?;
+                Ok(None)
+            }
+            Err(e) => {
+                ctx.fail(&step, name, Action::Activate, e.to_string())?;
+                Ok(None)
+            }
+        };
+    }
+
+    // The safety net for an activation that never ends or a machine lost
+    // mid-way; the short confirmation watchdog replaces it when activation ends.
+    let net = super::remote::ACTIVATION_TIMEOUT + confirm_timeout;
+    if let Err(e) = remote.arm_watchdog(probe, &activated.units.watchdog, net, &activated.rollback).await {
+        ctx.fail(
+            &step,
+            name,
+            Action::Activate,
+            format!("cannot arm the rollback watchdog, so nothing was activated: {e}"),
+        )?;
+        return Ok(None);
+    }
+    if goal.sets_profile() {
+        if let Err(e) = remote.set_profile(probe, &system).await {
+            let _ = remote.disarm(probe, &activated.rollback.timers).await;
+            ctx.fail(
+                &step,
+                name,
+                Action::Activate,
+                format!("cannot set the system profile, so nothing was activated: {e}"),
+            )?;
+            return Ok(None);
+        }
+    }
+    let confirm = Some((activated.units.confirm.as_str(), confirm_timeout, &activated.rollback));
+    match remote.activate(probe, &activated.units.switch, &system, goal, confirm).await {
+        Ok(out) if out.success() => finish_activation(ctx, name, &step, &system, activated).await,
+        Ok(out) => {
+            let why = format!(
+                "switch-to-configuration {} exited with {:?}: {}",
+                goal.name(),
+                out.status,
+                crate::exec::tail(&out.stderr, 400)
+            );
+            ctx.fail(&step, name, Action::Activate, why.clone())?;
+            rollback(ctx, name, &activated, why).await?;
+            Ok(None)
+        }
+        // The connection dropped (or hung) while the detached activation ran on.
+        Err(e) if e.is_unreachable() || matches!(e, crate::exec::ExecError::Timeout { .. }) => {
+            confirm::follow(ctx, name, &activated).await;
+            finish_activation(ctx, name, &step, &system, activated).await
+        }
+        Err(e) => {
+            let _ = remote.disarm(probe, &activated.rollback.timers).await;
+            ctx.fail(&step, name, Action::Activate, e.to_string())?;
+            Ok(None)
+        }
+    }
+}
+
+/// Confirms an activation over a fresh connection; journals the result.
+async fn finish_activation(
+    ctx: &Ctx<'_>,
+    name: &str,
+    step: &str,
+    system: &str,
+    activated: Activated,
+) -> Result<Option<Activated>, JournalError> {
+    match confirm::confirm(ctx, name, &activated, system).await {
+        Confirmed::Yes => {
+            ctx.finish(
+                step,
+                name,
+                Action::Activate,
+                "activated and confirmed".into(),
+                json!({ "activated": activated }),
+            )?;
+            Ok(Some(activated))
+        }
+        Confirmed::RolledBack { current } => {
+            let reason = format!("its watchdog rolled it back before lab confirmed the activation (it runs {current})");
+            let healthy = gate::recheck(ctx, name).await;
+            ctx.rolled_back(step, name, reason, current, healthy)?;
+            Ok(None)
+        }
+        Confirmed::Unreachable { error, after } => {
+            let timeout = ctx.machine(name).metadata.orchestration.confirm_timeout;
+            let lost = format!(
+                "lab could not reach it over a fresh connection within confirmTimeout ({timeout} s) after activation ({error})"
+            );
+            match after {
+                Some(current) if current == activated.rollback.system => {
+                    let healthy = gate::recheck(ctx, name).await;
+                    ctx.rolled_back(step, name, format!("{lost}; its watchdog rolled it back"), current, healthy)?;
+                }
+                _ => ctx.fail(
+                    step,
+                    name,
+                    Action::Activate,
+                    format!(
+                        "{lost}; its watchdog should roll it back to {}; check it by hand",
+                        activated.rollback.system
+                    ),
+                )?,
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Puts `name` back on its previous generation (profile, then switch), in
+/// a unit that survives this connection, and checks it again.
+async fn rollback(ctx: &Ctx<'_>, name: &str, activated: &Activated, reason: String) -> Result<(), JournalError> {
+    let id = step_id(KIND, name, Action::Activate);
+    let remote = ctx.remote(name);
+    let previous = &activated.rollback.system;
+    let result = remote.rollback_now(&activated.probe, &activated.units.undo, &activated.rollback).await;
+    let current = remote.current_system().await;
+    match (result, current) {
+        (_, Ok(current)) if &current == previous || ctx.rt.dry_run => {
+            let healthy = gate::recheck(ctx, name).await;
+            ctx.rolled_back(&id, name, reason, previous.clone(), healthy)
+        }
+        (result, current) => {
+            let why = match (result, current) {
+                (Err(e), _) => e.to_string(),
+                (Ok(out), Ok(current)) => format!("it runs {current}: {}", crate::exec::tail(&out.stderr, 300)),
+                (_, Err(e)) => e.to_string(),
+            };
+            ctx.fail(
+                &id,
+                name,
+                Action::Activate,
+                format!("{reason}; the rollback to {previous} failed too ({why}); fix it by hand"),
+            )
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! What stops a run from starting or going on.
+
+use std::path::PathBuf;
+
+use super::build::BuildError;
+use super::journal::JournalError;
+use super::lock::LockError;
+use crate::eval::EvalError;
+use crate::graph::{FleetError, SelectError};
+use crate::metadata::Problem;
+
+/// Why a run could not start, resume or go on. Failures of single machines
+/// are not errors: they are in the run's report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrchestrateError {
+    /// The fleet could not be read.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// Some machines failed to evaluate.
+    #[error("machines failed to evaluate: {}; fix them first (see `lab check`)", .0.join(", "))]
+    EvalFailures(Vec<String>),
+    /// The dependency graph is broken.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// `--on` is wrong.
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    /// `lab check` finds errors; orchestrate refuses to touch anything.
+    #[error("the fleet has problems; nothing was changed:\n{}\nfix them (see `lab check`) and run again", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Problems(Vec<Problem>),
+    /// Systems could not be evaluated or built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Another run holds the fleet's lock, or the lock file is unusable.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The journal could not be written or read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// `lab resume` found no journal for the run.
+    #[error("no run {run_id} in {}; list runs with `ls {}`", dir.display(), dir.display())]
+    NoSuchRun {
+        /// The run asked for.
+        run_id: String,
+        /// Where journals are.
+        dir: PathBuf,
+    },
+    /// `lab resume` without a run id found nothing to resume.
+    #[error("no interrupted run to resume in {}", .0.display())]
+    NothingToResume(PathBuf),
+    /// The run already ended.
+    #[error("run {run_id} already finished ({outcome}); there is nothing to resume: start a new run")]
+    Finished {
+        /// The run.
+        run_id: String,
+        /// How it ended.
+        outcome: String,
+    },
+    /// The fleet changed since the run began, so its plan is not the one journaled.
+    #[error("run {run_id} cannot be resumed: the plan changed since it began (plan hash {journaled} then, {now} now): {why}; the steps already done stay done: check the machines (`lab status`) and start a new run")]
+    PlanChanged {
+        /// The run.
+        run_id: String,
+        /// The journaled hash.
+        journaled: String,
+        /// The hash now.
+        now: String,
+        /// What differs, as far as the journal tells.
+        why: String,
+    },
+    /// The journal was written by something else.
+    #[error("the journal of run {run_id} does not describe a run lab can resume: {reason}")]
+    BadJournal {
+        /// The run.
+        run_id: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// A machine named in the plan has no executor.
+    #[error("{0}: no way to reach this machine was set up; this is a bug in the frontend")]
+    NoExecutor(String),
+}

@@ -1,0 +1,226 @@
+//! Reboot: per machine, wait its rebootDelay, record the boot id, reboot,
+//! wait for a new boot id within rebootTimeout, then the health gate within
+//! healthyDeadline. A machine that does not come back or stays unhealthy
+//! fails; the run stops (or, with --keep-going, skips its dependents).
+//!
+//! The boot id journaled before the reboot is the proof on resume: a machine
+//! whose boot id changed has rebooted and is never rebooted again.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::gate;
+use super::journal::{now_ms, JournalError, StepState};
+use super::report::MachineOutcome;
+use super::run::Ctx;
+use crate::exec::{Cmd, ExecError};
+use crate::health::seconds;
+use crate::plan::{step_id, Action, MachinePlan, Plan, PlanKind};
+
+const KIND: PlanKind = PlanKind::Reboot;
+/// On resume, how long a reboot that was in flight gets to show (a new boot
+/// id) before it is issued again.
+const REISSUE_GRACE: Duration = Duration::from_secs(30);
+
+/// Reboots one machine through its steps.
+pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Result<(), JournalError> {
+    let name = m.machine.as_str();
+    let o = &ctx.machine(name).metadata.orchestration;
+    if ctx.rt.cancel.is_cancelled() {
+        return Ok(());
+    }
+    if plan.options.only_if_needed && !needed(ctx, m).await? {
+        return Ok(());
+    }
+
+    // rebootDelay, minus what an interrupted run already waited.
+    let mut boot_id = None;
+    let id = step_id(KIND, name, Action::Wait);
+    let prior = ctx.prior.get(&id).cloned();
+    if prior.as_ref().map(|p| p.state) == Some(StepState::Finished) {
+        ctx.already_done(&id, name);
+    } else {
+        let delay = if plan.options.no_delay || ctx.rt.dry_run { Duration::ZERO } else { seconds(o.reboot_delay) };
+        let waited = prior.and_then(|p| p.started_ms).map_or(0, |t| now_ms().saturating_sub(t));
+        let delay = delay.saturating_sub(Duration::from_millis(waited));
+        let step = ctx.start(
+            KIND,
+            name,
+            Action::Wait,
+            format!("wait {} s (rebootDelay)", delay.as_secs()),
+            json!({ "seconds": delay.as_secs() }),
+        )?;
+        // The boot id is read while the delay runs, so opening the
+        // connection costs the sequence nothing.
+        let (slept, early) = tokio::join!(
+            async {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => true,
+                    // Left started: resume waits for the rest.
+                    () = ctx.rt.cancel.cancelled() => false,
+                }
+            },
+            ctx.exec(name).boot_id()
+        );
+        if !slept {
+            return Ok(());
+        }
+        ctx.finish(&step, name, Action::Wait, "waited".into(), serde_json::Value::Null)?;
+        boot_id = early.ok();
+    }
+
+    let Some(before) = reboot(ctx, name, boot_id).await? else { return Ok(()) };
+
+    let id = step_id(KIND, name, Action::WaitForBoot);
+    if ctx.prior.state(&id) == StepState::Finished {
+        ctx.already_done(&id, name);
+    } else {
+        let step = ctx.start(
+            KIND,
+            name,
+            Action::WaitForBoot,
+            format!("within rebootTimeout {} s", o.reboot_timeout),
+            json!({ "bootIdBefore": before }),
+        )?;
+        let deadline = Instant::now() + seconds(o.reboot_timeout);
+        match ctx.exec(name).wait_for_boot(&before, deadline).await {
+            Ok(new) => ctx.finish(
+                &step,
+                name,
+                Action::WaitForBoot,
+                format!("back with boot id {new}"),
+                json!({ "bootId": new }),
+            )?,
+            Err(e) => {
+                let error =
+                    format!("{e}; rebootTimeout is {} s; nothing that depends on it was touched", o.reboot_timeout);
+                return ctx.fail(&step, name, Action::WaitForBoot, error);
+            }
+        }
+    }
+    if gate::check(ctx, KIND, name).await?.is_ok() {
+        ctx.set_outcome(name, MachineOutcome::Done, String::new());
+    }
+    Ok(())
+}
+
+/// The `--only-if-needed` check; false (and the rest skipped) when the
+/// machine already boots what it runs.
+async fn needed(ctx: &Ctx<'_>, m: &MachinePlan) -> Result<bool, JournalError> {
+    let name = m.machine.as_str();
+    let id = step_id(KIND, name, Action::CheckReboot);
+    if let Some(prior) = ctx.prior.get(&id).filter(|p| p.state == StepState::Finished) {
+        ctx.already_done(&id, name);
+        let needed = prior.detail["needed"].as_bool().unwrap_or(true);
+        if !needed {
+            ctx.set_outcome(name, MachineOutcome::NotNeeded, "no reboot needed".into());
+        }
+        return Ok(needed);
+    }
+    let step = ctx.start(
+        KIND,
+        name,
+        Action::CheckReboot,
+        "compare booted and default kernel, initrd, modules".into(),
+        serde_json::Value::Null,
+    )?;
+    match ctx.remote(name).needs_reboot().await {
+        Ok(Some(why)) => {
+            ctx.finish(&step, name, Action::CheckReboot, why.clone(), json!({ "needed": true, "why": why }))?;
+            Ok(true)
+        }
+        Ok(None) => {
+            ctx.finish(&step, name, Action::CheckReboot, "no reboot needed".into(), json!({ "needed": false }))?;
+            for s in m.steps.iter().filter(|s| s.action != Action::CheckReboot) {
+                ctx.skip(&step_id(KIND, name, s.action), name, "no reboot needed")?;
+            }
+            ctx.set_outcome(name, MachineOutcome::NotNeeded, "no reboot needed".into());
+            Ok(false)
+        }
+        Err(e) => {
+            ctx.fail(&step, name, Action::CheckReboot, e.to_string())?;
+            Ok(false)
+        }
+    }
+}
+
+/// The reboot step; returns the boot id from before the reboot, or `None`
+/// when the machine failed. Never reboots a machine whose boot id already
+/// changed since a journaled reboot.
+async fn reboot(ctx: &Ctx<'_>, name: &str, early: Option<String>) -> Result<Option<String>, JournalError> {
+    let id = step_id(KIND, name, Action::Reboot);
+    let exec = ctx.exec(name);
+    let prior = ctx.prior.get(&id).cloned();
+    let journaled =
+        prior.as_ref().and_then(|p| p.started.as_ref()).and_then(|d| d["bootIdBefore"].as_str()).map(String::from);
+    if let Some(before) = &journaled {
+        if prior.as_ref().map(|p| p.state) == Some(StepState::Finished) {
+            ctx.already_done(&id, name);
+            return Ok(Some(before.clone()));
+        }
+        // In flight: did it happen? A changed boot id says so; a reboot on
+        // its way down gets a grace period to show before it is reissued.
+        let grace =
+            Instant::now() + REISSUE_GRACE.min(seconds(ctx.machine(name).metadata.orchestration.reboot_timeout));
+        let step = ctx.start(
+            KIND,
+            name,
+            Action::Reboot,
+            "verify the interrupted reboot".into(),
+            json!({ "bootIdBefore": before }),
+        )?;
+        if let Ok(now) = exec.wait_for_boot(before, grace).await {
+            ctx.finish(
+                &step,
+                name,
+                Action::Reboot,
+                format!("already rebooted (boot id {now})"),
+                json!({ "verified": true }),
+            )?;
+            return Ok(Some(before.clone()));
+        }
+    }
+    if ctx.rt.cancel.is_cancelled() {
+        return Ok(None);
+    }
+    let read = match early {
+        Some(id) => Ok(id),
+        None => exec.boot_id().await,
+    };
+    let before = match (&journaled, read) {
+        (Some(before), _) => before.clone(),
+        (None, Ok(id)) => id,
+        (None, Err(e)) => {
+            let step = ctx.start(KIND, name, Action::Reboot, "read the boot id".into(), serde_json::Value::Null)?;
+            ctx.fail(&step, name, Action::Reboot, format!("cannot read the boot id before rebooting: {e}"))?;
+            return Ok(None);
+        }
+    };
+    let step = ctx.start(KIND, name, Action::Reboot, "reboot".into(), json!({ "bootIdBefore": before }))?;
+    let user = &ctx.machine(name).metadata.target_user;
+    let result = if user == "root" {
+        exec.reboot().await
+    } else {
+        // Privileged: through the escalation command; the connection
+        // dropping as the machine goes down is the expected end.
+        let cmd = ctx.rt.escalation.wrap(user, vec!["reboot".into()]).timeout(Duration::from_secs(20));
+        let result = exec.run_ok(&Cmd { ..cmd }).await;
+        exec.close().await;
+        match result {
+            Ok(_) | Err(ExecError::Connection { .. } | ExecError::Timeout { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    match result {
+        Ok(()) => {
+            ctx.finish(&step, name, Action::Reboot, "reboot issued".into(), json!({ "bootIdBefore": before }))?;
+            Ok(Some(before))
+        }
+        Err(e) => {
+            ctx.fail(&step, name, Action::Reboot, e.to_string())?;
+            Ok(None)
+        }
+    }
+}
