@@ -53,6 +53,8 @@ enum Command {
     Show(cmd::show::Args),
     /// Check every machine and the fleet; exit 0 only when clean.
     Check(cmd::check::Args),
+    /// Where each machine stands: reachable, healthy, up to date, needs a reboot, last run; exit 1 if any is not ok.
+    Status(cmd::status::StatusArgs),
     /// Print a shell completion script: lab completions bash > /etc/bash_completion.d/lab
     Completions {
         /// The shell.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Machines(args) => cmd::machines::run(&cli.fleet, &args),
         Command::Show(args) => cmd::show::run(&cli.fleet, &args),
         Command::Check(args) => cmd::check::run(&cli.fleet, &args),
+        Command::Status(args) => cmd::status::run(&cli.fleet, &args),
         Command::Completions { shell } => cmd::docs::completions(Cli::command(), shell),
         Command::Man => cmd::docs::man(Cli::command()),
         Command::Deploy(args) => cmd::deploy::run(&cli.fleet, &args),

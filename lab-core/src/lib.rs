@@ -19,6 +19,7 @@ pub mod plan;
 pub mod redact;
 pub mod schema;
 pub mod settings;
+pub mod status;
 pub mod suggest;
 pub mod window;
 

@@ -17,3 +17,4 @@ pub mod run_args;
 pub mod schema;
 pub mod sequence;
 pub mod show;
+pub mod status;

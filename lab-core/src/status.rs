@@ -1,0 +1,177 @@
+//! `lab status`: where each machine stands, gathered concurrently — is it
+//! reachable, healthy, running the system its configuration evaluates to,
+//! does it need a reboot, how long has it been up, and how did the last
+//! orchestration run end for it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::exec::{Cmd, Executor};
+use crate::health::{check_once, Prober};
+use crate::metadata::Machine;
+use crate::orchestrate::journal::{Entry, StepState};
+use crate::orchestrate::remote::{Escalation, Remote};
+use crate::orchestrate::{read_journal, StateDir};
+
+const QUICK: Duration = Duration::from_secs(15);
+
+/// Whether a machine runs the system its configuration evaluates to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Generation {
+    /// /run/current-system is the evaluated system.
+    UpToDate,
+    /// It runs something else: deploy (and maybe reboot) it.
+    Outdated,
+    /// Not known: unreachable, or the fleet's systems were not evaluated.
+    Unknown,
+}
+
+/// The last orchestration step a run recorded for a machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRun {
+    /// The run.
+    pub run_id: String,
+    /// Its last step for the machine.
+    pub step: String,
+    /// How that step stands.
+    pub state: StepState,
+}
+
+/// One machine's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineStatus {
+    /// The machine.
+    pub machine: String,
+    /// It answered over ssh.
+    pub reachable: bool,
+    /// Why it did not, or what else went wrong reading it.
+    pub error: Option<String>,
+    /// Every required check passed (`None` when unreachable).
+    pub healthy: Option<bool>,
+    /// The required checks that failed, with their messages.
+    pub failing: Vec<String>,
+    /// Where /run/current-system points.
+    pub current_system: Option<String>,
+    /// The system its configuration evaluates to, when known.
+    pub expected_system: Option<String>,
+    /// Up to date, outdated or unknown.
+    pub generation: Generation,
+    /// Why it needs a reboot (booted kernel, initrd or modules differ from
+    /// its boot default), `Some("")` never; `None` when it does not or it is unknown.
+    pub needs_reboot: Option<String>,
+    /// Seconds since it booted.
+    pub uptime_seconds: Option<u64>,
+    /// How the last orchestration run ended for it.
+    pub last_run: Option<LastRun>,
+}
+
+impl MachineStatus {
+    /// True when it is reachable, healthy and not known to be outdated.
+    pub fn is_ok(&self) -> bool {
+        self.reachable && self.healthy == Some(true) && self.generation != Generation::Outdated
+    }
+}
+
+/// Reads one machine's status through `exec` (checks through `prober`).
+pub async fn machine_status(
+    machine: &Machine,
+    exec: &dyn Executor,
+    prober: &dyn Prober,
+    expected: Option<&str>,
+    last_run: Option<LastRun>,
+) -> MachineStatus {
+    let mut status = MachineStatus {
+        machine: machine.name.clone(),
+        reachable: false,
+        error: None,
+        healthy: None,
+        failing: Vec::new(),
+        current_system: None,
+        expected_system: expected.map(str::to_string),
+        generation: Generation::Unknown,
+        needs_reboot: None,
+        uptime_seconds: None,
+        last_run,
+    };
+    let uptime = match exec.run_ok(&Cmd::new(["cat", "/proc/uptime"]).timeout(QUICK)).await {
+        Ok(out) => out,
+        Err(e) => {
+            status.error = Some(e.to_string());
+            return status;
+        }
+    };
+    status.reachable = true;
+    status.uptime_seconds =
+        uptime.stdout_text().split_whitespace().next().and_then(|s| s.parse::<f64>().ok()).map(|s| s as u64);
+    // Only reads follow, none of them privileged.
+    let escalation = Escalation::default();
+    let remote = Remote { exec, user: &machine.metadata.target_user, escalation: &escalation };
+    match remote.current_system().await {
+        Ok(current) if !current.is_empty() => {
+            status.generation = match expected {
+                Some(expected) if expected == current => Generation::UpToDate,
+                Some(_) => Generation::Outdated,
+                None => Generation::Unknown,
+            };
+            status.current_system = Some(current);
+        }
+        Ok(_) => {}
+        Err(e) => status.error = Some(e.to_string()),
+    }
+    match remote.needs_reboot().await {
+        Ok(reason) => status.needs_reboot = reason,
+        Err(e) => status.error = status.error.or(Some(e.to_string())),
+    }
+    let reports = check_once(prober, &machine.name, &machine.metadata.health_checks).await;
+    status.failing =
+        reports.iter().filter(|r| r.required && !r.passed).map(|r| format!("{}: {}", r.check, r.message)).collect();
+    status.healthy = Some(status.failing.is_empty());
+    status
+}
+
+/// Every machine's last recorded step, newest run first wins.
+pub fn last_runs(state: &StateDir) -> BTreeMap<String, LastRun> {
+    let mut last = BTreeMap::new();
+    for run_id in state.run_ids().into_iter().rev() {
+        let Ok(records) = read_journal(state, &run_id) else { continue };
+        for record in records.iter().rev() {
+            if let Entry::Step { step, machine, state, .. } = &record.entry {
+                if *state != StepState::Planned && !last.contains_key(machine) {
+                    last.insert(machine.clone(), LastRun { run_id: run_id.clone(), step: step.clone(), state: *state });
+                }
+            }
+        }
+    }
+    last
+}
+
+/// A machine with the executor that reaches it and the prober that runs its checks.
+pub type Target = (Machine, Arc<dyn Executor>, Arc<dyn Prober>);
+
+/// The status of every machine of `machines`, at most `concurrency` at once,
+/// sorted by machine.
+pub async fn fleet_status(
+    machines: &[Target],
+    expected: &BTreeMap<String, String>,
+    last: &BTreeMap<String, LastRun>,
+    concurrency: usize,
+) -> Vec<MachineStatus> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let tasks = machines.iter().map(|(machine, exec, prober)| {
+        let limit = limit.clone();
+        async move {
+            let _permit = limit.acquire().await;
+            let expected = expected.get(&machine.name).map(String::as_str);
+            machine_status(machine, exec.as_ref(), prober.as_ref(), expected, last.get(&machine.name).cloned()).await
+        }
+    });
+    let mut statuses = futures_util::future::join_all(tasks).await;
+    statuses.sort_by(|a, b| a.machine.cmp(&b.machine));
+    statuses
+}
