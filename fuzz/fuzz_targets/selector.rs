@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use lab_core::graph::{Expand, Fleet, Limits, Selector};
 use lab_core::metadata::parse_fleet_json;
+use lab_core::printable::printable;
 use libfuzzer_sys::fuzz_target;
 
 const FLEET: &str = r#"{
@@ -35,7 +36,8 @@ fuzz_target!(|data: &[u8]| {
                 assert!(part.machines().iter().all(|m| fleet.machine(&m.name).is_some()));
                 assert_eq!(part.sequence(&Limits::default()).len(), part.len());
             }
-            Err(e) => assert!(e.to_string().contains(selector.expression())),
+            // Messages show the expression with control characters escaped.
+            Err(e) => assert!(e.to_string().contains(&*printable(selector.expression()))),
         }
     }
 });
