@@ -3,6 +3,11 @@
 /// Renders rows as a left-aligned table with a header, columns separated by
 /// two spaces, no trailing spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    // Cells come from the fleet: control characters are shown escaped so a
+    // name cannot split a row or steer the terminal.
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|r| r.iter().map(|c| lab_core::printable::printable(c).into_owned()).collect()).collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::eval::{Evaluation, HostFailure};
 use crate::graph;
-use crate::metadata::{validate, Problem, Severity};
+use crate::metadata::{validate, Machine, Problem, Severity};
 
 /// Everything `lab check` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,7 +51,37 @@ fn fleet_problems(eval: &Evaluation) -> Vec<Problem> {
         machine.metadata.dependencies.retain(|dep| !failed(dep) && !eval.unmanaged.contains(dep));
     }
     out.extend(graph::fleet_problems(&machines));
+    out.extend(eval.machines.values().flat_map(name_problems));
     out.sort_by(|a, b| (&a.machine, &a.field).cmp(&(&b.machine, &b.field)));
+    out
+}
+
+/// What the name stands for beyond the metadata: a name that garbles every
+/// listing, and an address (the hostname, else the name, when targetHost is
+/// unset) that ssh cannot be given.
+fn name_problems(machine: &Machine) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if machine.name.chars().any(char::is_control) {
+        out.push(Problem::error(
+            &machine.name,
+            "name",
+            format!(
+                "the name {:?} holds a control character, which garbles every listing; rename the configuration",
+                machine.name
+            ),
+        ));
+    }
+    if machine.metadata.target_host.is_none() {
+        let host = machine.target_host();
+        if !crate::exec::is_valid_host(host) {
+            let from = if machine.hostname.is_some() { "hostname" } else { "name" };
+            out.push(Problem::error(
+                &machine.name,
+                "targetHost",
+                format!("targetHost is unset, so lab would use the {from}: {}", crate::metadata::not_a_host(host)),
+            ));
+        }
+    }
     out
 }
 

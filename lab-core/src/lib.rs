@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod notify;
 pub mod orchestrate;
 pub mod plan;
+pub mod printable;
 pub mod redact;
 pub mod schema;
 pub mod settings;

@@ -263,8 +263,8 @@ impl Plan {
             kind,
             options: *options,
             limits: *limits,
-            estimated_seconds: waves.iter().map(|w| w.estimated_seconds).sum(),
-            worst_case_seconds: waves.iter().map(|w| w.worst_case_seconds).sum(),
+            estimated_seconds: total(waves.iter().map(|w| w.estimated_seconds)),
+            worst_case_seconds: total(waves.iter().map(|w| w.worst_case_seconds)),
             waves,
         }
     }
@@ -313,8 +313,8 @@ impl Plan {
                 let _ = writeln!(
                     out,
                     "  {} {} ({}, {}): estimated {}",
-                    m.machine,
-                    m.target,
+                    crate::printable::printable(&m.machine),
+                    crate::printable::printable(&m.target),
                     criticality_name(m.criticality_level),
                     strategy_name(m.deploy_strategy),
                     format_duration(m.estimated_seconds)
@@ -377,6 +377,12 @@ pub fn format_duration(seconds: u64) -> String {
     }
 }
 
+/// A sum that stops at `u64::MAX`: settings are the user's numbers, and an
+/// absurd one must give an absurd estimate, not an overflow.
+fn total(seconds: impl Iterator<Item = u64>) -> u64 {
+    seconds.fold(0, u64::saturating_add)
+}
+
 /// Negative settings are a validation error elsewhere; here they count as 0.
 fn secs(value: i64) -> u64 {
     value.max(0) as u64
@@ -420,8 +426,8 @@ fn machine_plan(kind: PlanKind, options: &PlanOptions, m: &Machine) -> MachinePl
         target: target(m),
         criticality_level: o.criticality_level,
         deploy_strategy: o.deploy_strategy,
-        estimated_seconds: steps.iter().map(|s| s.estimated_seconds).sum(),
-        worst_case_seconds: steps.iter().map(|s| s.worst_case_seconds).sum(),
+        estimated_seconds: total(steps.iter().map(|s| s.estimated_seconds)),
+        worst_case_seconds: total(steps.iter().map(|s| s.worst_case_seconds)),
         steps,
     }
 }
@@ -466,15 +472,16 @@ fn health_step(m: &Machine) -> Step {
         .filter(|c| c.common().required)
         .map(|c| {
             let c = c.common();
-            secs(c.initial_delay) + secs(c.success_threshold - 1) * secs(c.interval)
+            secs(c.initial_delay)
+                .saturating_add(secs(c.success_threshold.saturating_sub(1)).saturating_mul(secs(c.interval)))
         })
         .max()
         .unwrap_or(0);
-    let worst = secs(o.healthy_deadline) + secs(o.min_healthy_time);
+    let worst = secs(o.healthy_deadline).saturating_add(secs(o.min_healthy_time));
     step(
         Action::HealthChecks,
         format!("health checks ({})", checks.len()),
-        (slowest + secs(o.min_healthy_time)).min(worst),
+        slowest.saturating_add(secs(o.min_healthy_time)).min(worst),
         worst,
     )
 }

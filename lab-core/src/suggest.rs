@@ -1,15 +1,25 @@
 //! "Did you mean …?": the known names nearest to a mistyped one.
 
+/// Names longer than this are not compared by edit distance: it costs the
+/// product of the lengths, and a fleet of 10,000-character names would make
+/// every typo take minutes. Prefixes still find them.
+const MAX_FUZZY_LEN: usize = 128;
+
 /// Up to three of `candidates` nearest to `name`, by name: those at the
 /// smallest edit distance when it is small for the name's length, else those
 /// that the name is a prefix of (or that are a prefix of it), at least three
 /// characters long.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let limit = (name.chars().count() / 3).max(1);
+    let length = name.chars().count();
+    let limit = (length / 3).max(1);
     let mut close: Vec<(usize, &str)> = Vec::new();
     let mut prefixed: Vec<&str> = Vec::new();
     for candidate in candidates {
-        let distance = strsim::damerau_levenshtein(name, candidate);
+        let other = candidate.chars().count();
+        // The distance is at least the difference in length: skip what
+        // cannot be close without computing it.
+        let comparable = length.max(other) <= MAX_FUZZY_LEN && length.abs_diff(other) <= limit;
+        let distance = if comparable { strsim::damerau_levenshtein(name, candidate) } else { usize::MAX };
         if candidate == name {
             continue;
         } else if distance <= limit {
@@ -60,6 +70,11 @@ mod tests {
         assert_eq!(nearest("dbb-01", names), vec!["db-01"]);
         assert_eq!(nearest("cache-server", names), vec!["cache"]);
         assert!(nearest("zzzzzz", names).is_empty());
+        let long = "x".repeat(10_000);
+        let fleet: Vec<String> = (0..50).map(|i| format!("{long}{i}")).collect();
+        let started = std::time::Instant::now();
+        assert_eq!(nearest(&long, fleet.iter().map(String::as_str)).len(), 3, "prefixes still suggest");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
         assert_eq!(did_you_mean(&nearest("web-0", names)), " (did you mean `web-01` or `web-02`?)");
     }
 }

@@ -52,13 +52,14 @@ fn render(machine: &Machine) -> String {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (key, value) in fields {
-        out.push_str(&format!("{key:width$}  {value}\n"));
+        // Values come from the fleet: shown with control characters escaped.
+        out.push_str(&format!("{key:width$}  {}\n", lab_core::printable::printable(&value)));
     }
     let checks = if m.health_checks.is_empty() { "-" } else { "" };
     out.push_str(format!("{:width$}  {checks}", "healthChecks").trim_end());
     out.push('\n');
     for check in &m.health_checks {
-        out.push_str(&format!("  - {}\n", check_line(check)));
+        out.push_str(&format!("  - {}\n", lab_core::printable::printable(&check_line(check))));
     }
     out
 }

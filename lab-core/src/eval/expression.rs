@@ -18,7 +18,8 @@ pub fn evaluate_expression(
 ) -> Result<serde_json::Value, EvalError> {
     let nix = Nix::locate().ok_or(EvalError::NixNotFound)?;
     let pairs: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout too long to be a point in time is no deadline (not a panic).
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let out = nix.eval_expr(expr, &pairs, deadline).map_err(|failure| match failure {
         Failure::Timeout => EvalError::Timeout(timeout.unwrap_or_default()),
         Failure::Spawn(e) => EvalError::NixSpawn(e),
@@ -46,5 +47,18 @@ mod tests {
         let err =
             evaluate_expression("let f = x: f x; in f 1", &BTreeMap::new(), Some(Duration::from_secs(1))).unwrap_err();
         assert!(matches!(err, EvalError::Timeout(_) | EvalError::Fleet { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_expression_is_never_read_as_a_flag_and_any_timeout_is_fine() {
+        assert_eq!(evaluate_expression("-1", &BTreeMap::new(), None).unwrap(), serde_json::json!(-1));
+        let err = evaluate_expression("--help", &BTreeMap::new(), None).unwrap_err();
+        assert!(matches!(err, EvalError::Fleet { .. }), "a Nix error, not nix's help: {err}");
+        // Argument names and values that look like flags stay data.
+        let args = BTreeMap::from([("x".to_string(), "--help".to_string())]);
+        assert_eq!(evaluate_expression("{ x }: x", &args, None).unwrap(), "--help");
+        // Past what an Instant can hold: no deadline, no panic.
+        let forever = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(evaluate_expression("1", &BTreeMap::new(), forever).unwrap(), 1);
     }
 }

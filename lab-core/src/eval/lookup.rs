@@ -9,7 +9,7 @@ use crate::suggest::{did_you_mean, nearest};
 #[non_exhaustive]
 pub enum LookupError {
     /// No configuration has this name.
-    #[error("no machine named `{name}`{}", did_you_mean(.suggestions))]
+    #[error("no machine named `{}`{}", crate::printable::printable(name), crate::printable::printable(&did_you_mean(.suggestions)))]
     Unknown {
         /// The name asked for.
         name: String,

@@ -87,7 +87,7 @@ pub struct HostFailure {
 
 impl std::fmt::Display for HostFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "machine `{}` does not evaluate: {}", self.machine, self.message)?;
+        write!(f, "machine `{}` does not evaluate: {}", crate::printable::printable(&self.machine), self.message)?;
         if let Some(location) = &self.location {
             write!(f, " (at {location})")?;
         }
@@ -212,7 +212,8 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
         },
         n => (n, n),
     };
-    let deadline = options.timeout.map(|t| Instant::now() + t);
+    // A timeout too long to be a point in time (e.g. 1.5e19 s) is no deadline.
+    let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
     let read = run::read_fleet(&nix, &resolved, chunks, jobs, deadline).map_err(|e| match e {
         EvalError::Timeout(_) => EvalError::Timeout(options.timeout.unwrap_or_default()),
         other => other,

@@ -69,6 +69,16 @@ impl Nix {
     /// Evaluates `expr` to JSON, each of `args` passed with `--argstr` (so
     /// they reach a function `{ name, ... }:` as data), killing nix at `deadline`.
     pub fn eval_expr(&self, expr: &str, args: &[(&str, &str)], deadline: Option<Instant>) -> Result<Vec<u8>, Failure> {
+        // nix-instantiate reads an expression that starts with `-` as a flag
+        // (`-1` is refused, `--help` opens a man page); a leading space keeps
+        // it an expression and means the same to Nix.
+        let spaced;
+        let expr = if expr.starts_with('-') {
+            spaced = format!(" {expr}");
+            spaced.as_str()
+        } else {
+            expr
+        };
         let mut argv: Vec<&str> = vec!["--eval", "--strict", "--json", "--expr", expr];
         // builtins.getFlake needs the feature; other sources start faster without it.
         if args.contains(&("kind", "flake")) {

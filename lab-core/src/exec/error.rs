@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::redact::redact_text;
+
 /// An action on a machine failed. Every kind names the machine and, where
 /// there is one, the command (quoted as the remote shell sees it).
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +21,7 @@ pub enum ExecError {
         source: std::io::Error,
     },
     /// The machine could not be reached (or the connection dropped).
-    #[error("{machine}: cannot reach the machine to run `{command}`: {message}; check that it is up and that `ssh` to it works")]
+    #[error("{machine}: cannot reach the machine to run `{command}`: {}; check that it is up and that `ssh` to it works", redact_text(.message))]
     Connection {
         /// The machine.
         machine: String,
@@ -29,7 +31,7 @@ pub enum ExecError {
         message: String,
     },
     /// The machine's host key is unknown or changed; lab never accepts it silently.
-    #[error("{machine}: host key verification failed for `{command}`: {message}; if the machine was reinstalled, verify its new key and update known_hosts (ssh-keygen -R HOST)")]
+    #[error("{machine}: host key verification failed for `{command}`: {}; if the machine was reinstalled, verify its new key and update known_hosts (ssh-keygen -R HOST)", redact_text(.message))]
     HostKey {
         /// The machine.
         machine: String,
@@ -61,7 +63,7 @@ pub enum ExecError {
         stderr: String,
     },
     /// The machine did not come back with a new boot id before the deadline.
-    #[error("{machine}: did not come back from the reboot in time (boot id before: {old_boot_id}); last: {last}")]
+    #[error("{machine}: did not come back from the reboot in time (boot id before: {old_boot_id}); last: {}", redact_text(.last))]
     BootTimeout {
         /// The machine.
         machine: String,
@@ -71,7 +73,7 @@ pub enum ExecError {
         last: String,
     },
     /// The request itself is unusable (e.g. an empty argv or a host name that looks like an option).
-    #[error("{machine}: {message}")]
+    #[error("{machine}: {}", redact_text(.message))]
     Invalid {
         /// The machine.
         machine: String,
@@ -112,7 +114,7 @@ fn stderr_suffix(stderr: &str) -> String {
     if stderr.is_empty() {
         String::new()
     } else {
-        format!(": {stderr}")
+        format!(": {}", redact_text(stderr))
     }
 }
 

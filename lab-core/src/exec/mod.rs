@@ -21,7 +21,7 @@ pub use dry_run::{Action, ActionLog, DryRunExecutor};
 pub use error::{human_duration, tail, ExecError};
 pub use local::LocalExecutor;
 pub use quote::{quote_arg, quote_argv};
-pub use ssh::{SshExecutor, SshOptions, SshTransport};
+pub use ssh::{is_valid_host, is_valid_user, SshExecutor, SshOptions, SshTransport};
 
 /// Default timeout of a [`Cmd`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -70,9 +70,10 @@ impl Cmd {
         self
     }
 
-    /// The command as a shell would read it (for messages and plans).
+    /// The command as a shell would read it, credentials redacted (for
+    /// messages, logs and plans; never for running it).
     pub fn display(&self) -> String {
-        quote_argv(&self.argv)
+        quote_argv(&crate::redact::redact_argv(&self.argv))
     }
 }
 

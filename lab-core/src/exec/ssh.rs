@@ -191,8 +191,24 @@ async fn close_master(program: &Path, socket: &Path) {
     }
 }
 
+/// True when `host` can be handed to ssh and to nix's `ssh://` store URL as
+/// a host: at most 253 characters, letters, digits, `.`, `-`, `_`, `:` and
+/// `%` (IPv6 with a zone), not starting with `-` (ssh would read it as an
+/// option).
+pub fn is_valid_host(host: &str) -> bool {
+    is_host(host)
+}
+
+/// True when `user` can be handed to ssh and nix as a user name: letters,
+/// digits, `.`, `-` and `_`, not starting with `-`.
+pub fn is_valid_user(user: &str) -> bool {
+    is_user(user)
+}
+
 fn is_host(host: &str) -> bool {
+    // 253: the longest name DNS can resolve.
     !host.is_empty()
+        && host.len() <= 253
         && !host.starts_with('-')
         && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'))
 }
@@ -310,7 +326,10 @@ impl Executor for SshExecutor {
         if cmd.argv.is_empty() || cmd.argv.iter().any(|a| a.contains('\0')) {
             return Err(ExecError::Invalid {
                 machine: self.machine.clone(),
-                message: format!("cannot run {:?}: empty, or an argument holds a NUL byte", cmd.argv),
+                message: format!(
+                    "cannot run {:?}: empty, or an argument holds a NUL byte",
+                    crate::redact::redact_argv(&cmd.argv)
+                ),
             });
         }
         let display = cmd.display();

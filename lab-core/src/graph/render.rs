@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{Fleet, Limits};
 use crate::metadata::Criticality;
+use crate::printable::printable;
 
 /// One line of the reboot sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,7 +76,7 @@ impl Fleet {
             if i == 0 || entries[i - 1].wave != e.wave {
                 let _ = writeln!(out, "wave {}", e.wave);
             }
-            let _ = writeln!(out, "  {}. {} (delay: {} seconds)", e.position, e.machine, e.reboot_delay);
+            let _ = writeln!(out, "  {}. {} (delay: {} seconds)", e.position, printable(&e.machine), e.reboot_delay);
         }
         out
     }
@@ -115,8 +116,14 @@ pub(crate) fn criticality_name(c: Criticality) -> &'static str {
     }
 }
 
+/// Text inside a dot string: control characters shown escaped, then
+/// backslashes and quotes escaped for dot.
+fn dot_escape(s: &str) -> String {
+    printable(s).replace('\\', "\\\\").replace('"', "\\\"")
+}
+
 fn dot_quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    format!("\"{}\"", dot_escape(s))
 }
 
 fn dot(fleet: &Fleet, waves: &[Vec<usize>]) -> String {
@@ -135,9 +142,9 @@ fn dot(fleet: &Fleet, waves: &[Vec<usize>]) -> String {
                 Criticality::Medium => "",
                 Criticality::Low => ", style=\"rounded,dashed\"",
             };
-            let label = format!("{}\n{} · {}", m.name, m.metadata.role, criticality_name(c));
-            let _ =
-                writeln!(out, "    {} [label={}{style}];", dot_quote(&m.name), dot_quote(&label).replace('\n', "\\n"));
+            let label =
+                format!("\"{}\\n{} · {}\"", dot_escape(&m.name), dot_escape(&m.metadata.role), criticality_name(c));
+            let _ = writeln!(out, "    {} [label={label}{style}];", dot_quote(&m.name));
         }
         out.push_str("  }\n");
     }
@@ -156,7 +163,7 @@ fn dot(fleet: &Fleet, waves: &[Vec<usize>]) -> String {
 }
 
 fn mermaid_text(s: &str) -> String {
-    s.replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;")
+    printable(s).replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;")
 }
 
 fn mermaid(fleet: &Fleet, waves: &[Vec<usize>]) -> String {

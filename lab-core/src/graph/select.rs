@@ -13,6 +13,7 @@ use petgraph::graph::NodeIndex;
 use petgraph::Direction;
 
 use super::Fleet;
+use crate::printable::printable;
 use crate::suggest::{did_you_mean, nearest};
 
 /// A parsed `--on` expression.
@@ -43,7 +44,10 @@ pub struct Expand {
 #[non_exhaustive]
 pub enum SelectError {
     /// The expression, or one of its comma-separated terms, is empty.
-    #[error("--on \"{expression}\": {what} is empty; give machine names, @group or role:NAME, separated by commas")]
+    #[error(
+        "--on \"{}\": {what} is empty; give machine names, @group or role:NAME, separated by commas",
+        printable(expression)
+    )]
     Empty {
         /// The whole expression.
         expression: String,
@@ -51,7 +55,7 @@ pub enum SelectError {
         what: String,
     },
     /// A term matches no machine.
-    #[error("--on \"{expression}\": `{term}` selects no machine{hint}")]
+    #[error("--on \"{}\": `{}` selects no machine{}", printable(expression), printable(term), printable(hint))]
     NothingSelected {
         /// The whole expression.
         expression: String,

@@ -204,7 +204,9 @@ pub async fn wait_healthy(
                 let attempt = bounded_attempt(prober, check).await;
                 trackers.lock().unwrap_or_else(PoisonError::into_inner)[i].record(attempt);
                 changed.notify_one();
-                tokio::time::sleep_until(started + interval).await;
+                // `sleep`, not `sleep_until(started + interval)`: an absurd
+                // interval must wait forever, not overflow the clock.
+                tokio::time::sleep(interval.saturating_sub(started.elapsed())).await;
             }
         }
     });
@@ -223,7 +225,7 @@ pub async fn wait_healthy(
                 if now - since >= min_healthy_time {
                     return;
                 }
-                Some(since + min_healthy_time)
+                Some(since.checked_add(min_healthy_time).unwrap_or(deadline))
             } else {
                 healthy_since = None;
                 None

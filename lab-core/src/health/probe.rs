@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{seconds, Attempt, Prober, Via};
 use crate::exec::{human_duration, tail, Cmd, ExecError, Executor, LocalExecutor};
 use crate::metadata::{parse_status_range, HealthCheck};
+use crate::redact::redact_text;
 
 /// Redirects an http check follows before it fails.
 const MAX_REDIRECTS: usize = 10;
@@ -132,12 +133,12 @@ pub async fn probe_command(executor: &dyn Executor, argv: Vec<String>, timeout: 
     let latency = start.elapsed();
     match result {
         Ok(output) if output.success() => {
-            let said = tail(&output.stdout, 200);
+            let said = redact_text(&tail(&output.stdout, 200));
             Attempt { passed: true, latency, message: if said.is_empty() { "exit 0".into() } else { said }, via }
         }
         Ok(output) => {
             let code = output.status.map_or("killed by a signal".to_string(), |c| format!("exit code {c}"));
-            let said = tail(if output.stderr.is_empty() { &output.stdout } else { &output.stderr }, 200);
+            let said = redact_text(&tail(if output.stderr.is_empty() { &output.stdout } else { &output.stderr }, 200));
             Attempt::failed(if said.is_empty() { code } else { format!("{code}: {said}") }, latency, via)
         }
         Err(ExecError::Timeout { after, .. }) => {

@@ -17,6 +17,7 @@ use super::probe::judge_status;
 use super::{probe_command, seconds, Attempt, CheckReport, HttpClients, LocalProber, Prober, Via};
 use crate::exec::{human_duration, tail, Cmd, Executor};
 use crate::metadata::{HealthCheck, Machine, RunOn};
+use crate::redact::redact_text;
 
 /// Time allowed on top of a check's timeout for reaching the machine (the
 /// ssh handshake when no connection is open yet).
@@ -210,7 +211,7 @@ impl MachineProber {
                     Attempt { passed, latency, message, via: Via::Curl }
                 }
                 Err(_) => Attempt::failed(
-                    format!("curl printed {:?}, not a status", output.stdout_text()),
+                    format!("curl printed {:?}, not a status", redact_text(&output.stdout_text())),
                     latency,
                     Via::Curl,
                 ),
@@ -219,7 +220,7 @@ impl MachineProber {
             Ok(output) if output.status == Some(28) => {
                 Attempt::failed(format!("timed out after {}", human_duration(timeout)), latency, Via::Curl)
             }
-            Ok(output) => Attempt::failed(tail(&output.stderr, 300), latency, Via::Curl),
+            Ok(output) => Attempt::failed(redact_text(&tail(&output.stderr, 300)), latency, Via::Curl),
             Err(e) => Attempt::failed(e.to_string(), latency, Via::Curl),
         }
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::MachineMetadata;
+use crate::printable::printable;
 
 /// One managed machine of a fleet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +57,7 @@ impl Serialize for Machine {
 #[serde(rename_all = "camelCase")]
 pub enum MetadataError {
     /// The JSON does not have the shape of `lab.machine`.
-    #[error("machine `{machine}`{}: {path}: {message}", file_suffix(file))]
+    #[error("machine `{}`{}: {path}: {message}", printable(machine), file_suffix(file))]
     Invalid {
         /// The machine whose metadata is wrong.
         machine: String,

@@ -273,14 +273,15 @@ impl HealthCheck {
         }
     }
 
-    /// A short human label: the url, `tcp HOST:PORT` or the command.
+    /// A short human label: the url, `tcp HOST:PORT` or the command, with
+    /// credentials redacted (labels reach reports, logs and the journal).
     pub fn label(&self) -> String {
         match self {
-            HealthCheck::Http { url, .. } => format!("http {url}"),
+            HealthCheck::Http { url, .. } => format!("http {}", crate::redact::redact_url(url)),
             HealthCheck::Tcp { port, host, .. } => {
                 format!("tcp {}:{port}", host.as_deref().unwrap_or("localhost"))
             }
-            HealthCheck::Command { command, .. } => format!("command {command}"),
+            HealthCheck::Command { command, .. } => format!("command {}", crate::redact::redact_text(command)),
         }
     }
 }
@@ -538,4 +539,5 @@ mod machine;
 mod validate;
 
 pub use machine::{parse_fleet_json, parse_machine, Machine, MetadataError};
+pub(crate) use validate::not_a_host;
 pub use validate::{parse_status_range, validate, Problem, Severity};

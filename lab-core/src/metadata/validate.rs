@@ -53,7 +53,10 @@ impl fmt::Display for Problem {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
-        write!(f, "{level}: machine `{}`: {}: {}", self.machine, self.field, self.message)
+        // Names are shown escaped: a newline or escape sequence in one must
+        // not forge another line or steer the terminal.
+        let machine = crate::printable::printable(&self.machine);
+        write!(f, "{level}: machine `{machine}`: {}: {}", self.field, self.message)
     }
 }
 
@@ -97,10 +100,21 @@ pub fn validate(machine: &str, metadata: &MachineMetadata) -> Vec<Problem> {
                 "targetHost is empty; set it to the machine's address or leave it unset to use networking.hostName"
                     .into(),
             );
+        } else if !crate::exec::is_valid_host(host) {
+            err(&mut out, "targetHost", not_a_host(host));
         }
     }
     if metadata.target_user.trim().is_empty() {
         err(&mut out, "targetUser", "targetUser is empty; set it to the ssh user, e.g. \"root\"".into());
+    } else if !crate::exec::is_valid_user(&metadata.target_user) {
+        err(
+            &mut out,
+            "targetUser",
+            format!(
+                "{:?} is not a user name lab can pass to ssh (letters, digits, '.', '-', '_'; not starting with '-'); set it to the ssh user, e.g. \"root\"",
+                metadata.target_user
+            ),
+        );
     }
     check_port(&mut out, machine, "targetPort", metadata.target_port);
 
@@ -114,6 +128,8 @@ pub fn validate(machine: &str, metadata: &MachineMetadata) -> Vec<Problem> {
     ] {
         if value < 0 {
             err(&mut out, &format!("orchestration.{name}"), format!("{value} is negative; use 0 or more seconds"));
+        } else if value > MAX_SECONDS {
+            err(&mut out, &format!("orchestration.{name}"), too_long(value));
         }
     }
 
@@ -128,6 +144,22 @@ pub fn validate(machine: &str, metadata: &MachineMetadata) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// Why `host` cannot be a target; shared with the fleet check of names and
+/// hostnames that stand in for an unset targetHost.
+pub(crate) fn not_a_host(host: &str) -> String {
+    format!(
+        "{host:?} is not a host name or address lab can pass to ssh (at most 253 letters, digits, '.', '-', '_', ':', '%'; not starting with '-'); set lab.machine.targetHost to the machine's address"
+    )
+}
+
+/// The longest duration a setting may ask for: a year. Longer is a typo (a
+/// value in milliseconds, an extra zero), and would overflow time arithmetic.
+const MAX_SECONDS: i64 = 366 * 24 * 3600;
+
+fn too_long(value: i64) -> String {
+    format!("{value} seconds is more than a year; use at most {MAX_SECONDS} (the value is in seconds)")
 }
 
 fn check_port(out: &mut Vec<Problem>, machine: &str, field: &str, port: i64) {
@@ -145,21 +177,23 @@ fn validate_check(out: &mut Vec<Problem>, machine: &str, at: &str, check: &Healt
     let common = check.common();
     match check {
         HealthCheck::Http { url, expected_status, headers, .. } => {
+            // Messages show the url without its credentials.
+            let shown = crate::redact::redact_url(url);
             match url::Url::parse(url) {
                 Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => err(
                     "url",
-                    format!("\"{url}\" uses the scheme `{}`; use an http:// or https:// URL", parsed.scheme()),
+                    format!("\"{shown}\" uses the scheme `{}`; use an http:// or https:// URL", parsed.scheme()),
                 ),
                 Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => {
-                    err("url", format!("\"{url}\" has no host; write it as http://HOST[:PORT]/PATH"))
+                    err("url", format!("\"{shown}\" has no host; write it as http://HOST[:PORT]/PATH"))
                 }
                 Ok(parsed) => {
                     if common.run_on == RunOn::Controller && is_local(parsed.host_str().unwrap_or_default()) {
-                        err("url", local_on_controller(url));
+                        err("url", local_on_controller(&shown));
                     }
                 }
                 Err(e) => {
-                    err("url", format!("\"{url}\" is not a valid URL ({e}); write it as http://HOST[:PORT]/PATH"))
+                    err("url", format!("\"{shown}\" is not a valid URL ({e}); write it as http://HOST[:PORT]/PATH"))
                 }
             }
             if expected_status.is_empty() {
@@ -201,10 +235,14 @@ fn validate_check(out: &mut Vec<Problem>, machine: &str, at: &str, check: &Healt
     }
     if common.timeout < 1 {
         err("timeout", format!("{} is too small; give each attempt at least 1 second", common.timeout));
+    } else if common.timeout > MAX_SECONDS {
+        err("timeout", too_long(common.timeout));
     }
     for (name, value) in [("interval", common.interval), ("initialDelay", common.initial_delay)] {
         if value < 0 {
             err(name, format!("{value} is negative; use 0 or more seconds"));
+        } else if value > MAX_SECONDS {
+            err(name, too_long(value));
         }
     }
     for (name, value) in

@@ -156,6 +156,7 @@ impl Journal {
         let mut text = String::new();
         let mut seq = self.next_seq;
         for entry in entries {
+            let entry = redacted(entry);
             let record = Record { seq, time_ms: now_ms(), run_id: self.run_id.clone(), entry };
             text.push_str(&serde_json::to_string(&record).unwrap_or_default());
             text.push('\n');
@@ -168,8 +169,10 @@ impl Journal {
         Ok(())
     }
 
-    /// Appends `entry` and makes it durable before returning.
+    /// Appends `entry`, its credentials redacted, and makes it durable
+    /// before returning.
     pub fn append(&mut self, entry: Entry) -> Result<Record, JournalError> {
+        let entry = redacted(entry);
         let record = Record { seq: self.next_seq, time_ms: now_ms(), run_id: self.run_id.clone(), entry };
         let mut line = serde_json::to_string(&record).unwrap_or_default();
         line.push('\n');
@@ -237,6 +240,29 @@ fn read_with_len(path: &Path) -> Result<(Vec<Record>, u64), JournalError> {
     Ok((records, offset as u64))
 }
 
+/// `entry` without credentials: the journal outlives the run and is read by
+/// people, so a url or command in it must not carry a password or token.
+fn redacted(entry: Entry) -> Entry {
+    fn scrub(value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(crate::redact::redact_text(&s)),
+            Value::Array(items) => Value::Array(items.into_iter().map(scrub).collect()),
+            Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, scrub(v))).collect()),
+            other => other,
+        }
+    }
+    match entry {
+        // The detail holds the run's source, which resume must reach again
+        // exactly; only the command, shown to people, is redacted.
+        Entry::RunStarted { plan_hash, command, detail } => {
+            Entry::RunStarted { plan_hash, command: crate::redact::redact_argv(&command), detail }
+        }
+        Entry::Step { step, machine, state, detail } => Entry::Step { step, machine, state, detail: scrub(detail) },
+        other => other,
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -290,6 +316,22 @@ mod tests {
         let (mut journal, _) = Journal::reopen(&path).unwrap();
         journal.append(step("a", StepState::Finished)).unwrap();
         assert_eq!(read(&path).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn credentials_never_reach_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let mut journal = Journal::create(&path, "r1").unwrap();
+        let command = ["deploy", "--notify", "https://u:hunter2@hooks/x?token=abc"].map(String::from).to_vec();
+        journal.append(Entry::RunStarted { plan_hash: "h".into(), command, detail: serde_json::Value::Null }).unwrap();
+        let detail = serde_json::json!({"error": "GET https://ops:hunter2@web/health failed", "checks": ["curl -u ops:hunter2 x"]});
+        journal
+            .append(Entry::Step { step: "s".into(), machine: "m".into(), state: StepState::Failed, detail })
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("hunter2") && !text.contains("abc"), "{text}");
+        assert!(text.contains("https://u:***@hooks/x?token=***") && text.contains("ops:***"), "{text}");
     }
 
     #[test]
