@@ -27,7 +27,11 @@ pub unsafe extern "C" fn lab_build(request_json: *const c_char, out: *mut *mut c
         let name = req.string("machine")?;
         let evaluation = req.evaluate()?;
         if let Err(e) = evaluation.find(&name) {
-            return Err(FfiError::new(LabStatus::LabErrNotFound, "unknown-machine", e.to_string()).machine(&name));
+            let (status, kind) = match e {
+                lab_core::eval::LookupError::Failed(_) => (LabStatus::LabErrEvaluation, "evaluation"),
+                _ => (LabStatus::LabErrNotFound, "unknown-machine"),
+            };
+            return Err(FfiError::new(status, kind, e.to_string()).machine(&name));
         }
         let cwd = std::env::current_dir().unwrap_or_default();
         let source = req.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
