@@ -18,7 +18,8 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A renderer for a run of `total` steps.
+    /// A renderer for a run of `total` steps (0: taken from the run's
+    /// `run-started` event).
     pub fn new(json: bool, total: usize) -> Self {
         Progress { json, total }
     }
@@ -57,6 +58,7 @@ impl Progress {
                 let _ = bars.println(text);
             }
             match &event {
+                Event::RunStarted { steps, .. } if self.total == 0 => overall.set_length(*steps as u64),
                 Event::StepStarted { machine, message, step, .. } => {
                     let bar = machines.entry(machine.clone()).or_insert_with(|| {
                         let bar = bars.add(ProgressBar::new_spinner());

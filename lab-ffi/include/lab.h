@@ -26,11 +26,28 @@ typedef enum LabStatus {
   // The call ran and found problems (e.g. a check that is not clean);
   // the result is still JSON describing them.
   LAB_ERR_NOT_CLEAN = 4,
-  // A long run was cancelled.
+  // A long run was cancelled; the result is its report.
   LAB_ERR_CANCELLED = 5,
+  // Another run holds the fleet's lock; nothing was done.
+  LAB_ERR_LOCKED = 6,
+  // A run could not start or go on (journal, state directory, ssh
+  // setup); the message says why.
+  LAB_ERR_RUN = 7,
   // Something lab did not expect (a caught panic); report it as a bug.
   LAB_ERR_INTERNAL = 99,
 } LabStatus;
+
+// A cancel handle for a long run. Create it with [`lab_cancel_new`], pass
+// it to a run, fire it with [`lab_cancel`] (from any thread), free it with
+// [`lab_cancel_free`] once the run returned.
+typedef struct LabCancel LabCancel;
+
+// Called with each event of a run as JSON (the lines `lab … --json`
+// prints), on the thread that called the run, before the run returns.
+// `event_json` belongs to lab and is valid only during the call; copy what
+// you keep. The callback must return normally: no longjmp, no exception
+// through lab's frames.
+typedef void (*LabEventCallback)(const char *event_json, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -121,6 +138,95 @@ enum LabStatus lab_health(const char *request_json, char **out);
 // # Safety
 // `request_json` must be NULL or a NUL-terminated string; `out` as in [`lab_schema`].
 enum LabStatus lab_eval_nix(const char *request_json, char **out);
+
+// Builds a machine's system on this host and returns its store path:
+// `{"machine": NAME, "outPath": "/nix/store/…", "drvPath": "/nix/store/….drv"}`.
+//
+// `request`: the fleet source (a flake, a Nix file or a hosts directory;
+// the JSON contract has no systems) plus `"machine": NAME`. An unknown
+// machine is `LAB_ERR_NOT_FOUND`; a failed evaluation or build is
+// `LAB_ERR_EVALUATION` with kind "build". `*out` is freed with
+// `lab_string_free`.
+//
+// # Safety
+// As [`lab_machines`](crate::lab_machines).
+enum LabStatus lab_build(const char *request_json, char **out);
+
+// A new cancel handle, not fired. Free it with [`lab_cancel_free`].
+struct LabCancel *lab_cancel_new(void);
+
+// Asks the runs holding `cancel` to stop: the steps in flight finish,
+// nothing new starts, and the run returns `LAB_ERR_CANCELLED` (resumable
+// with `lab resume`). Safe from any thread, any number of times; NULL is
+// ignored.
+//
+// # Safety
+// `cancel` must be NULL or a live handle from [`lab_cancel_new`].
+void lab_cancel(const struct LabCancel *cancel);
+
+// Frees a cancel handle. NULL is ignored.
+//
+// # Safety
+// `cancel` must be NULL or a handle from [`lab_cancel_new`], freed once,
+// and no longer used by a running call.
+void lab_cancel_free(struct LabCancel *cancel);
+
+// Deploys the selected machines, as `lab deploy`.
+//
+// `request`: the fleet source plus optional `on`, `withDependencies`,
+// `withDependents`, `maxParallel`, `maxUnavailablePerGroup`, `keepGoing`,
+// `maxFailures`, `dryRun`, `stateDir`, `sshOptions` (list of "Key=Value"),
+// `sshConfig`, `escalate` (list, default ["sudo","-H","--"]),
+// `sudoPassword`, and `goal` ("switch" | "boot" | "test" |
+// "dry-activate"), `buildOnTarget`.
+//
+// Each event goes to `on_event(event_json, user_data)` (NULL: none).
+// `cancel` (NULL: not cancellable) stops the run from another thread.
+//
+// `*out` gets the result, freed with `lab_string_free`: for a dry run the
+// JSON of `lab deploy --dry-run --json` (plans, planHash, systems,
+// actions); else the report `{"runId", "outcome", "machines": {NAME:
+// [outcome, reason]}}`. Status: `LAB_OK`; `LAB_ERR_NOT_CLEAN` when a
+// machine failed or was rolled back; `LAB_ERR_CANCELLED` when stopped;
+// `LAB_ERR_LOCKED` when another run holds the fleet; else an error object.
+//
+// # Safety
+// `request_json` NULL or NUL-terminated; `cancel` NULL or live; `out` as in
+// [`lab_schema`](crate::lab_schema).
+enum LabStatus lab_deploy(const char *request_json,
+                          LabEventCallback on_event,
+                          void *user_data,
+                          const struct LabCancel *cancel,
+                          char **out);
+
+// Reboots the selected machines in sequence, as `lab reboot`.
+//
+// `request`: as [`lab_deploy`] but, instead of `goal` and
+// `buildOnTarget`, `noDelay` and `onlyIfNeeded`. Events, cancel, result
+// and status as [`lab_deploy`].
+//
+// # Safety
+// As [`lab_deploy`].
+enum LabStatus lab_reboot(const char *request_json,
+                          LabEventCallback on_event,
+                          void *user_data,
+                          const struct LabCancel *cancel,
+                          char **out);
+
+// Deploys every machine, then reboots those that need it, as
+// `lab orchestrate`.
+//
+// `request`: as [`lab_deploy`] with `goal` "boot" (default) or "switch",
+// plus `noDelay` and `update` (run `nix flake update` first; flakes only).
+// Events, cancel, result and status as [`lab_deploy`].
+//
+// # Safety
+// As [`lab_deploy`].
+enum LabStatus lab_orchestrate(const char *request_json,
+                               LabEventCallback on_event,
+                               void *user_data,
+                               const struct LabCancel *cancel,
+                               char **out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -22,8 +22,13 @@ pub enum LabStatus {
     /// The call ran and found problems (e.g. a check that is not clean);
     /// the result is still JSON describing them.
     LabErrNotClean = 4,
-    /// A long run was cancelled.
+    /// A long run was cancelled; the result is its report.
     LabErrCancelled = 5,
+    /// Another run holds the fleet's lock; nothing was done.
+    LabErrLocked = 6,
+    /// A run could not start or go on (journal, state directory, ssh
+    /// setup); the message says why.
+    LabErrRun = 7,
     /// Something lab did not expect (a caught panic); report it as a bug.
     LabErrInternal = 99,
 }

@@ -14,12 +14,18 @@ use std::ffi::{c_char, CString};
 use serde_json::{json, Value};
 
 mod boundary;
+mod build;
+mod run;
 
 pub use boundary::LabStatus;
 use boundary::{call, request, FfiError};
+pub use build::lab_build;
 use lab_core::eval::{self, Evaluation, SourceSpec};
 use lab_core::graph::{self, Limits};
 use lab_core::plan::{Plan, PlanKind};
+pub use run::{
+    lab_cancel, lab_cancel_free, lab_cancel_new, lab_deploy, lab_orchestrate, lab_reboot, LabCancel, LabEventCallback,
+};
 
 /// The ABI version; bumped on any incompatible change of this C API.
 pub const LAB_ABI_VERSION: u32 = 1;
@@ -148,6 +154,20 @@ impl Request {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(FfiError::invalid(format!("\"{field}\" must be a string"))),
         }
+    }
+
+    /// `sshOptions` (list of "Key=Value") and `sshConfig` (path).
+    fn ssh_options(&self) -> Result<lab_core::exec::SshOptions, FfiError> {
+        let options: Vec<String> = match self.rest.get("sshOptions") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|_| FfiError::invalid("\"sshOptions\" must be a list of \"Key=Value\" strings"))?,
+        };
+        Ok(lab_core::exec::SshOptions {
+            options,
+            config_file: self.opt_string("sshConfig")?.map(Into::into),
+            ..Default::default()
+        })
     }
 
     fn flag(&self, field: &str) -> Result<bool, FfiError> {
@@ -290,16 +310,7 @@ pub unsafe extern "C" fn lab_health(request_json: *const c_char, out: *mut *mut 
             None => evaluation.machines.values().cloned().collect(),
             Some(_) => req.fleet()?.0.machines().to_vec(),
         };
-        let options: Vec<String> = match req.rest.get("sshOptions") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|_| FfiError::invalid("\"sshOptions\" must be a list of \"Key=Value\" strings"))?,
-        };
-        let ssh = lab_core::exec::SshOptions {
-            options,
-            config_file: req.opt_string("sshConfig")?.map(Into::into),
-            ..Default::default()
-        };
+        let ssh = req.ssh_options()?;
         let parallel = req.count("parallel")?.map_or(lab_core::health::DEFAULT_CONCURRENCY, usize::from);
         let runtime = runtime()?;
         let reports = runtime

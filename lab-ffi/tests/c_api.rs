@@ -50,7 +50,15 @@ fn c_program_uses_every_function() {
         Command::new(&exe)
     };
     let probe = crate_dir.join("tests/fixtures/controller-check.json");
-    let out = cmd.arg(fleet.canonicalize().unwrap()).arg(probe.canonicalize().unwrap()).output().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let loopback = crate_dir.join("tests/fixtures/loopback.json");
+    let out = cmd
+        .arg(fleet.canonicalize().unwrap())
+        .arg(probe.canonicalize().unwrap())
+        .arg(state.path())
+        .arg(loopback.canonicalize().unwrap())
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "C test failed ({:?}):\n{stderr}", out.status.code());
     assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));

@@ -46,6 +46,7 @@ fn guile_module_matches_lab_core() {
         .env("LAB_FFI_LIB", lib_dir().join("liblab.so"))
         .env("LAB_FLEET_FILE", &fleet_file)
         .env("LAB_JSON_FLEET", root.join("lab-core/tests/fixtures/fleets/example.json"))
+        .env("LAB_BUILDABLE_FLEET", crate_dir.join("tests/fixtures/buildable.nix"))
         .env("EXPECTED", &expected_file)
         .env("XDG_CACHE_HOME", cache.path())
         .current_dir(cache.path())

@@ -1,25 +1,19 @@
 //! What `deploy`, `reboot`, `orchestrate` and `resume` share: options, and
-//! driving a run (executors, lock, journal, Ctrl-C, progress, exit code).
+//! following a run lab-core drives (`orchestrate::drive`): Ctrl-C, progress,
+//! the dry-run listing, the exit code.
 //!
 //! Exit codes of runs: 0 every machine done; 1 something failed or was
 //! rolled back; 2 usage or runtime error; 3 another run holds the fleet's
 //! lock; 4 interrupted (Ctrl-C), continue with `lab resume RUN_ID`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lab_core::eval::{EvalOptions, Source};
-use lab_core::exec::{ActionLog, DryRunExecutor, Executor};
-use lab_core::health::{HttpClients, MachineProber};
-use lab_core::orchestrate::{
-    execute, prepare, Builder, CancelToken, Escalation, Events, NixBuilder, OrchestrateError, Outcome,
-    PlaceholderBuilder, Prepared, ProberDebug, Report, RunSpec, Runtime, Secret, Session, StateDir,
-};
-use lab_core::plan::PlanKind;
+use lab_core::eval::EvalOptions;
+use lab_core::orchestrate::drive::{self, Drive, Driven, DryRun};
+use lab_core::orchestrate::{Escalation, Events, OrchestrateError, Outcome, RunSpec, Secret, StateDir};
 use lab_core::settings::FleetSettings;
 
 use super::order_args::{LimitArgs, SelectArgs};
@@ -102,207 +96,121 @@ impl RunEnv {
         };
         Ok(Escalation { command: self.escalate.split_whitespace().map(String::from).collect(), password })
     }
+
+    /// How lab-core drives a run these options ask for.
+    fn drive(&self, command: Vec<String>, eval: EvalOptions) -> Result<Drive> {
+        Ok(Drive {
+            eval,
+            ssh: self.ssh.options(&FleetSettings::default()),
+            state: self.state(),
+            escalation: self.escalation()?,
+            command,
+            ..Drive::default()
+        })
+    }
 }
 
-/// The builder for a run on `source`: nix, or placeholders for a dry run of
-/// the JSON contract.
-fn builder(source: &Source, dry_run: bool) -> Result<Arc<dyn Builder>> {
-    Ok(match (source, dry_run) {
-        (Source::JsonFile(_), true) => Arc::new(PlaceholderBuilder),
-        (_, true) => Arc::new(NixBuilder::new(source)?.dry_run()),
-        (_, false) => Arc::new(NixBuilder::new(source)?),
-    })
+/// What to drive.
+enum Target {
+    New(RunSpec),
+    Resume(Option<String>),
 }
 
 /// Prepares and runs `spec` (new run), or shows it with `--dry-run`.
 pub fn run_new(
-    mut spec: RunSpec,
+    spec: RunSpec,
     args: &RunArgs,
     command: Vec<String>,
     update: bool,
-    mut eval_options: EvalOptions,
+    eval_options: EvalOptions,
 ) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let source = spec.source.source();
-        if update {
-            if let Source::Flake(reference) = &source {
-                eprintln!("updating the flake's inputs (nix flake update)…");
-                lab_core::orchestrate::update_flake(reference).await?;
-                eval_options.refresh = true;
-            } else {
-                anyhow::bail!("--update needs a flake (--flake); other sources have no lock file to update");
-            }
-        }
-        let evaluation = lab_core::eval::evaluate(&source, &eval_options)?;
-        spec.limits = args.limits.limits(&evaluation.settings);
-        let needs_build = spec.kind.phases().contains(&PlanKind::Deploy);
-        let builder = if needs_build { Some(builder(&source, args.dry_run)?) } else { None };
-        let prepared = prepare(&spec, &evaluation, builder.as_deref()).await?;
-        if args.dry_run {
-            return dry_run(&prepared, builder, &args.env).await;
-        }
-        let state = args.env.state();
-        let session = match Session::start(&state, &prepared, command) {
-            Ok(session) => session,
-            Err(OrchestrateError::Lock(e)) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(EXIT_LOCKED));
-            }
-            Err(e) => return Err(e.into()),
+    let drive = Drive {
+        max_parallel: args.limits.max_parallel,
+        max_unavailable_per_group: args.limits.max_unavailable_per_group,
+        update,
+        dry_run: args.dry_run,
+        ..args.env.drive(command, eval_options)?
+    };
+    if args.dry_run {
+        let runtime = tokio::runtime::Runtime::new()?;
+        return match runtime.block_on(drive::start(spec, &drive))? {
+            Driven::DryRun(shown) => show_dry_run(&shown, args.env.json),
+            Driven::Finished(_) => Ok(ExitCode::SUCCESS),
         };
-        drive(&prepared, builder, &args.env, &evaluation.settings, session, false).await
-    })
+    }
+    follow(&args.env, drive, Target::New(spec))
 }
 
 /// `lab resume`: continues an interrupted run.
 pub fn run_resume(run_id: Option<&str>, env: &RunEnv) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let state = env.state();
-        let run = lab_core::orchestrate::resume::find(&state, run_id)?;
-        let source = run.spec.source.source();
-        let options = EvalOptions { cache_dir: lab_core::eval::default_cache_dir(), ..EvalOptions::default() };
-        let evaluation = lab_core::eval::evaluate(&source, &options)?;
-        let needs_build = run.spec.kind.phases().contains(&PlanKind::Deploy);
-        let builder = if needs_build { Some(builder(&source, false)?) } else { None };
-        let prepared = prepare(&run.spec, &evaluation, builder.as_deref()).await?;
-        let session = match Session::resume(&state, &run, &prepared) {
-            Ok(session) => session,
-            Err(OrchestrateError::Lock(e)) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(EXIT_LOCKED));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        drive(&prepared, builder, env, &evaluation.settings, session, true).await
-    })
+    let options = EvalOptions { cache_dir: lab_core::eval::default_cache_dir(), ..EvalOptions::default() };
+    let drive = env.drive(vec!["resume".into()], options)?;
+    follow(env, drive, Target::Resume(run_id.map(String::from)))
 }
 
-async fn dry_run(prepared: &Prepared, builder: Option<Arc<dyn Builder>>, env: &RunEnv) -> Result<ExitCode> {
-    let log = ActionLog::new();
-    let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
-    let mut probers: BTreeMap<String, Arc<dyn ProberDebug>> = BTreeMap::new();
-    let clients = HttpClients::default();
-    for m in prepared.fleet.machines() {
-        let exec: Arc<dyn Executor> = Arc::new(DryRunExecutor::new(&m.name, log.clone()));
-        probers.insert(m.name.clone(), Arc::new(MachineProber::new(m, exec.clone(), clients.clone())));
-        executors.insert(m.name.clone(), exec);
+/// Prints what a dry run would do: the plans and every command.
+fn show_dry_run(shown: &DryRun, json: bool) -> Result<ExitCode> {
+    if json {
+        crate::render::print_json(&shown.to_json())?;
+        return Ok(ExitCode::SUCCESS);
     }
-    let rt = Runtime {
-        executors,
-        probers,
-        builder: builder.clone(),
-        escalation: env.escalation()?,
-        events: Events::none(),
-        cancel: CancelToken::new(),
-        dry_run: true,
-    };
-    execute(prepared, &rt, "dry-run", None, Default::default()).await?;
     let mut out = String::new();
-    for plan in &prepared.phases {
+    for plan in &shown.prepared.phases {
         out.push_str(&plan.render_text());
         out.push('\n');
     }
     out.push_str("Commands (nothing was run):\n");
-    for (name, system) in &prepared.systems {
+    for (name, system) in &shown.prepared.systems {
         out.push_str(&format!("  [controller] system of {name}: {}\n", system.out_path));
     }
-    if let Some(builder) = &builder {
-        let systems: Vec<_> = prepared.systems.values().cloned().collect();
-        if !systems.is_empty() {
-            let argv = NixBuilder::new(&prepared.spec.source.source()).map(|b| b.build_argv(&systems));
-            if let Ok(argv) = argv {
-                out.push_str(&format!("  [controller] $ {}\n", lab_core::exec::quote_argv(&argv)));
-            }
-        }
-        let _ = builder;
+    if let Some(argv) = &shown.build_argv {
+        out.push_str(&format!("  [controller] $ {}\n", lab_core::exec::quote_argv(argv)));
     }
-    for action in log.actions() {
-        out.push_str(&format!("  {}\n", crate::progress::action_line(&action)));
+    for action in &shown.actions {
+        out.push_str(&format!("  {}\n", crate::progress::action_line(action)));
     }
-    if env.json {
-        crate::render::print_json(&serde_json::json!({
-            "plans": prepared.phases,
-            "planHash": prepared.hash,
-            "systems": prepared.systems,
-            "actions": log.actions(),
-        }))?;
-    } else {
-        print!("{out}");
-    }
+    print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Executes a session: ssh executors, Ctrl-C, progress, exit code.
-async fn drive(
-    prepared: &Prepared,
-    builder: Option<Arc<dyn Builder>>,
-    env: &RunEnv,
-    settings: &FleetSettings,
-    session: Session,
-    resumed: bool,
-) -> Result<ExitCode> {
-    let transport = env.ssh.transport(settings)?;
-    let clients = HttpClients::default();
-    let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
-    let mut probers: BTreeMap<String, Arc<dyn ProberDebug>> = BTreeMap::new();
-    for m in prepared.fleet.machines() {
-        let exec: Arc<dyn Executor> = Arc::new(transport.executor(m)?);
-        probers.insert(m.name.clone(), Arc::new(MachineProber::new(m, exec.clone(), clients.clone())));
-        executors.insert(m.name.clone(), exec);
-    }
-    let (events, rx) = Events::channel();
-    let cancel = CancelToken::new();
-    let rt = Runtime {
-        executors,
-        probers,
-        builder,
-        escalation: env.escalation()?,
-        events: events.clone(),
-        cancel: cancel.clone(),
-        dry_run: false,
-    };
-    let run_id = session.run_id.clone();
-    if let Some(old) = &session.lock.taken_over_from {
-        events.send(lab_core::orchestrate::Event::Notice {
-            message: format!("took over the lock left by {old}, which is no longer running"),
-        });
-    }
-    events.send(lab_core::orchestrate::Event::RunStarted {
-        run_id: run_id.clone(),
-        command: prepared.spec.kind.name().into(),
-        plan_hash: prepared.hash.clone(),
-        machines: prepared.fleet.len(),
-        steps: prepared.step_count(),
-        resumed,
-        journal: session.journal_path().display().to_string(),
-    });
-    let interrupt = {
-        let (cancel, run_id) = (cancel.clone(), run_id.clone());
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\nstopping: the steps in flight finish, nothing new starts; continue later with `lab resume {run_id}`"
-                );
-                cancel.cancel();
+/// Drives a run while rendering its events; Ctrl-C stops it; the exit code
+/// says how it ended.
+fn follow(env: &RunEnv, mut drive: Drive, target: Target) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let (events, rx) = Events::channel();
+        drive.events = events;
+        let interrupt = {
+            let cancel = drive.cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "\nstopping: the steps in flight finish, nothing new starts; continue later with `lab resume`"
+                    );
+                    cancel.cancel();
+                }
+            })
+        };
+        let render = tokio::spawn(Progress::new(env.json, 0).consume(rx));
+        let result = match target {
+            Target::New(spec) => drive::start(spec, &drive).await,
+            Target::Resume(run_id) => drive::resume(run_id.as_deref(), &drive).await,
+        };
+        interrupt.abort();
+        drop(drive);
+        let _ = render.await;
+        match result {
+            Ok(Driven::Finished(report)) => Ok(match report.outcome {
+                Outcome::Success => ExitCode::SUCCESS,
+                Outcome::Failed => ExitCode::from(EXIT_FAILED),
+                Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+            }),
+            Ok(Driven::DryRun(_)) => Ok(ExitCode::SUCCESS),
+            Err(OrchestrateError::Lock(e)) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(EXIT_LOCKED))
             }
-        })
-    };
-    let progress = Progress::new(env.json, prepared.step_count());
-    let render = tokio::spawn(progress.consume(rx));
-    let Session { journal, prior, lock, .. } = session;
-    let result = execute(prepared, &rt, &run_id, Some(journal), prior).await;
-    drop(lock);
-    interrupt.abort();
-    drop(rt);
-    drop(events);
-    let _ = render.await;
-    transport.close().await;
-    let report: Report = result?;
-    Ok(match report.outcome {
-        Outcome::Success => ExitCode::SUCCESS,
-        Outcome::Failed => ExitCode::from(EXIT_FAILED),
-        Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+            Err(e) => Err(e.into()),
+        }
     })
 }

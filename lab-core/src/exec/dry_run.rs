@@ -67,7 +67,9 @@ impl ActionLog {
 }
 
 /// Records every action in an [`ActionLog`] and performs none: commands
-/// "succeed" with empty output, a reboot changes the (synthetic) boot id.
+/// "succeed" with empty output, a reboot changes the (synthetic) boot id,
+/// and so does a command ending in `reboot` (a reboot through `sudo`, for
+/// a non-root target user).
 #[derive(Debug)]
 pub struct DryRunExecutor {
     machine: String,
@@ -95,6 +97,9 @@ impl Executor for DryRunExecutor {
 
     async fn run(&self, cmd: &Cmd) -> Result<Output, ExecError> {
         self.log.push(Action::Run { machine: self.machine.clone(), argv: cmd.argv.clone() });
+        if cmd.argv.last().is_some_and(|a| a == "reboot") {
+            *self.boots.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        }
         Ok(Output { status: Some(0), ..Output::default() })
     }
 
@@ -150,6 +155,9 @@ mod tests {
         let after = a.wait_for_boot(&before, Instant::now()).await.unwrap();
         assert_ne!(before, after);
         assert!(b.wait_for_boot(&b.boot_id().await.unwrap(), Instant::now()).await.is_err());
+        let escalated = DryRunExecutor::new("c", ActionLog::new());
+        escalated.run(&Cmd::new(["sudo", "-n", "--", "reboot"])).await.unwrap();
+        assert!(escalated.wait_for_boot("dry-run-c-boot-0", Instant::now()).await.is_ok());
         let json = serde_json::to_string(&log.actions()).unwrap();
         assert_eq!(
             json,

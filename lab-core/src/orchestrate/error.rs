@@ -80,4 +80,8 @@ pub enum OrchestrateError {
     /// A machine named in the plan has no executor.
     #[error("{0}: no way to reach this machine was set up; this is a bug in the frontend")]
     NoExecutor(String),
+    /// The run could not be set up (ssh control directory, a machine's
+    /// address).
+    #[error("cannot set up the run: {0}")]
+    Setup(String),
 }

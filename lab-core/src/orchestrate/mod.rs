@@ -11,6 +11,7 @@ mod build;
 mod cancel;
 mod confirm;
 mod deploy;
+pub mod drive;
 mod error;
 mod events;
 mod gate;

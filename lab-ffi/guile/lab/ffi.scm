@@ -7,16 +7,26 @@
 ;;; file). The library is found through LAB_FFI_LIB (a path to liblab.so),
 ;;; then the install prefix (PREFIX/lib beside PREFIX/share/guile/site), then
 ;;; the system linker path.
+;;;
+;;; Long runs (lab-deploy, lab-reboot, lab-orchestrate) take the request and
+;;; an event procedure, called with each event (as `lab … --json` prints
+;;; it, parsed) on the calling thread while the run goes; an optional
+;;; cancel handle from make-lab-cancel stops the run from another thread
+;;; (lab-cancel!). An exception in the event procedure stops the run and is
+;;; raised again once it returned.
 
 (define-module (lab ffi)
   #:use-module (system foreign)
   #:use-module (rnrs bytevectors)
   #:use-module (ice-9 exceptions)
+  #:use-module (srfi srfi-9)
   #:use-module (json)
   #:export (&lab-error lab-error? lab-error-status lab-error-object lab-error-message
             lab-library-path lab-version lab-abi-version lab-schema
             lab-machines lab-show lab-check lab-sequence lab-plan lab-graph
-            lab-health lab-eval-nix))
+            lab-health lab-eval-nix lab-build
+            make-lab-cancel lab-cancel? lab-cancel!
+            lab-deploy lab-reboot lab-orchestrate))
 
 (define-exception-type &lab-error &error
   make-lab-error lab-error?
@@ -69,6 +79,52 @@
             (json (scm->json-string request)))
         (finish (f (string->pointer json "UTF-8") (bytevector->pointer out)) out)))))
 
+(define-record-type <lab-cancel>
+  (%make-lab-cancel pointer)
+  lab-cancel?
+  (pointer lab-cancel-pointer))
+
+(define %cancel-new (bind "lab_cancel_new" '* '()))
+(define %cancel (bind "lab_cancel" void '(*)))
+(define %cancel-free-pointer (dynamic-func "lab_cancel_free" liblab))
+
+(define (make-lab-cancel)
+  "A cancel handle for a long run; freed by lab when it is collected."
+  (%make-lab-cancel (make-pointer (pointer-address (%cancel-new)) %cancel-free-pointer)))
+
+(define (lab-cancel! cancel)
+  "Ask the runs holding CANCEL to stop: the steps in flight finish, nothing
+new starts. Callable from any thread."
+  (%cancel (lab-cancel-pointer cancel)))
+
+(define (run-call name)
+  (let ((f (bind name int '(* * * * *))))
+    (lambda* (request #:optional (on-event (lambda (event) #f)) (cancel (make-lab-cancel)))
+      (let* ((failure #f)
+             (callback
+              (procedure->pointer
+               void
+               (lambda (event user-data)
+                 ;; Nothing may unwind through lab's frames: keep the
+                 ;; exception, stop the run, raise it after it returned.
+                 (unless failure
+                   (with-exception-handler
+                       (lambda (e) (set! failure e) (lab-cancel! cancel))
+                     (lambda () (on-event (json-string->scm (pointer->string event -1 "UTF-8"))))
+                     #:unwind? #t)))
+               '(* *)))
+             (out (make-bytevector (sizeof '*) 0))
+             (status (f (string->pointer (scm->json-string request) "UTF-8") callback %null-pointer
+                        (lab-cancel-pointer cancel) (bytevector->pointer out))))
+        (cond (failure
+               (take-string (dereference-pointer (bytevector->pointer out)))
+               (raise-exception failure))
+              (else (finish status out)))))))
+
+(define lab-deploy (run-call "lab_deploy"))
+(define lab-reboot (run-call "lab_reboot"))
+(define lab-orchestrate (run-call "lab_orchestrate"))
+
 (define (lab-version) (pointer->string (%version) -1 "UTF-8"))
 (define (lab-abi-version) (%abi-version))
 
@@ -86,3 +142,4 @@
 (define lab-graph (request-call "lab_graph"))
 (define lab-health (request-call "lab_health"))
 (define lab-eval-nix (request-call "lab_eval_nix"))
+(define lab-build (request-call "lab_build"))

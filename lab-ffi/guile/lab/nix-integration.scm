@@ -58,10 +58,7 @@ first, then rebootOrder, then name."
          (vector->list sequence))))
 
 (define (build-nix-config machine-name)
-  "Build MACHINE-NAME's system; returns its store path. Needs the
-orchestrator's build support in liblab."
-  (raise-exception
-   (make-exception-with-message
-    (string-append "build-nix-config " machine-name
-                   ": building is not in this liblab yet; use `lab deploy --on "
-                   machine-name " --dry-run`"))))
+  "Build MACHINE-NAME's system (its toplevel) on this host with nix and
+return its store path. Raises a lab error when the machine is unknown or
+the build fails."
+  (assoc-ref (lab-build (cons `("machine" . ,machine-name) (current-lab-fleet))) "outPath"))

@@ -63,8 +63,49 @@
     (lab-machines '(("flakes" . ".")))
     #f))
 
-(test-assert "build-nix-config raises until liblab can build"
-  (guard (e (#t #t)) (build-nix-config "router") #f))
+(let ((path (parameterize ((current-lab-fleet `(("file" . ,(getenv "LAB_BUILDABLE_FLEET")))))
+              (build-nix-config "tiny"))))
+  (test-assert "build-nix-config returns the built store path"
+    (and (string-prefix? "/nix/store/" path) (file-exists? path))))
+
+(test-assert "build-nix-config of the JSON contract raises"
+  (guard (e ((lab-error? e) (= (lab-error-status e) 1)))
+    (parameterize ((current-lab-fleet `(("jsonFile" . ,(getenv "LAB_JSON_FLEET")))))
+      (build-nix-config "router"))
+    #f))
+
+(let* ((events '())
+       (result (lab-deploy `(("jsonFile" . ,(getenv "LAB_JSON_FLEET")) ("dryRun" . #t))
+                           (lambda (event) (set! events (cons event events)))))
+       (kinds (map (lambda (e) (assoc-ref e "event")) events)))
+  (test-assert "lab-deploy dry run returns the plans and actions"
+    (and (vector? (assoc-ref result "plans")) (vector? (assoc-ref result "actions"))))
+  (test-assert "lab-deploy sends its events to the procedure"
+    (and (member "wave-started" kinds) (member "step-finished" kinds)))
+  (test-equal "the last event is run-finished" "run-finished" (car kinds)))
+
+(test-equal "lab-reboot dry run, no event procedure"
+  "reboot"
+  (assoc-ref (vector-ref (assoc-ref (lab-reboot `(("jsonFile" . ,(getenv "LAB_JSON_FLEET")) ("dryRun" . #t)))
+                                    "plans") 0)
+             "kind"))
+
+(test-equal "an exception in the event procedure stops the run and is raised"
+  'stop-here
+  (catch 'stop-here
+    (lambda ()
+      (lab-reboot `(("jsonFile" . ,(getenv "LAB_JSON_FLEET")) ("dryRun" . #t))
+                  (lambda (event) (throw 'stop-here)))
+      'not-raised)
+    (lambda (key . args) key)))
+
+(test-assert "a run cancelled first raises; nothing was done"
+  (let ((cancel (make-lab-cancel)))
+    (lab-cancel! cancel)
+    (guard (e ((lab-error? e) (and (= (lab-error-status e) 5)
+                                   (equal? (assoc-ref (lab-error-object e) "actions") #()))))
+      (lab-reboot `(("jsonFile" . ,(getenv "LAB_JSON_FLEET")) ("dryRun" . #t)) (lambda (e) #t) cancel)
+      #f)))
 
 (test-assert "check is clean" (assoc-ref (lab-check (current-lab-fleet)) "clean"))
 (test-equal "plan waves follow the fleet's maxParallel"

@@ -1,0 +1,247 @@
+//! Driving a whole run for a frontend: evaluate (after `nix flake update`
+//! when asked), fill in the limits from the fleet's settings, prepare, then
+//! either show it (dry run: recording executors) or take the lock, open the
+//! journal and execute it over ssh. The CLI and the C ABI both call
+//! [`start`] and [`resume`]; they only render the events and the result.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::build::{update_flake, BuildError, Builder, NixBuilder, PlaceholderBuilder};
+use super::cancel::CancelToken;
+use super::error::OrchestrateError;
+use super::events::{Event, Events};
+use super::prepare::{prepare, Prepared};
+use super::remote::Escalation;
+use super::report::Report;
+use super::run::{execute, ProberDebug, Runtime};
+use super::session::Session;
+use super::spec::RunSpec;
+use super::state::StateDir;
+use crate::eval::{evaluate, EvalOptions, Evaluation, Source};
+use crate::exec::{Action, ActionLog, DryRunExecutor, Executor, SshOptions, SshTransport};
+use crate::graph::Limits;
+use crate::health::{HttpClients, MachineProber};
+use crate::plan::PlanKind;
+
+/// How a frontend wants a run driven.
+#[derive(Debug, Clone, Default)]
+pub struct Drive {
+    /// Machines per wave; the fleet's `lab.maxParallel` when absent, else 1.
+    pub max_parallel: Option<NonZeroUsize>,
+    /// Machines of one group per wave; the fleet's setting when absent.
+    pub max_unavailable_per_group: Option<NonZeroUsize>,
+    /// Run `nix flake update` first (flakes only).
+    pub update: bool,
+    /// How the fleet is evaluated.
+    pub eval: EvalOptions,
+    /// The frontend's ssh options; the fleet's `lab.ssh.options` follow them
+    /// (ssh takes an option's first value, so the frontend's win).
+    pub ssh: SshOptions,
+    /// Where locks and journals live.
+    pub state: StateDir,
+    /// How privileged commands run for non-root target users.
+    pub escalation: Escalation,
+    /// The command line the journal records.
+    pub command: Vec<String>,
+    /// Where events go (a dry run sends them too).
+    pub events: Events,
+    /// Stop request: the steps in flight finish, nothing new starts.
+    pub cancel: CancelToken,
+    /// Show the run; touch nothing, take no lock, write no journal.
+    pub dry_run: bool,
+}
+
+impl Default for StateDir {
+    fn default() -> Self {
+        StateDir::default_location()
+    }
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events::none()
+    }
+}
+
+/// What a dry run shows: the plans, the systems, and every action in order.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    /// The prepared run.
+    pub prepared: Prepared,
+    /// What the executors were asked to do, in order.
+    pub actions: Vec<Action>,
+    /// The build command that would run on the controller.
+    pub build_argv: Option<Vec<String>>,
+    /// How the simulated run ended.
+    pub report: Report,
+}
+
+impl DryRun {
+    /// The JSON `lab … --dry-run --json` prints.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "plans": self.prepared.phases,
+            "planHash": self.prepared.hash,
+            "systems": self.prepared.systems,
+            "actions": self.actions,
+        })
+    }
+}
+
+/// How a driven run ended.
+#[derive(Debug, Clone)]
+pub enum Driven {
+    /// Shown, not run.
+    DryRun(Box<DryRun>),
+    /// Run (or resumed) to its end, or until stopped.
+    Finished(Report),
+}
+
+/// The builder for a run on `source`: nix, or placeholders for a dry run of
+/// the JSON contract.
+pub fn builder(source: &Source, dry_run: bool) -> Result<Arc<dyn Builder>, BuildError> {
+    Ok(match (source, dry_run) {
+        (Source::JsonFile(_), true) => Arc::new(PlaceholderBuilder),
+        (_, true) => Arc::new(NixBuilder::new(source)?.dry_run()),
+        (_, false) => Arc::new(NixBuilder::new(source)?),
+    })
+}
+
+/// Starts a new run of `spec` (its limits filled in from `drive` and the
+/// fleet's settings), or shows it when `drive.dry_run`.
+pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, OrchestrateError> {
+    let source = spec.source.source();
+    let mut options = drive.eval.clone();
+    if drive.update {
+        let Source::Flake(reference) = &source else {
+            return Err(BuildError::NotBuildable(
+                "--update needs a flake; other sources have no lock file to update".into(),
+            )
+            .into());
+        };
+        drive.events.send(Event::Notice { message: "updating the flake's inputs (nix flake update)".into() });
+        update_flake(reference).await?;
+        options.refresh = true;
+    }
+    let evaluation = evaluate(&source, &options)?;
+    let settings = &evaluation.settings;
+    spec.limits = Limits {
+        max_parallel: drive.max_parallel.or(settings.max_parallel).unwrap_or(NonZeroUsize::MIN),
+        max_unavailable_per_group: drive.max_unavailable_per_group.or(settings.max_unavailable_per_group),
+    };
+    let builder = needs_build(&spec).then(|| builder(&source, drive.dry_run)).transpose()?;
+    let prepared = prepare(&spec, &evaluation, builder.as_deref()).await?;
+    if drive.dry_run {
+        return dry_run(prepared, builder, drive).await;
+    }
+    let session = Session::start(&drive.state, &prepared, drive.command.clone())?;
+    run(&prepared, builder, drive, &evaluation, session, false).await
+}
+
+/// Continues the interrupted run `run_id` (the latest one when `None`).
+pub async fn resume(run_id: Option<&str>, drive: &Drive) -> Result<Driven, OrchestrateError> {
+    let interrupted = super::resume::find(&drive.state, run_id)?;
+    let source = interrupted.spec.source.source();
+    let evaluation = evaluate(&source, &drive.eval)?;
+    let builder = needs_build(&interrupted.spec).then(|| builder(&source, false)).transpose()?;
+    let prepared = prepare(&interrupted.spec, &evaluation, builder.as_deref()).await?;
+    let session = Session::resume(&drive.state, &interrupted, &prepared)?;
+    run(&prepared, builder, drive, &evaluation, session, true).await
+}
+
+fn needs_build(spec: &RunSpec) -> bool {
+    spec.kind.phases().contains(&PlanKind::Deploy)
+}
+
+/// Executes `prepared` with recording executors; nothing is touched.
+async fn dry_run(
+    prepared: Prepared,
+    builder: Option<Arc<dyn Builder>>,
+    drive: &Drive,
+) -> Result<Driven, OrchestrateError> {
+    let log = ActionLog::new();
+    let clients = HttpClients::default();
+    let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
+    let mut probers: BTreeMap<String, Arc<dyn ProberDebug>> = BTreeMap::new();
+    for m in prepared.fleet.machines() {
+        let exec: Arc<dyn Executor> = Arc::new(DryRunExecutor::new(&m.name, log.clone()));
+        probers.insert(m.name.clone(), Arc::new(MachineProber::new(m, exec.clone(), clients.clone())));
+        executors.insert(m.name.clone(), exec);
+    }
+    let rt = Runtime {
+        executors,
+        probers,
+        builder: builder.clone(),
+        escalation: drive.escalation.clone(),
+        events: drive.events.clone(),
+        cancel: drive.cancel.clone(),
+        dry_run: true,
+    };
+    let report = execute(&prepared, &rt, "dry-run", None, Default::default()).await?;
+    let systems: Vec<_> = prepared.systems.values().cloned().collect();
+    let build_argv = match &builder {
+        Some(_) if !systems.is_empty() => {
+            NixBuilder::new(&prepared.spec.source.source()).ok().map(|b| b.build_argv(&systems))
+        }
+        _ => None,
+    };
+    Ok(Driven::DryRun(Box::new(DryRun { prepared, actions: log.actions(), build_argv, report })))
+}
+
+/// Executes a session over ssh: one multiplexed connection per machine,
+/// closed at the end.
+async fn run(
+    prepared: &Prepared,
+    builder: Option<Arc<dyn Builder>>,
+    drive: &Drive,
+    evaluation: &Evaluation,
+    session: Session,
+    resumed: bool,
+) -> Result<Driven, OrchestrateError> {
+    let mut ssh = drive.ssh.clone();
+    ssh.options.extend(evaluation.settings.ssh.options.iter().cloned());
+    let transport = SshTransport::new(ssh).map_err(|e| {
+        OrchestrateError::Setup(format!("cannot create the private directory for ssh control sockets: {e}"))
+    })?;
+    let clients = HttpClients::default();
+    let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
+    let mut probers: BTreeMap<String, Arc<dyn ProberDebug>> = BTreeMap::new();
+    for m in prepared.fleet.machines() {
+        let exec: Arc<dyn Executor> =
+            Arc::new(transport.executor(m).map_err(|e| OrchestrateError::Setup(e.to_string()))?);
+        probers.insert(m.name.clone(), Arc::new(MachineProber::new(m, exec.clone(), clients.clone())));
+        executors.insert(m.name.clone(), exec);
+    }
+    let rt = Runtime {
+        executors,
+        probers,
+        builder,
+        escalation: drive.escalation.clone(),
+        events: drive.events.clone(),
+        cancel: drive.cancel.clone(),
+        dry_run: false,
+    };
+    let events = &drive.events;
+    if let Some(old) = &session.lock.taken_over_from {
+        events.send(Event::Notice { message: format!("took over the lock left by {old}, which is no longer running") });
+    }
+    events.send(Event::RunStarted {
+        run_id: session.run_id.clone(),
+        command: prepared.spec.kind.name().into(),
+        plan_hash: prepared.hash.clone(),
+        machines: prepared.fleet.len(),
+        steps: prepared.step_count(),
+        resumed,
+        journal: session.journal_path().display().to_string(),
+    });
+    let Session { run_id, journal, prior, lock } = session;
+    let result = execute(prepared, &rt, &run_id, Some(journal), prior).await;
+    drop(lock);
+    drop(rt);
+    transport.close().await;
+    Ok(Driven::Finished(result?))
+}

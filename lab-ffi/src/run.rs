@@ -1,0 +1,263 @@
+//! Long runs over the C ABI: deploy, reboot and orchestrate, with events
+//! delivered to a callback and a cancel handle another thread can fire.
+//! lab-core drives the run (`orchestrate::drive`); this file only reads the
+//! request, forwards events and maps the outcome to a status.
+
+use std::ffi::{c_char, c_void, CString};
+
+use serde_json::Value;
+
+use crate::boundary::{call, FfiError, LabStatus};
+use crate::{eval_options, Request, ORDER_FIELDS};
+use lab_core::orchestrate::drive::{self, Drive, Driven};
+use lab_core::orchestrate::{
+    CancelToken, Escalation, Events, OrchestrateError, Outcome, RunKind, RunSpec, Secret, StateDir,
+};
+use lab_core::plan::Goal;
+
+/// A cancel handle for a long run. Create it with [`lab_cancel_new`], pass
+/// it to a run, fire it with [`lab_cancel`] (from any thread), free it with
+/// [`lab_cancel_free`] once the run returned.
+#[derive(Debug, Default)]
+pub struct LabCancel(CancelToken);
+
+/// Called with each event of a run as JSON (the lines `lab … --json`
+/// prints), on the thread that called the run, before the run returns.
+/// `event_json` belongs to lab and is valid only during the call; copy what
+/// you keep. The callback must return normally: no longjmp, no exception
+/// through lab's frames.
+pub type LabEventCallback = Option<unsafe extern "C" fn(event_json: *const c_char, user_data: *mut c_void)>;
+
+/// A new cancel handle, not fired. Free it with [`lab_cancel_free`].
+#[no_mangle]
+pub extern "C" fn lab_cancel_new() -> *mut LabCancel {
+    Box::into_raw(Box::default())
+}
+
+/// Asks the runs holding `cancel` to stop: the steps in flight finish,
+/// nothing new starts, and the run returns `LAB_ERR_CANCELLED` (resumable
+/// with `lab resume`). Safe from any thread, any number of times; NULL is
+/// ignored.
+///
+/// # Safety
+/// `cancel` must be NULL or a live handle from [`lab_cancel_new`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_cancel(cancel: *const LabCancel) {
+    // SAFETY: per the contract, a live handle or NULL.
+    if let Some(handle) = unsafe { cancel.as_ref() } {
+        handle.0.cancel();
+    }
+}
+
+/// Frees a cancel handle. NULL is ignored.
+///
+/// # Safety
+/// `cancel` must be NULL or a handle from [`lab_cancel_new`], freed once,
+/// and no longer used by a running call.
+#[no_mangle]
+pub unsafe extern "C" fn lab_cancel_free(cancel: *mut LabCancel) {
+    if !cancel.is_null() {
+        // SAFETY: it came from Box::into_raw in lab_cancel_new.
+        drop(unsafe { Box::from_raw(cancel) });
+    }
+}
+
+/// Deploys the selected machines, as `lab deploy`.
+///
+/// `request`: the fleet source plus optional `on`, `withDependencies`,
+/// `withDependents`, `maxParallel`, `maxUnavailablePerGroup`, `keepGoing`,
+/// `maxFailures`, `dryRun`, `stateDir`, `sshOptions` (list of "Key=Value"),
+/// `sshConfig`, `escalate` (list, default ["sudo","-H","--"]),
+/// `sudoPassword`, and `goal` ("switch" | "boot" | "test" |
+/// "dry-activate"), `buildOnTarget`.
+///
+/// Each event goes to `on_event(event_json, user_data)` (NULL: none).
+/// `cancel` (NULL: not cancellable) stops the run from another thread.
+///
+/// `*out` gets the result, freed with `lab_string_free`: for a dry run the
+/// JSON of `lab deploy --dry-run --json` (plans, planHash, systems,
+/// actions); else the report `{"runId", "outcome", "machines": {NAME:
+/// [outcome, reason]}}`. Status: `LAB_OK`; `LAB_ERR_NOT_CLEAN` when a
+/// machine failed or was rolled back; `LAB_ERR_CANCELLED` when stopped;
+/// `LAB_ERR_LOCKED` when another run holds the fleet; else an error object.
+///
+/// # Safety
+/// `request_json` NULL or NUL-terminated; `cancel` NULL or live; `out` as in
+/// [`lab_schema`](crate::lab_schema).
+#[no_mangle]
+pub unsafe extern "C" fn lab_deploy(
+    request_json: *const c_char,
+    on_event: LabEventCallback,
+    user_data: *mut c_void,
+    cancel: *const LabCancel,
+    out: *mut *mut c_char,
+) -> LabStatus {
+    call(out, || long_run(RunKind::Deploy, request_json, on_event, user_data, cancel))
+}
+
+/// Reboots the selected machines in sequence, as `lab reboot`.
+///
+/// `request`: as [`lab_deploy`] but, instead of `goal` and
+/// `buildOnTarget`, `noDelay` and `onlyIfNeeded`. Events, cancel, result
+/// and status as [`lab_deploy`].
+///
+/// # Safety
+/// As [`lab_deploy`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_reboot(
+    request_json: *const c_char,
+    on_event: LabEventCallback,
+    user_data: *mut c_void,
+    cancel: *const LabCancel,
+    out: *mut *mut c_char,
+) -> LabStatus {
+    call(out, || long_run(RunKind::Reboot, request_json, on_event, user_data, cancel))
+}
+
+/// Deploys every machine, then reboots those that need it, as
+/// `lab orchestrate`.
+///
+/// `request`: as [`lab_deploy`] with `goal` "boot" (default) or "switch",
+/// plus `noDelay` and `update` (run `nix flake update` first; flakes only).
+/// Events, cancel, result and status as [`lab_deploy`].
+///
+/// # Safety
+/// As [`lab_deploy`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_orchestrate(
+    request_json: *const c_char,
+    on_event: LabEventCallback,
+    user_data: *mut c_void,
+    cancel: *const LabCancel,
+    out: *mut *mut c_char,
+) -> LabStatus {
+    call(out, || long_run(RunKind::Orchestrate, request_json, on_event, user_data, cancel))
+}
+
+const RUN_FIELDS: [&str; 8] =
+    ["keepGoing", "maxFailures", "dryRun", "stateDir", "sshOptions", "sshConfig", "escalate", "sudoPassword"];
+
+fn kind_fields(kind: RunKind) -> &'static [&'static str] {
+    match kind {
+        RunKind::Deploy => &["goal", "buildOnTarget"],
+        RunKind::Reboot => &["noDelay", "onlyIfNeeded"],
+        RunKind::Orchestrate => &["goal", "noDelay", "update"],
+    }
+}
+
+fn long_run(
+    kind: RunKind,
+    request_json: *const c_char,
+    on_event: LabEventCallback,
+    user_data: *mut c_void,
+    cancel: *const LabCancel,
+) -> Result<Value, FfiError> {
+    let fields: Vec<&str> = ORDER_FIELDS.iter().chain(&RUN_FIELDS).chain(kind_fields(kind)).copied().collect();
+    let req = Request::parse(request_json, &fields)?;
+    let (spec, mut drive) = req.run(kind)?;
+    // SAFETY: per the contract of the entry points, NULL or a live handle.
+    if let Some(handle) = unsafe { cancel.as_ref() } {
+        drive.cancel = handle.0.clone();
+    }
+    let (events, mut rx) = Events::channel();
+    drive.events = events;
+    let runtime = crate::runtime()?;
+    // block_on runs this future on the calling thread, so the callback is
+    // called there too (Guile needs that) while the run's I/O uses the
+    // runtime's workers.
+    let result = runtime.block_on(async move {
+        let run = async move {
+            let result = drive::start(spec, &drive).await;
+            drop(drive);
+            result
+        };
+        let forward = async {
+            while let Some(event) = rx.recv().await {
+                let (Some(callback), Ok(text)) = (on_event, serde_json::to_string(&event)) else { continue };
+                let text = CString::new(text).unwrap_or_default();
+                // SAFETY: the caller's callback, given a string valid for the call.
+                unsafe { callback(text.as_ptr(), user_data) };
+            }
+        };
+        tokio::join!(run, forward).0
+    });
+    let (outcome, value) = match result.map_err(run_error)? {
+        Driven::DryRun(shown) => (shown.report.outcome, shown.to_json()),
+        Driven::Finished(report) => (report.outcome, serde_json::to_value(&report).unwrap_or_default()),
+    };
+    match outcome {
+        Outcome::Success => Ok(value),
+        Outcome::Failed => Err(FfiError { status: LabStatus::LabErrNotClean, object: value }),
+        Outcome::Interrupted => Err(FfiError { status: LabStatus::LabErrCancelled, object: value }),
+    }
+}
+
+/// An error that stopped a run from starting or going on.
+fn run_error(e: OrchestrateError) -> FfiError {
+    use lab_core::orchestrate::BuildError;
+    let message = e.to_string();
+    let mut error = match &e {
+        OrchestrateError::Lock(_) => FfiError::new(LabStatus::LabErrLocked, "locked", message),
+        OrchestrateError::Eval(_) | OrchestrateError::EvalFailures(_) => {
+            FfiError::new(LabStatus::LabErrEvaluation, "evaluation", message)
+        }
+        OrchestrateError::Build(BuildError::NotBuildable(_)) | OrchestrateError::Select(_) => {
+            FfiError::invalid(message)
+        }
+        OrchestrateError::Build(_) => FfiError::new(LabStatus::LabErrEvaluation, "build", message),
+        OrchestrateError::Fleet(_) | OrchestrateError::Problems(_) => {
+            FfiError::new(LabStatus::LabErrNotClean, "fleet", message)
+        }
+        _ => FfiError::new(LabStatus::LabErrRun, "run", message),
+    };
+    if let OrchestrateError::Problems(problems) = &e {
+        error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
+    }
+    error
+}
+
+impl Request {
+    /// The run this request asks for, and how to drive it.
+    fn run(&self, kind: RunKind) -> Result<(RunSpec, Drive), FfiError> {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let source = self.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
+        let mut spec = RunSpec::new(kind, &source);
+        spec.on = self.opt_string("on")?;
+        spec.with_dependencies = self.flag("withDependencies")?;
+        spec.with_dependents = self.flag("withDependents")?;
+        spec.keep_going = self.flag("keepGoing")?;
+        spec.max_failures = self.count("maxFailures")?.map(usize::from);
+        spec.options.build_on_target = self.flag("buildOnTarget")?;
+        spec.options.no_delay = self.flag("noDelay")?;
+        spec.options.only_if_needed = spec.options.only_if_needed || self.flag("onlyIfNeeded")?;
+        if let Some(goal) = self.rest.get("goal").filter(|v| !v.is_null()) {
+            let allowed: &[&str] = match kind {
+                RunKind::Orchestrate => &["boot", "switch"],
+                _ => &["switch", "boot", "test", "dry-activate"],
+            };
+            spec.options.goal = serde_json::from_value::<Goal>(goal.clone())
+                .ok()
+                .filter(|_| goal.as_str().is_some_and(|g| allowed.contains(&g)))
+                .ok_or_else(|| FfiError::invalid(format!("\"goal\" is {goal}; use one of {}", allowed.join(", "))))?;
+        }
+        let escalate = match self.rest.get("escalate") {
+            None | Some(Value::Null) => Escalation::default().command,
+            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                FfiError::invalid("\"escalate\" must be a list of strings, e.g. [\"sudo\", \"-H\", \"--\"]")
+            })?,
+        };
+        let drive = Drive {
+            max_parallel: self.count("maxParallel")?,
+            max_unavailable_per_group: self.count("maxUnavailablePerGroup")?,
+            update: self.flag("update")?,
+            eval: eval_options(),
+            ssh: self.ssh_options()?,
+            state: self.opt_string("stateDir")?.map_or_else(StateDir::default_location, StateDir::new),
+            escalation: Escalation { command: escalate, password: self.opt_string("sudoPassword")?.map(Secret::new) },
+            command: vec!["ffi".into(), kind.name().into()],
+            dry_run: self.flag("dryRun")?,
+            ..Drive::default()
+        };
+        Ok((spec, drive))
+    }
+}
