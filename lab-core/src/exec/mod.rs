@@ -190,6 +190,8 @@ fn parse_boot_id(machine: &str, stdout: &[u8]) -> Result<String, ExecError> {
     Ok(id)
 }
 
+const NO_ANSWER: &str = "no answer yet";
+
 /// The polling loop behind [`Executor::wait_for_boot`].
 pub async fn poll_new_boot<E: Executor + ?Sized>(
     executor: &E,
@@ -197,7 +199,7 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
     deadline: Instant,
 ) -> Result<String, ExecError> {
     let mut backoff = BOOT_POLL_FIRST_BACKOFF;
-    let mut last = "no answer yet".to_string();
+    let mut last = NO_ANSWER.to_string();
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -212,7 +214,10 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
             Ok(Ok(id)) if id != old_boot_id => return Ok(id),
             Ok(Ok(id)) => last = format!("still up with the old boot id {id}"),
             Ok(Err(e)) => last = e.to_string(),
-            Err(_) => last = "the boot id read did not finish before the deadline".into(),
+            // The deadline cut this attempt short: that says nothing new,
+            // so the last real observation stays what the error reports.
+            Err(_) if last == NO_ANSWER => last = "the boot id read did not finish before the deadline".into(),
+            Err(_) => {}
         }
         let wake = (Instant::now() + backoff).min(deadline);
         tokio::time::sleep_until(wake).await;
