@@ -52,9 +52,9 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
             format!("wait {} s (rebootDelay)", delay.as_secs()),
             json!({ "seconds": delay.as_secs() }),
         )?;
-        // The boot id is read while the delay runs, so opening the
-        // connection costs the sequence nothing.
-        let (slept, early) = tokio::join!(
+        // The boot id is read, and the health prober gets ready, while the
+        // delay runs, so opening the connection costs the sequence nothing.
+        let (slept, early, ()) = tokio::join!(
             async {
                 tokio::select! {
                     () = tokio::time::sleep(delay) => true,
@@ -62,7 +62,8 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
                     () = ctx.rt.cancel.cancelled() => false,
                 }
             },
-            ctx.exec(name).boot_id()
+            ctx.exec(name).boot_id(),
+            ctx.prober(name).prepare()
         );
         if !slept {
             return Ok(());
