@@ -16,12 +16,13 @@ use lab_core::eval::{EvalOptions, Source};
 use lab_core::exec::{ActionLog, DryRunExecutor, Executor};
 use lab_core::health::{HttpClients, MachineProber};
 use lab_core::orchestrate::{
-    execute, prepare, Builder, CancelToken, Escalation, Events, NixBuilder, OrchestrateError, Outcome,
+    execute, prepare, Builder, CancelToken, Escalation, Events, NixBuilder, OrchestrateError, Outcome, OutsideWindow,
     PlaceholderBuilder, Prepared, ProberDebug, Report, RunSpec, Runtime, Secret, Session, StateDir,
 };
 use lab_core::plan::PlanKind;
 use lab_core::settings::FleetSettings;
 
+use super::hooks_args::{NotifyArgs, WindowArgs};
 use super::order_args::{LimitArgs, SelectArgs};
 use crate::progress::Progress;
 use crate::ssh::SshArgs;
@@ -50,6 +51,10 @@ pub struct RunEnv {
     pub escalate: String,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
 }
 
 /// Options every new run takes.
@@ -142,6 +147,13 @@ pub fn run_new(
         if args.dry_run {
             return dry_run(&prepared, builder, &args.env).await;
         }
+        // A reboot run outside the window that would only be refused is
+        // refused before it takes the lock (an orchestrate run deploys first).
+        if let Some(window) = args.env.window.reboot_window(&evaluation.settings) {
+            if spec.kind == lab_core::orchestrate::RunKind::Reboot && window.outside == OutsideWindow::Refuse {
+                window.check()?;
+            }
+        }
         let state = args.env.state();
         let session = match Session::start(&state, &prepared, command) {
             Ok(session) => session,
@@ -197,6 +209,8 @@ async fn dry_run(prepared: &Prepared, builder: Option<Arc<dyn Builder>>, env: &R
         events: Events::none(),
         cancel: CancelToken::new(),
         dry_run: true,
+        notify: Default::default(),
+        window: None,
     };
     execute(prepared, &rt, "dry-run", None, Default::default()).await?;
     let mut out = String::new();
@@ -262,6 +276,8 @@ async fn drive(
         events: events.clone(),
         cancel: cancel.clone(),
         dry_run: false,
+        notify: env.notify.config(settings)?,
+        window: env.window.reboot_window(settings),
     };
     let run_id = session.run_id.clone();
     if let Some(old) = &session.lock.taken_over_from {
