@@ -165,7 +165,7 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     async fn reboot(&self) -> Result<(), ExecError>;
 
     /// Waits until the machine answers with a boot id other than
-    /// `old_boot_id`, polling every [`BOOT_POLL_INTERVAL`] at most; fails with
+    /// `old_boot_id`, polling every 100 ms at most; fails with
     /// [`ExecError::BootTimeout`] at `deadline`. Returns the new boot id.
     async fn wait_for_boot(&self, old_boot_id: &str, deadline: Instant) -> Result<String, ExecError> {
         poll_new_boot(self, old_boot_id, deadline).await
