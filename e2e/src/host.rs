@@ -31,6 +31,10 @@ impl TestHost {
     pub fn addr(&self) -> Ipv4Addr {
         self.slot.addr()
     }
+    /// N of its address 10.231.0.N (also its veth's number).
+    pub fn slot(&self) -> u8 {
+        self.slot.n
+    }
     /// Its network namespace (`ip netns exec NS …`, `ip -n NS …`).
     pub fn netns(&self) -> &str {
         &self.ns

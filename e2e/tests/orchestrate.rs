@@ -126,6 +126,7 @@ fn six_host_rolling_reboot_goes_in_order_and_reports_its_makespan() {
     for r in records.iter().filter(|r| r["state"] != "planned") {
         eprintln!("{:>6} ms {} {}", ms(r) - ms(&records[0]), r["step"], r["state"]);
     }
+    eprintln!("{}", where_the_time_goes(&fleet, &records, &names));
     assert_eq!(order_of(&fleet, "reboot-start"), names);
     // Lower bound: for each host its delay (1 s), its real time down (from
     // its log) and minHealthyTime (1 s); the critical path is the chain.
@@ -147,6 +148,29 @@ fn six_host_rolling_reboot_goes_in_order_and_reports_its_makespan() {
     // test: this test only checks that it is measurable and sane.
     assert!(overhead > -0.05, "makespan below its lower bound: the bound is wrong");
     fleet.teardown().unwrap();
+}
+
+/// Per host, lab's share of the critical path, in ms: from the end of its
+/// rebootDelay to the host going down, from the host's boot-complete to lab
+/// seeing the new boot id, and the health step beyond minHealthyTime (1 s).
+fn where_the_time_goes(fleet: &TestFleet, records: &[serde_json::Value], names: &[&str]) -> String {
+    let at = |step: String, state: &str| {
+        let r = records.iter().find(|r| r["step"] == step.as_str() && r["state"] == state);
+        r.map_or(0, |r| r["timeMs"].as_u64().unwrap() as i64)
+    };
+    let mut lines = vec!["host  issue  detect  health (ms over the bound)".to_string()];
+    for n in names {
+        let host = fleet.host(n);
+        let down = (host.events("reboot-start")[0].at_us / 1000) as i64;
+        let up = (host.events("boot-complete").last().unwrap().at_us / 1000) as i64;
+        let issue = down - at(format!("reboot/{n}/wait"), "finished");
+        let detect = at(format!("reboot/{n}/wait-for-boot"), "finished") - up;
+        let health = at(format!("reboot/{n}/health-checks"), "finished")
+            - at(format!("reboot/{n}/health-checks"), "started")
+            - 1000;
+        lines.push(format!("{n:<5} {issue:>5}  {detect:>6}  {health:>6}"));
+    }
+    lines.join("\n")
 }
 
 #[test]

@@ -113,6 +113,9 @@ pub async fn run(fleet: &Path, out: &mut impl Write) -> Result<Report, Box<dyn s
         events,
         cancel: CancelToken::new(),
         dry_run: true,
+        // No notification hooks and no maintenance window for a demonstration.
+        notify: Default::default(),
+        window: None,
     };
     let report = execute(&prepared, &rt, "example", None, Default::default()).await?;
     drop(rt);

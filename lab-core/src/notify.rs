@@ -79,6 +79,28 @@ impl NotifyConfig {
     }
 }
 
+impl NotifyConfig {
+    /// This configuration with every field `other` sets taken from `other`
+    /// (command-line and service settings over the fleet's `lab.notify`).
+    pub fn overridden_by(&self, other: &NotifyConfig) -> NotifyConfig {
+        NotifyConfig {
+            command: other.command.clone().filter(|c| !c.is_empty()).or_else(|| self.command.clone()),
+            webhook: other.webhook.clone().or_else(|| self.webhook.clone()),
+            timeout: other.timeout.or(self.timeout),
+        }
+    }
+
+    /// Reads a notify configuration from a JSON file (the fleet's
+    /// `lab.notify` shape: `{"command": [...], "webhook": "...", "timeout": 10}`).
+    pub fn from_file(path: &std::path::Path) -> Result<NotifyConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the notify configuration {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| {
+            format!("the notify configuration {}: {e}; expected {{\"command\": [ARGV…], \"webhook\": URL, \"timeout\": SECONDS}}", path.display())
+        })
+    }
+}
+
 fn outcome(hook: &str, result: Result<(), String>) -> HookOutcome {
     HookOutcome { hook: hook.into(), delivered: result.is_ok(), error: result.err() }
 }

@@ -289,3 +289,22 @@ fn orchestrator_module_runs_lab_orchestrate_hardened_on_a_timer() {
     assert_eq!(result["user"], true);
     assert_eq!(result["failureService"], true);
 }
+
+#[test]
+fn orchestrator_module_passes_its_notify_hooks_to_the_run() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let plain = eval_orchestrator(&lib, &json!({"enable": true, "flake": "x"}));
+    assert_eq!(plain["notifyText"], Value::Null, "no hooks, no LAB_NOTIFY_CONFIG");
+    let result = eval_orchestrator(
+        &lib,
+        &json!({"enable": true, "flake": "x",
+                "notify": {"command": ["/bin/notify", "--to", "ops"], "webhook": "https://h.example/lab%20x", "timeout": 5}}),
+    );
+    // LAB_NOTIFY_CONFIG names the file; what it holds is what
+    // `lab --notify-config` (and that variable) reads.
+    let text = result["notifyText"].as_str().unwrap();
+    let config: lab_core::notify::NotifyConfig = serde_json::from_str(text).unwrap();
+    assert_eq!(config.command.unwrap(), ["/bin/notify", "--to", "ops"]);
+    assert_eq!(config.webhook.as_deref(), Some("https://h.example/lab%20x"));
+    assert_eq!(config.timeout, Some(5));
+}

@@ -11,6 +11,12 @@ let
     ++ optionals (cfg.maxParallel != null) [ "--max-parallel" (toString cfg.maxParallel) ]
     ++ optionals (cfg.sshKeyFile != null) [ "--ssh-option" "IdentityFile=${toString cfg.sshKeyFile}" ]
     ++ cfg.extraArgs;
+
+  # The hooks as lab reads them (the fleet's lab.notify shape; set fields
+  # only), passed as LAB_NOTIFY_CONFIG: a file, not ExecStart text, which
+  # systemd would expand (`%`, `$`).
+  notify = lib.filterAttrs (_: v: v != null) cfg.notify;
+  notifyFile = pkgs.writeText "lab-notify.json" (builtins.toJSON notify);
 in
 {
   options.services.lab-orchestrator = {
@@ -70,6 +76,26 @@ in
       description = "A shell command run when an orchestration run fails.";
     };
 
+    notify = {
+      command = mkOption {
+        type = types.nullOr (types.listOf types.str);
+        default = null;
+        example = [ "/run/current-system/sw/bin/lab-notify-matrix" ];
+        description = "A program (argv) told of a failed run or a rollback: one JSON event on its standard input. Overrides the fleet's lab.notify.command.";
+      };
+      webhook = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "https://ntfy.example.org/lab";
+        description = "A URL the JSON event of a failed run or a rollback is POSTed to. Overrides the fleet's lab.notify.webhook.";
+      };
+      timeout = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        description = "Seconds a hook may take before it is stopped (default 10); a hook never stops or slows the run.";
+      };
+    };
+
     user = mkOption {
       type = types.str;
       default = "lab-orchestrator";
@@ -95,7 +121,7 @@ in
         XDG_STATE_HOME = "/var/lib/lab-orchestrator";
         XDG_CACHE_HOME = "/var/cache/lab-orchestrator";
         HOME = "/var/lib/lab-orchestrator";
-      };
+      } // lib.optionalAttrs (notify != { }) { LAB_NOTIFY_CONFIG = notifyFile; };
       onFailure = optional (cfg.onFailure != null) "lab-orchestrator-failure.service";
       serviceConfig = {
         Type = "oneshot";

@@ -7,6 +7,7 @@ pub mod docs;
 pub mod exec;
 pub mod graph;
 pub mod health;
+pub mod hooks_args;
 pub mod machines;
 pub mod orchestrate;
 pub mod order_args;

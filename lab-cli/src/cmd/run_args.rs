@@ -16,6 +16,7 @@ use lab_core::orchestrate::drive::{self, Drive, Driven, DryRun};
 use lab_core::orchestrate::{Escalation, Events, OrchestrateError, Outcome, RunSpec, Secret, StateDir};
 use lab_core::settings::FleetSettings;
 
+use super::hooks_args::{NotifyArgs, WindowArgs};
 use super::order_args::{LimitArgs, SelectArgs};
 use crate::progress::Progress;
 use crate::ssh::SshArgs;
@@ -44,6 +45,10 @@ pub struct RunEnv {
     pub escalate: String,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
 }
 
 /// Options every new run takes.
@@ -105,6 +110,9 @@ impl RunEnv {
             state: self.state(),
             escalation: self.escalation()?,
             command,
+            notify: self.notify.config(&FleetSettings::default())?,
+            outside_window: self.window.outside(),
+            ignore_window: self.window.ignore_window,
             ..Drive::default()
         })
     }

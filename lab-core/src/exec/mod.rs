@@ -27,12 +27,11 @@ pub use ssh::{is_valid_host, is_valid_user, SshExecutor, SshOptions, SshTranspor
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long one boot-id read may take while waiting for a machine to boot.
 const BOOT_POLL_ATTEMPT: Duration = Duration::from_secs(15);
-/// First pause between boot-id polls; doubles up to [`BOOT_POLL_MAX_BACKOFF`].
-const BOOT_POLL_FIRST_BACKOFF: Duration = Duration::from_millis(200);
-/// Longest pause between boot-id polls: a machine that is back is noticed
-/// within this. Two polls a second of a machine that is down costs nothing,
-/// while every second here is added to each machine of a sequential reboot.
-const BOOT_POLL_MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Boot-id reads start at most this often while a machine reboots: a
+/// machine that is back is noticed within it. A read of a machine that is
+/// down costs one refused connection; every millisecond here is added to
+/// each machine of a sequential reboot.
+const BOOT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Where Linux publishes the id of the current boot.
 pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
@@ -167,7 +166,7 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     async fn reboot(&self) -> Result<(), ExecError>;
 
     /// Waits until the machine answers with a boot id other than
-    /// `old_boot_id`, polling with bounded backoff; fails with
+    /// `old_boot_id`, polling every 100 ms at most; fails with
     /// [`ExecError::BootTimeout`] at `deadline`. Returns the new boot id.
     async fn wait_for_boot(&self, old_boot_id: &str, deadline: Instant) -> Result<String, ExecError> {
         poll_new_boot(self, old_boot_id, deadline).await
@@ -198,7 +197,6 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
     old_boot_id: &str,
     deadline: Instant,
 ) -> Result<String, ExecError> {
-    let mut backoff = BOOT_POLL_FIRST_BACKOFF;
     let mut last = NO_ANSWER.to_string();
     loop {
         let now = Instant::now();
@@ -210,6 +208,7 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
             });
         }
         // The attempt itself must not run past the deadline either.
+        let started = now;
         match tokio::time::timeout(deadline - now, executor.boot_id()).await {
             Ok(Ok(id)) if id != old_boot_id => return Ok(id),
             Ok(Ok(id)) => last = format!("still up with the old boot id {id}"),
@@ -219,8 +218,6 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
             Err(_) if last == NO_ANSWER => last = "the boot id read did not finish before the deadline".into(),
             Err(_) => {}
         }
-        let wake = (Instant::now() + backoff).min(deadline);
-        tokio::time::sleep_until(wake).await;
-        backoff = (backoff * 2).min(BOOT_POLL_MAX_BACKOFF);
+        tokio::time::sleep_until((started + BOOT_POLL_INTERVAL).min(deadline)).await;
     }
 }

@@ -86,6 +86,11 @@ pub trait Prober: Send + Sync {
     /// that says why. Should finish within the check's timeout (callers also
     /// bound it).
     async fn probe(&self, check: &HealthCheck) -> Attempt;
+
+    /// Gets ready to probe (looks up what the machine has), so the first
+    /// attempt after a reboot costs one round trip. Best effort: a failure
+    /// is found again, and reported, by the first attempt.
+    async fn prepare(&self) {}
 }
 
 /// One check's result in a report (`lab health`, `lab health --local`).

@@ -269,6 +269,13 @@ impl Prober for MachineProber {
             RunOn::Target => self.on_target(check).await,
         }
     }
+
+    async fn prepare(&self) {
+        let on_target = self.machine.metadata.health_checks.iter().any(|c| c.common().run_on == RunOn::Target);
+        if on_target && !self.executor.is_local() {
+            let _ = self.tools().await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,13 +19,16 @@ use super::remote::Escalation;
 use super::report::Report;
 use super::run::{execute, ProberDebug, Runtime};
 use super::session::Session;
-use super::spec::RunSpec;
+use super::spec::{RunKind, RunSpec};
 use super::state::StateDir;
+use super::window_gate::{OutsideWindow, RebootWindow};
 use crate::eval::{evaluate, EvalOptions, Evaluation, Source};
 use crate::exec::{Action, ActionLog, DryRunExecutor, Executor, SshOptions, SshTransport};
 use crate::graph::Limits;
 use crate::health::{HttpClients, MachineProber};
+use crate::notify::NotifyConfig;
 use crate::plan::PlanKind;
+use crate::settings::FleetSettings;
 
 /// How a frontend wants a run driven.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +56,25 @@ pub struct Drive {
     pub cancel: CancelToken,
     /// Show the run; touch nothing, take no lock, write no journal.
     pub dry_run: bool,
+    /// Hooks that override the fleet's `lab.notify` field by field.
+    pub notify: NotifyConfig,
+    /// What reboots do outside the fleet's `lab.rebootWindow`.
+    pub outside_window: OutsideWindow,
+    /// Reboot whatever the time.
+    pub ignore_window: bool,
+}
+
+impl Drive {
+    /// The run's hooks: the fleet's, overridden by the frontend's.
+    fn notify(&self, settings: &FleetSettings) -> NotifyConfig {
+        settings.notify.overridden_by(&self.notify)
+    }
+
+    /// The run's reboot window, when the fleet has one and it is not ignored.
+    fn window(&self, settings: &FleetSettings) -> Option<RebootWindow> {
+        let window = settings.reboot_window.clone().filter(|_| !self.ignore_window)?;
+        Some(RebootWindow::new(window, self.outside_window))
+    }
 }
 
 impl Default for StateDir {
@@ -138,6 +160,13 @@ pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, Orchestra
     if drive.dry_run {
         return dry_run(prepared, builder, drive).await;
     }
+    // A reboot run outside the window that would only be refused is refused
+    // before it takes the lock (an orchestrate run deploys first).
+    if let Some(window) = drive.window(settings) {
+        if spec.kind == RunKind::Reboot && window.outside == OutsideWindow::Refuse {
+            window.check()?;
+        }
+    }
     let session = Session::start(&drive.state, &prepared, drive.command.clone())?;
     run(&prepared, builder, drive, &evaluation, session, false).await
 }
@@ -180,6 +209,8 @@ async fn dry_run(
         events: drive.events.clone(),
         cancel: drive.cancel.clone(),
         dry_run: true,
+        notify: NotifyConfig::default(),
+        window: None,
     };
     let report = execute(&prepared, &rt, "dry-run", None, Default::default()).await?;
     let systems: Vec<_> = prepared.systems.values().cloned().collect();
@@ -224,6 +255,8 @@ async fn run(
         events: drive.events.clone(),
         cancel: drive.cancel.clone(),
         dry_run: false,
+        notify: drive.notify(&evaluation.settings),
+        window: drive.window(&evaluation.settings),
     };
     let events = &drive.events;
     if let Some(old) = &session.lock.taken_over_from {

@@ -26,6 +26,9 @@ pub enum OrchestrateError {
     /// `--on` is wrong.
     #[error(transparent)]
     Select(#[from] SelectError),
+    /// A reboot outside the fleet's maintenance window, refused.
+    #[error(transparent)]
+    Window(#[from] super::window_gate::WindowClosed),
     /// `lab check` finds errors; orchestrate refuses to touch anything.
     #[error("the fleet has problems; nothing was changed:\n{}\nfix them (see `lab check`) and run again", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Problems(Vec<Problem>),

@@ -26,6 +26,7 @@ mod run;
 mod session;
 mod spec;
 mod state;
+mod window_gate;
 
 pub use build::{update_flake, BuildError, Builder, NixBuilder, PlaceholderBuilder, SystemRef};
 pub use cancel::CancelToken;
@@ -39,6 +40,7 @@ pub use run::{execute, planned_entries, ProberDebug, Runtime};
 pub use session::{force_unlock, read_journal, Session};
 pub use spec::{RunKind, RunSpec, SourceRecord};
 pub use state::{fleet_key, new_run_id, utc_stamp, StateDir};
+pub use window_gate::{Clock, LocalClock, OutsideWindow, RebootWindow, WindowClosed};
 
 #[cfg(test)]
 mod tests;

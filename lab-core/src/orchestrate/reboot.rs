@@ -11,10 +11,12 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::events::Event;
 use super::gate;
 use super::journal::{now_ms, JournalError, StepState};
 use super::report::MachineOutcome;
 use super::run::Ctx;
+use super::window_gate::WindowClosed;
 use crate::exec::{Cmd, ExecError};
 use crate::health::seconds;
 use crate::plan::{step_id, Action, MachinePlan, Plan, PlanKind};
@@ -52,9 +54,9 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
             format!("wait {} s (rebootDelay)", delay.as_secs()),
             json!({ "seconds": delay.as_secs() }),
         )?;
-        // The boot id is read while the delay runs, so opening the
-        // connection costs the sequence nothing.
-        let (slept, early) = tokio::join!(
+        // The boot id is read, and the health prober gets ready, while the
+        // delay runs, so opening the connection costs the sequence nothing.
+        let (slept, early, ()) = tokio::join!(
             async {
                 tokio::select! {
                     () = tokio::time::sleep(delay) => true,
@@ -62,7 +64,8 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
                     () = ctx.rt.cancel.cancelled() => false,
                 }
             },
-            ctx.exec(name).boot_id()
+            ctx.exec(name).boot_id(),
+            ctx.prober(name).prepare()
         );
         if !slept {
             return Ok(());
@@ -71,6 +74,9 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
         boot_id = early.ok();
     }
 
+    if !in_window(ctx, m).await? {
+        return Ok(());
+    }
     let Some(before) = reboot(ctx, name, boot_id).await? else { return Ok(()) };
 
     let id = step_id(KIND, name, Action::WaitForBoot);
@@ -104,6 +110,40 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
         ctx.set_outcome(name, MachineOutcome::Done, String::new());
     }
     Ok(())
+}
+
+/// Whether `m` may reboot now under the run's maintenance window: at once
+/// inside it; outside it after waiting for it, or never (its remaining
+/// steps skipped, saying when the window opens). A reboot already issued
+/// by an interrupted run is followed up whatever the time.
+async fn in_window(ctx: &Ctx<'_>, m: &MachinePlan) -> Result<bool, JournalError> {
+    let name = m.machine.as_str();
+    let Some(window) = ctx.rt.window.as_ref().filter(|_| !ctx.rt.dry_run) else { return Ok(true) };
+    if ctx.prior.state(&step_id(KIND, name, Action::Reboot)) != StepState::Planned {
+        return Ok(true);
+    }
+    let told = |c: &WindowClosed| {
+        let message = format!(
+            "{name}: waiting for the maintenance window \"{}\": it opens at {} (in {})",
+            c.window, c.opens, c.wait
+        );
+        ctx.rt.events.send(Event::Notice { message });
+    };
+    match window.admit(&ctx.rt.cancel, told).await {
+        Ok(go) => Ok(go),
+        Err(closed) => {
+            let reason = format!("{name} was not rebooted: {closed}");
+            for s in m
+                .steps
+                .iter()
+                .filter(|s| matches!(s.action, Action::Reboot | Action::WaitForBoot | Action::HealthChecks))
+            {
+                ctx.skip(&step_id(KIND, name, s.action), name, &reason)?;
+            }
+            ctx.set_outcome(name, MachineOutcome::Skipped, reason);
+            Ok(false)
+        }
+    }
 }
 
 /// The `--only-if-needed` check; false (and the rest skipped) when the

@@ -16,10 +16,12 @@ use super::prepare::Prepared;
 use super::remote::{Escalation, Remote};
 use super::report::{MachineOutcome, Outcome, Report};
 use super::resume::Prior;
+use super::window_gate::RebootWindow;
 use super::{deploy, reboot};
 use crate::exec::Executor;
 use crate::health::Prober;
 use crate::metadata::Machine;
+use crate::notify::{HookOutcome, NotifyConfig};
 use crate::plan::{step_id, Action, PlanKind};
 
 /// What a run acts through: one executor and one prober per machine, the
@@ -41,6 +43,12 @@ pub struct Runtime {
     /// Show, do not wait: delays and health waits pass at once (the
     /// executors are dry-run executors).
     pub dry_run: bool,
+    /// Hooks told about a failed run and every rollback (the fleet's
+    /// `lab.notify`); empty: none.
+    pub notify: NotifyConfig,
+    /// Reboots only inside this window (the fleet's `lab.rebootWindow`,
+    /// unless `--ignore-window`); `None`: any time.
+    pub window: Option<RebootWindow>,
 }
 
 /// A [`Prober`] that can be printed (for [`Runtime`]'s Debug).
@@ -55,7 +63,11 @@ pub(super) struct Ctx<'a> {
     pub prior: Prior,
     journal: Option<Mutex<Journal>>,
     outcomes: Mutex<BTreeMap<String, (MachineOutcome, String)>>,
+    hooks: Mutex<Vec<Hook>>,
 }
+
+/// A notification on its way: what it is about, and its delivery.
+type Hook = (String, tokio::task::JoinHandle<Vec<HookOutcome>>);
 
 impl<'a> Ctx<'a> {
     pub fn machine(&self, name: &str) -> &'a Machine {
@@ -142,9 +154,42 @@ impl<'a> Ctx<'a> {
             StepState::RolledBack,
             json!({ "reason": reason, "system": system, "healthy": healthy }),
         )?;
+        let event = json!({
+            "event": "rollback", "runId": self.run_id, "machine": machine,
+            "reason": reason, "system": system, "healthy": healthy,
+        });
+        self.notify(format!("the rollback of {machine}"), event);
         self.rt.events.send(Event::RolledBack { machine: machine.into(), reason: reason.clone(), system, healthy });
         self.set_outcome(machine, MachineOutcome::RolledBack, reason);
         Ok(())
+    }
+
+    /// Starts delivering `event` to the notification hooks, in the
+    /// background: the run never waits for a hook (see [`execute`]).
+    fn notify(&self, about: String, event: Value) {
+        if self.rt.notify.is_empty() || self.rt.dry_run {
+            return;
+        }
+        let hook = self.rt.notify.spawn(event);
+        self.hooks.lock().unwrap_or_else(PoisonError::into_inner).push((about, hook));
+    }
+
+    /// Waits for the hooks still delivering (each bounded by its timeout)
+    /// and tells how each went.
+    async fn hooks_delivered(&self) {
+        let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(PoisonError::into_inner));
+        for (about, hook) in hooks {
+            let outcomes = hook.await.unwrap_or_else(|e| {
+                vec![HookOutcome { hook: "hook".into(), delivered: false, error: Some(e.to_string()) }]
+            });
+            for o in outcomes {
+                let message = match &o.error {
+                    None => format!("notified the {} hook of {about}", o.hook),
+                    Some(e) => format!("the {} hook was not told of {about}: {e}", o.hook),
+                };
+                self.rt.events.send(Event::Notice { message });
+            }
+        }
     }
 
     /// Journals and announces a step that does not run.
@@ -218,6 +263,7 @@ pub async fn execute(
         prior,
         journal: journal.map(Mutex::new),
         outcomes: Mutex::new(BTreeMap::new()),
+        hooks: Mutex::new(Vec::new()),
     };
     let result = run_phases(&ctx).await;
     let interrupted = rt.cancel.is_cancelled();
@@ -238,6 +284,22 @@ pub async fn execute(
         _ => Outcome::Failed,
     };
     let report = Report { run_id: run_id.to_string(), outcome, machines };
+    if outcome == Outcome::Failed {
+        let mut event = json!({
+            "event": "run-failed", "runId": run_id, "command": prepared.spec.kind.name(),
+            "summary": report.summary(),
+            "machines": report.machines.iter()
+                .map(|(name, (outcome, reason))| (name.clone(), json!({ "outcome": outcome, "reason": reason })))
+                .collect::<serde_json::Map<String, Value>>(),
+        });
+        if let Err(e) = &result {
+            event["error"] = json!(e.to_string());
+        }
+        ctx.notify(format!("the failed run {run_id}"), event);
+    }
+    // Every step is over: only now is a slow hook waited for (bounded by
+    // its timeout), so that exiting does not cut its delivery short.
+    ctx.hooks_delivered().await;
     if let Some(journal) = &ctx.journal {
         let end = Entry::RunFinished { outcome: outcome.name().into() };
         // A journal that can no longer be written must not hide the first error.

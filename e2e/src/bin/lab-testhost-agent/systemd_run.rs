@@ -289,7 +289,12 @@ pub fn run_unit(host: &Host, args: &[String]) -> i32 {
     let [name] = args else { return 2 };
     let dir = unit_dir(name);
     let split = |s: String| -> Vec<String> { s.split('\0').filter(|p| !p.is_empty()).map(str::to_string).collect() };
-    let argv = split(std::fs::read_to_string(dir.join("argv")).unwrap_or_default());
+    // Empty arguments are arguments (as for the real systemd-run): only an
+    // empty file is an empty argv.
+    let argv: Vec<String> = match std::fs::read_to_string(dir.join("argv")).unwrap_or_default() {
+        s if s.is_empty() => Vec::new(),
+        s => s.split('\0').map(str::to_string).collect(),
+    };
     let env = split(std::fs::read_to_string(dir.join("env")).unwrap_or_default());
     if let Ok(ms) = read(&dir, "on-active-ms").parse::<u64>() {
         std::thread::sleep(Duration::from_millis(ms));

@@ -12,6 +12,7 @@ use crate::exec::Executor;
 use crate::metadata::parse_machine;
 use crate::plan::Goal;
 
+mod hooks;
 mod sim;
 use sim::{Sim, SimBuilder, SimExec, SimProber, BAD, NO_SSH};
 
@@ -62,6 +63,8 @@ impl Harness {
             events: Events::none(),
             cancel: CancelToken::new(),
             dry_run: false,
+            notify: Default::default(),
+            window: None,
         }
     }
 

@@ -1,0 +1,196 @@
+//! Deploy strategies, reboot faults and the fleet lock through the real
+//! `lab` binary against namespaced test hosts, asserted from the hosts' own
+//! logs and links; and the harness's own promise that a failing test leaves
+//! nothing behind. Needs root, nix and sshd, and `cargo build -p lab-cli -p
+//! lab-e2e` first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lab_core::metadata::DeployStrategy;
+use lab_e2e::{output_within, FleetSpec, HostMode, HostSpec, LogEntry, SystemSpec, TestFleet};
+
+/// Bound on any one lab run in these tests.
+const RUN: Duration = Duration::from_secs(120);
+
+fn lab_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.ancestors().skip(1).take(2).map(|d| d.join("lab")).find(|p| p.is_file());
+    bin.unwrap_or_else(|| panic!("lab not built next to {}; run `cargo build -p lab-cli` first", exe.display()))
+}
+
+fn lab_command(fleet: &TestFleet, state: &Path, args: &[&str]) -> Command {
+    let mut cmd = fleet.command(lab_bin());
+    cmd.arg("--file").arg(fleet.fleet_file()).args(args);
+    cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
+    cmd
+}
+
+fn lab(fleet: &TestFleet, state: &Path, args: &[&str]) -> Output {
+    output_within(&mut lab_command(fleet, state, args), RUN).unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A host that gives up on health quickly.
+fn quick(name: &str) -> HostSpec {
+    let mut h = HostSpec::new(name);
+    h.metadata.orchestration.healthy_deadline = 4;
+    h
+}
+
+#[test]
+fn blue_green_wave_is_all_or_nothing_on_real_hosts() {
+    let names = ["g1", "g2", "g3"];
+    let hosts = names.iter().map(|n| quick(n).strategy(DeployStrategy::BlueGreen)).collect();
+    let mut fleet = TestFleet::start(FleetSpec::new(hosts)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let gen1: Vec<PathBuf> = names.iter().map(|n| fleet.host(n).current_system().unwrap()).collect();
+    let healthy = SystemSpec::healthy().with_kernel("linux-6.6.2");
+    let gen2 = fleet
+        .write_generation(2, &[("g1", healthy.clone()), ("g2", healthy), ("g3", SystemSpec::unhealthy())])
+        .unwrap();
+    let out = lab(&fleet, state.path(), &["deploy", "--max-parallel", "3"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "a rolled-back wave exits 1:\n{log}");
+    for (n, first) in names.iter().zip(&gen1) {
+        let host = fleet.host(n);
+        let new = gen2[*n].display().to_string();
+        // It was live on the new generation, with `test` only…
+        let tried: Vec<LogEntry> = host
+            .events("switch-to-configuration")
+            .into_iter()
+            .filter(|e| e.field("system") == Some(new.as_str()))
+            .collect();
+        assert_eq!(tried.iter().map(|e| e.field("goal").unwrap()).collect::<Vec<_>>(), ["test"], "{n}: {log}");
+        // …and nothing of it stayed: running, profile and boot default are generation 1.
+        assert_eq!(&host.current_system().unwrap(), first, "{n} runs generation 1 again: {log}\n{:#?}", host.log());
+        assert_eq!(&host.profile_system().unwrap(), first, "{n}: the profile never moved");
+        assert_eq!(&host.booted_system().unwrap(), first);
+        let defaults: Vec<LogEntry> =
+            host.events("boot-default").into_iter().filter(|e| e.field("system") == Some(new.as_str())).collect();
+        assert!(defaults.is_empty(), "{n}: generation 2 became the boot default: {defaults:?}");
+        let generations: Vec<PathBuf> = std::fs::read_dir(host.dir().join("profiles"))
+            .unwrap()
+            .filter_map(|e| std::fs::canonicalize(e.unwrap().path()).ok())
+            .collect();
+        assert!(!generations.contains(&gen2[*n]), "{n}: generation 2 entered the system profile: {generations:?}");
+    }
+    assert!(log.contains("ROLLED BACK"), "{log}");
+    fleet.teardown().unwrap();
+}
+
+/// `[start, end]` of each activation of generation 2, in µs.
+fn activation_of(fleet: &TestFleet, host: &str) -> (u128, u128) {
+    let log = fleet.host(host).log();
+    let is_gen2 = |e: &&LogEntry| e.field("generation") == Some("2");
+    let start = log.iter().filter(|e| e.event == "activate").find(is_gen2).map(|e| e.at_us);
+    let start = start.unwrap_or_else(|| panic!("{host} never activated generation 2: {log:#?}"));
+    let end = log.iter().find(|e| e.event == "activate-done" && e.at_us >= start).unwrap().at_us;
+    (start, end)
+}
+
+#[test]
+fn recreate_machines_of_a_wave_activate_together() {
+    let names = ["c1", "c2", "c3"];
+    let hosts = names.iter().map(|n| HostSpec::new(n).strategy(DeployStrategy::Recreate)).collect();
+    let mut fleet = TestFleet::start(FleetSpec::new(hosts)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let slow = SystemSpec { activation_delay: Duration::from_millis(1500), ..SystemSpec::healthy() };
+    let systems: Vec<(&str, SystemSpec)> = names.iter().map(|n| (*n, slow.clone())).collect();
+    let gen2 = fleet.write_generation(2, &systems).unwrap();
+    let out = lab(&fleet, state.path(), &["deploy", "--max-parallel", "3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let spans: Vec<(u128, u128)> = names.iter().map(|n| activation_of(&fleet, n)).collect();
+    let latest_start = spans.iter().map(|s| s.0).max().unwrap();
+    let earliest_end = spans.iter().map(|s| s.1).min().unwrap();
+    assert!(latest_start < earliest_end, "the activations did not overlap: {spans:?}");
+    for n in names {
+        assert_eq!(fleet.host(n).current_system().unwrap(), gen2[n]);
+    }
+    fleet.teardown().unwrap();
+}
+
+#[test]
+fn a_host_that_never_comes_back_stops_the_run_at_its_reboot_timeout() {
+    let mut gone = HostSpec::new("n1").mode(HostMode::NeverReturns);
+    gone.metadata.orchestration.reboot_timeout = 4;
+    let hosts = vec![gone, HostSpec::new("n2").depends_on(&["n1"]), HostSpec::new("n3").depends_on(&["n2"])];
+    let fleet = TestFleet::start(FleetSpec::new(hosts)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = lab(&fleet, state.path(), &["reboot"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("rebootTimeout"), "the failure names the deadline: {log}");
+    let n1 = fleet.host("n1");
+    assert!(!n1.events("never-returns").is_empty(), "n1 went down for good: {log}");
+    // The run ended at n1's deadline: not before it, and not long after.
+    let down = n1.events("reboot-start")[0].at_us;
+    let ended = lab_e2e::hostlog::now_us();
+    let after = Duration::from_micros((ended - down) as u64);
+    assert!(after >= Duration::from_secs(4), "lab gave up {after:?} after n1 went down (rebootTimeout 4 s)");
+    assert!(after < Duration::from_secs(4 + 10), "lab ran on {after:?} after n1 went down");
+    assert!(started.elapsed() < RUN);
+    for n in ["n2", "n3"] {
+        let host = fleet.host(n);
+        assert!(host.events("reboot-requested").is_empty(), "{n} depends on n1 and was touched: {log}");
+        assert_eq!(host.events("boot").len(), 1, "{n} never rebooted");
+    }
+    fleet.teardown().unwrap();
+}
+
+#[test]
+fn two_lab_reboots_at_once_one_runs_the_other_exits_3_naming_it() {
+    let mut host = HostSpec::new("l1").boot_delay(Duration::from_secs(2));
+    host.metadata.orchestration.reboot_delay = 2;
+    let fleet = TestFleet::start(FleetSpec::new(vec![host])).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut first = lab_command(&fleet, state.path(), &["reboot"]);
+    first.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut first = first.spawn().unwrap();
+    // The first holds the lock once its journal exists.
+    let runs = state.path().join("runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !runs.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        assert!(Instant::now() < deadline, "the first lab never started its run");
+        assert!(first.try_wait().unwrap().is_none(), "the first lab ended before its run started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = lab(&fleet, state.path(), &["reboot"]);
+    let said = text(&second);
+    assert_eq!(second.status.code(), Some(3), "{said}");
+    assert!(said.contains(&format!("pid {}", first.id())), "the message names the holder: {said}");
+    let deadline = Instant::now() + RUN;
+    let status = loop {
+        if let Some(status) = first.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = first.kill();
+            panic!("the first lab did not finish within {RUN:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "the first run finished: {status}");
+    assert_eq!(fleet.host("l1").events("reboot-start").len(), 1, "exactly one run rebooted l1");
+    fleet.teardown().unwrap();
+}
+
+#[test]
+fn hosts_are_torn_down_when_a_test_fails() {
+    let mut seen = None;
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let fleet = TestFleet::start(FleetSpec::new(vec![HostSpec::new("t1"), HostSpec::new("t2")])).unwrap();
+        let hosts: Vec<(String, u8)> = fleet.hosts().iter().map(|h| (h.netns().to_string(), h.slot())).collect();
+        assert!(fleet.hosts().iter().all(|h| h.ssh_up()));
+        seen = Some((fleet.dir().to_path_buf(), hosts));
+        panic!("a deliberate test failure with the fleet up");
+    }));
+    assert!(failed.is_err());
+    let (dir, hosts) = seen.unwrap();
+    lab_e2e::fleet::leftovers(&dir, &hosts).unwrap();
+}
