@@ -15,6 +15,7 @@ use clap::Args;
 use lab_core::eval::{EvalOptions, Source};
 use lab_core::exec::{ActionLog, DryRunExecutor, Executor};
 use lab_core::health::{HttpClients, MachineProber};
+use lab_core::orchestrate::lock::LockError;
 use lab_core::orchestrate::{
     execute, prepare, Builder, CancelToken, Escalation, Events, NixBuilder, OrchestrateError, Outcome,
     PlaceholderBuilder, Prepared, ProberDebug, Report, RunSpec, Runtime, Secret, Session, StateDir,
@@ -145,7 +146,9 @@ pub fn run_new(
         let state = args.env.state();
         let session = match Session::start(&state, &prepared, command) {
             Ok(session) => session,
-            Err(OrchestrateError::Lock(e)) => {
+            // Exit 3 only when another run holds the lock; a state
+            // directory that cannot hold one is a runtime error (exit 2).
+            Err(OrchestrateError::Lock(e @ LockError::Held { .. })) => {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(EXIT_LOCKED));
             }
@@ -169,7 +172,9 @@ pub fn run_resume(run_id: Option<&str>, env: &RunEnv) -> Result<ExitCode> {
         let prepared = prepare(&run.spec, &evaluation, builder.as_deref()).await?;
         let session = match Session::resume(&state, &run, &prepared) {
             Ok(session) => session,
-            Err(OrchestrateError::Lock(e)) => {
+            // Exit 3 only when another run holds the lock; a state
+            // directory that cannot hold one is a runtime error (exit 2).
+            Err(OrchestrateError::Lock(e @ LockError::Held { .. })) => {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(EXIT_LOCKED));
             }
