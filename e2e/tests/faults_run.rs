@@ -504,10 +504,14 @@ fn a_damaged_journal_is_refused_and_a_torn_last_line_is_recovered() {
 
 #[test]
 fn two_runs_started_at_the_same_moment_exactly_one_runs() {
-    // rebootDelay 3 s keeps the winner holding the lock while the loser
+    // rebootDelay 5 s keeps the winner holding the lock while the loser
     // gets there, however their evaluations interleave.
-    let fleet = TestFleet::start(FleetSpec::new(chain(&["l1", "l2"], Duration::from_millis(300), 3))).unwrap();
+    let fleet = TestFleet::start(FleetSpec::new(chain(&["l1", "l2"], Duration::from_millis(300), 5))).unwrap();
     let state = tempfile::tempdir().unwrap();
+    // Warm the evaluation cache, so both runs reach the lock within
+    // moments of each other even on a loaded machine.
+    let dry = lab(&fleet, state.path(), &["reboot", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
     let runs: Vec<JoinHandle<Output>> = (0..2)
         .map(|_| {
