@@ -102,10 +102,15 @@ impl TestHost {
     }
     /// Takes the host's link down (cut off) or up again.
     pub fn set_link(&self, up: bool) -> Result<()> {
-        netns::run(
-            "ip",
-            &["link", "set", &format!("{}{}", netns::PREFIX, self.slot.n), if up { "up" } else { "down" }],
-        )?;
+        let outer = format!("{}{}", netns::PREFIX, self.slot.n);
+        netns::run("ip", &["link", "set", &outer, if up { "up" } else { "down" }])?;
+        if up {
+            // Taking a link down drops the routes through it; the host's
+            // /32 route does not come back with the link by itself.
+            let host = format!("{}/32", self.addr());
+            let src = netns::CONTROLLER.to_string();
+            netns::run("ip", &["route", "replace", &host, "dev", &outer, "src", &src])?;
+        }
         Ok(())
     }
 

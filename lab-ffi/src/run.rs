@@ -197,7 +197,9 @@ fn run_error(e: OrchestrateError) -> FfiError {
     use lab_core::orchestrate::BuildError;
     let message = e.to_string();
     let mut error = match &e {
-        OrchestrateError::Lock(_) => FfiError::new(LabStatus::LabErrLocked, "locked", message),
+        OrchestrateError::Lock(lab_core::orchestrate::lock::LockError::Held { .. }) => {
+            FfiError::new(LabStatus::LabErrLocked, "locked", message)
+        }
         OrchestrateError::Eval(_) | OrchestrateError::EvalFailures(_) => {
             FfiError::new(LabStatus::LabErrEvaluation, "evaluation", message)
         }

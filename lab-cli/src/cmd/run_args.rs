@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lab_core::eval::EvalOptions;
 use lab_core::orchestrate::drive::{self, Drive, Driven, DryRun};
+use lab_core::orchestrate::lock::LockError;
 use lab_core::orchestrate::{Escalation, Events, OrchestrateError, Outcome, RunSpec, Secret, StateDir};
 use lab_core::settings::FleetSettings;
 
@@ -214,7 +215,9 @@ fn follow(env: &RunEnv, mut drive: Drive, target: Target) -> Result<ExitCode> {
                 Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
             }),
             Ok(Driven::DryRun(_)) => Ok(ExitCode::SUCCESS),
-            Err(OrchestrateError::Lock(e)) => {
+            // Exit 3 only when another run holds the lock; a state directory
+            // that cannot hold one is a runtime error (exit 2).
+            Err(OrchestrateError::Lock(e @ LockError::Held { .. })) => {
                 eprintln!("error: {e}");
                 Ok(ExitCode::from(EXIT_LOCKED))
             }

@@ -96,12 +96,18 @@ pub fn find(state: &StateDir, run_id: Option<&str>) -> Result<Interrupted, Orche
             }
             id.to_string()
         }
-        None => state
-            .run_ids()
-            .into_iter()
-            .rev()
-            .find(|id| journal::read(&state.journal_path(id)).map(|r| finished_outcome(&r).is_none()).unwrap_or(false))
-            .ok_or(OrchestrateError::NothingToResume(runs))?,
+        None => {
+            let mut latest = None;
+            for id in state.run_ids().into_iter().rev() {
+                // A damaged journal cannot say whether its run ended:
+                // passing over it would resume an older run, a guess.
+                if finished_outcome(&journal::read(&state.journal_path(&id))?).is_none() {
+                    latest = Some(id);
+                    break;
+                }
+            }
+            latest.ok_or(OrchestrateError::NothingToResume(runs))?
+        }
     };
     let records = journal::read(&state.journal_path(&run_id))?;
     if let Some(outcome) = finished_outcome(&records) {

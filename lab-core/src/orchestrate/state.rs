@@ -63,8 +63,16 @@ pub fn fleet_key(source_description: &str) -> String {
 /// A new run id: UTC time to the millisecond, then the pid, so ids sort by
 /// start time and two runs never share one (`20250102T030405.678Z-4242`).
 pub fn new_run_id() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    format!("{}-{}", utc_stamp(now.as_millis() as u64), std::process::id())
+    // Two runs started by one process within a millisecond (a test, an FFI
+    // caller) must not share an id: the stamp only ever moves forward.
+    static LAST_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let previous = LAST_MS
+        .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    format!("{}-{}", utc_stamp(now.max(previous + 1)), std::process::id())
 }
 
 /// `YYYYMMDDTHHMMSS.mmmZ` for milliseconds since the epoch.
