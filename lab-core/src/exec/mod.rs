@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
+mod armed;
 mod dry_run;
 mod error;
 mod local;
@@ -17,6 +18,7 @@ mod process;
 mod quote;
 mod ssh;
 
+pub use armed::ArmedReboot;
 pub use dry_run::{Action, ActionLog, DryRunExecutor};
 pub use error::{human_duration, tail, ExecError};
 pub use local::LocalExecutor;
@@ -163,6 +165,13 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Starts a reboot and returns without waiting for it; a connection that
     /// drops because the machine goes down is not an error.
     async fn reboot(&self) -> Result<(), ExecError>;
+
+    /// Opens, ahead of time, the session a reboot will run in (as root), so
+    /// that [`ArmedReboot::fire`] starts it without connection or session
+    /// setup. `None`: nothing to prepare; use [`reboot`](Self::reboot).
+    async fn arm_reboot(&self) -> Option<ArmedReboot> {
+        None
+    }
 
     /// Waits until the machine answers with a boot id other than
     /// `old_boot_id`, polling every 100 ms at most; fails with
