@@ -34,6 +34,10 @@ const BOOT_POLL_ATTEMPT: Duration = Duration::from_secs(15);
 /// down costs one refused connection; every millisecond here is added to
 /// each machine of a sequential reboot.
 const BOOT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Boot-id reads start this often while the machine refuses connections:
+/// its network is up and sshd is about to listen, so the wait is nearly
+/// over, and a refused connection costs next to nothing.
+const BOOT_POLL_REFUSED_INTERVAL: Duration = Duration::from_millis(25);
 /// Where Linux publishes the id of the current boot.
 pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
@@ -221,6 +225,8 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
             Ok(Err(e)) => last = e.to_string(),
             Err(_) => last = "the boot id read did not finish before the deadline".into(),
         }
-        tokio::time::sleep_until((started + BOOT_POLL_INTERVAL).min(deadline)).await;
+        let interval =
+            if last.contains("Connection refused") { BOOT_POLL_REFUSED_INTERVAL } else { BOOT_POLL_INTERVAL };
+        tokio::time::sleep_until((started + interval).min(deadline)).await;
     }
 }
