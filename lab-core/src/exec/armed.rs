@@ -33,11 +33,8 @@ impl ArmedReboot {
     pub(crate) fn spawn(machine: &str, mut command: Command) -> Result<ArmedReboot, ExecError> {
         command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
         let program = command.as_std().get_program().to_string_lossy().into_owned();
-        let mut child = command.spawn().map_err(|source| ExecError::Spawn {
-            machine: machine.to_string(),
-            program,
-            source,
-        })?;
+        let mut child =
+            command.spawn().map_err(|source| ExecError::Spawn { machine: machine.to_string(), program, source })?;
         let stdin = child.stdin.take();
         Ok(ArmedReboot { machine: machine.to_string(), child, stdin })
     }

@@ -372,8 +372,7 @@ impl Executor for SshExecutor {
     }
 
     async fn arm_reboot(&self) -> Option<ArmedReboot> {
-        let mut argv: Vec<String> =
-            vec!["sh".into(), "-c".into(), ARMED_REBOOT_SCRIPT.into(), "lab-reboot".into()];
+        let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), ARMED_REBOOT_SCRIPT.into(), "lab-reboot".into()];
         argv.extend(self.transport.inner.options.reboot_command.iter().cloned());
         let ssh = self.ssh_argv();
         let mut command = tokio::process::Command::new(&ssh[0]);
