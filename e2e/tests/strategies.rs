@@ -53,9 +53,25 @@ fn blue_green_wave_is_all_or_nothing_on_real_hosts() {
     let gen2 = fleet
         .write_generation(2, &[("g1", healthy.clone()), ("g2", healthy), ("g3", SystemSpec::unhealthy())])
         .unwrap();
-    let out = lab(&fleet, state.path(), &["deploy", "--max-parallel", "3"]);
+    // A notification hook: each event it is told of, in a file of its own.
+    let told = tempfile::tempdir().unwrap();
+    let hook = told.path().join("hook");
+    let script = format!("#!/bin/sh\nf=$(mktemp -p {})\ncat > \"$f.json\"\n", told.path().display());
+    std::fs::write(&hook, script).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = lab(&fleet, state.path(), &["deploy", "--max-parallel", "3", "--notify-command", hook.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "a rolled-back wave exits 1:\n{log}");
+    let mut events: Vec<(String, String)> = std::fs::read_dir(told.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .map(|e| (e["event"].as_str().unwrap().to_string(), e["machine"].as_str().unwrap_or("").to_string()))
+        .collect();
+    events.sort();
+    let expected = [("rollback", "g1"), ("rollback", "g2"), ("rollback", "g3"), ("run-failed", "")];
+    assert_eq!(events, expected.map(|(e, m)| (e.to_string(), m.to_string())), "the hook was told: {log}");
     for (n, first) in names.iter().zip(&gen1) {
         let host = fleet.host(n);
         let new = gen2[*n].display().to_string();

@@ -57,3 +57,42 @@ fn resume_without_runs_says_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no interrupted run to resume"));
 }
+
+/// A maintenance window that is closed now: a one-hour window two days
+/// from today (local time, as lab reads it).
+fn closed_window() -> String {
+    let out = Command::new("date").arg("+%u").output().unwrap();
+    let today: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(); // 1 = Monday
+    let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    format!("{} 03:00-04:00", days[(today - 1 + 2) % 7])
+}
+
+#[test]
+fn a_reboot_outside_the_window_is_refused_before_anything_saying_when_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hosts/fleet.nix");
+    let fleet = dir.path().join("fleet.nix");
+    let window = closed_window();
+    // Data into nix as a string literal: the window has no quote or `$`.
+    std::fs::write(&fleet, format!("(import {}) // {{ lab.rebootWindow = \"{window}\"; }}\n", hosts.display()))
+        .unwrap();
+    let state = dir.path().join("state");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lab"))
+            .args(["--file", fleet.to_str().unwrap(), "reboot", "--on", "router", "--state-dir"])
+            .arg(&state)
+            .args(extra)
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("outside the maintenance window \"{window}\"")), "{stderr}");
+    assert!(stderr.contains("it opens at") && stderr.contains("--ignore-window"), "{stderr}");
+    assert!(!state.exists() || std::fs::read_dir(&state).unwrap().count() == 0, "no lock, no journal");
+    // --ignore-window lets it through (shown as a plan only here).
+    let out = run(&["--ignore-window", "--dry-run"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

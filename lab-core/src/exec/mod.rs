@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
+mod armed;
 mod dry_run;
 mod error;
 mod local;
@@ -17,6 +18,7 @@ mod process;
 mod quote;
 mod ssh;
 
+pub use armed::ArmedReboot;
 pub use dry_run::{Action, ActionLog, DryRunExecutor};
 pub use error::{human_duration, tail, ExecError};
 pub use local::LocalExecutor;
@@ -32,6 +34,10 @@ const BOOT_POLL_ATTEMPT: Duration = Duration::from_secs(15);
 /// down costs one refused connection; every millisecond here is added to
 /// each machine of a sequential reboot.
 const BOOT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Boot-id reads start this often while the machine refuses connections:
+/// its network is up and sshd is about to listen, so the wait is nearly
+/// over, and a refused connection costs next to nothing.
+const BOOT_POLL_REFUSED_INTERVAL: Duration = Duration::from_millis(25);
 /// Where Linux publishes the id of the current boot.
 pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
@@ -165,6 +171,13 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// drops because the machine goes down is not an error.
     async fn reboot(&self) -> Result<(), ExecError>;
 
+    /// Opens, ahead of time, the session a reboot will run in (as root), so
+    /// that [`ArmedReboot::fire`] starts it without connection or session
+    /// setup. `None`: nothing to prepare; use [`reboot`](Self::reboot).
+    async fn arm_reboot(&self) -> Option<ArmedReboot> {
+        None
+    }
+
     /// Waits until the machine answers with a boot id other than
     /// `old_boot_id`, polling every 100 ms at most; fails with
     /// [`ExecError::BootTimeout`] at `deadline`. Returns the new boot id.
@@ -218,6 +231,8 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
             Err(_) if last == NO_ANSWER => last = "the boot id read did not finish before the deadline".into(),
             Err(_) => {}
         }
-        tokio::time::sleep_until((started + BOOT_POLL_INTERVAL).min(deadline)).await;
+        let interval =
+            if last.contains("Connection refused") { BOOT_POLL_REFUSED_INTERVAL } else { BOOT_POLL_INTERVAL };
+        tokio::time::sleep_until((started + interval).min(deadline)).await;
     }
 }

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::armed::ARMED_REBOOT_SCRIPT;
 use super::process::run_process;
-use super::{quote_argv, tail, Cmd, CopyOptions, ExecError, Executor, Output};
+use super::{quote_argv, tail, ArmedReboot, Cmd, CopyOptions, ExecError, Executor, Output};
 use crate::metadata::Machine;
 
 /// How long a reboot command may take before lab stops waiting for its answer.
@@ -387,6 +388,15 @@ impl Executor for SshExecutor {
             Ok(_) | Err(ExecError::Connection { .. } | ExecError::Timeout { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn arm_reboot(&self) -> Option<ArmedReboot> {
+        let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), ARMED_REBOOT_SCRIPT.into(), "lab-reboot".into()];
+        argv.extend(self.transport.inner.options.reboot_command.iter().cloned());
+        let ssh = self.ssh_argv();
+        let mut command = tokio::process::Command::new(&ssh[0]);
+        command.args(&ssh[1..]).arg(quote_argv(&argv));
+        ArmedReboot::spawn(&self.machine, command).ok()
     }
 
     async fn close(&self) {

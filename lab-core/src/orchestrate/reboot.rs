@@ -17,7 +17,7 @@ use super::journal::{now_ms, JournalError, StepState};
 use super::report::MachineOutcome;
 use super::run::Ctx;
 use super::window_gate::WindowClosed;
-use crate::exec::{Cmd, ExecError};
+use crate::exec::{ArmedReboot, Cmd, ExecError};
 use crate::health::seconds;
 use crate::plan::{step_id, Action, MachinePlan, Plan, PlanKind};
 
@@ -25,6 +25,9 @@ const KIND: PlanKind = PlanKind::Reboot;
 /// On resume, how long a reboot that was in flight gets to show (a new boot
 /// id) before it is issued again.
 const REISSUE_GRACE: Duration = Duration::from_secs(30);
+/// How long a reboot started through its prepared session may take to end
+/// that session (the machine going down ends it).
+const ARMED_REBOOT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Reboots one machine through its steps.
 pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Result<(), JournalError> {
@@ -39,6 +42,7 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
 
     // rebootDelay, minus what an interrupted run already waited.
     let mut boot_id = None;
+    let mut armed = None;
     let id = step_id(KIND, name, Action::Wait);
     let prior = ctx.prior.get(&id).cloned();
     if prior.as_ref().map(|p| p.state) == Some(StepState::Finished) {
@@ -54,9 +58,11 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
             format!("wait {} s (rebootDelay)", delay.as_secs()),
             json!({ "seconds": delay.as_secs() }),
         )?;
-        // The boot id is read, and the health prober gets ready, while the
-        // delay runs, so opening the connection costs the sequence nothing.
-        let (slept, early, ()) = tokio::join!(
+        // The boot id is read, the reboot's session opened and the health
+        // prober made ready while the delay runs: none of it costs the
+        // sequence anything.
+        let root = ctx.machine(name).metadata.target_user == "root";
+        let (slept, (early, ready), ()) = tokio::join!(
             async {
                 tokio::select! {
                     () = tokio::time::sleep(delay) => true,
@@ -64,7 +70,17 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
                     () = ctx.rt.cancel.cancelled() => false,
                 }
             },
-            ctx.exec(name).boot_id(),
+            // One after the other: the first opens the connection, the
+            // reboot's session then shares it (two clients racing to open
+            // a multiplexed connection can stall each other).
+            async {
+                let early = ctx.exec(name).boot_id().await;
+                let armed = match root && !ctx.rt.dry_run {
+                    true => ctx.exec(name).arm_reboot().await,
+                    false => None,
+                };
+                (early, armed)
+            },
             ctx.prober(name).prepare()
         );
         if !slept {
@@ -72,12 +88,13 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
         }
         ctx.finish(&step, name, Action::Wait, "waited".into(), serde_json::Value::Null)?;
         boot_id = early.ok();
+        armed = ready;
     }
 
     if !in_window(ctx, m).await? {
         return Ok(());
     }
-    let Some(before) = reboot(ctx, name, boot_id).await? else { return Ok(()) };
+    let Some(before) = reboot(ctx, name, boot_id, armed).await? else { return Ok(()) };
 
     let id = step_id(KIND, name, Action::WaitForBoot);
     if ctx.prior.state(&id) == StepState::Finished {
@@ -189,7 +206,12 @@ async fn needed(ctx: &Ctx<'_>, m: &MachinePlan) -> Result<bool, JournalError> {
 /// The reboot step; returns the boot id from before the reboot, or `None`
 /// when the machine failed. Never reboots a machine whose boot id already
 /// changed since a journaled reboot.
-async fn reboot(ctx: &Ctx<'_>, name: &str, early: Option<String>) -> Result<Option<String>, JournalError> {
+async fn reboot(
+    ctx: &Ctx<'_>,
+    name: &str,
+    early: Option<String>,
+    armed: Option<ArmedReboot>,
+) -> Result<Option<String>, JournalError> {
     let id = step_id(KIND, name, Action::Reboot);
     let exec = ctx.exec(name);
     let prior = ctx.prior.get(&id).cloned();
@@ -241,7 +263,17 @@ async fn reboot(ctx: &Ctx<'_>, name: &str, early: Option<String>) -> Result<Opti
     let step = ctx.start(KIND, name, Action::Reboot, "reboot".into(), json!({ "bootIdBefore": before }))?;
     let user = &ctx.machine(name).metadata.target_user;
     let result = if user == "root" {
-        exec.reboot().await
+        // The session opened during rebootDelay, else a new one.
+        let fired = match armed {
+            Some(armed) => armed.fire(ARMED_REBOOT_TIMEOUT).await.is_ok(),
+            None => false,
+        };
+        if fired {
+            exec.close().await;
+            Ok(())
+        } else {
+            exec.reboot().await
+        }
     } else {
         // Privileged: through the escalation command; the connection
         // dropping as the machine goes down is the expected end.

@@ -77,6 +77,16 @@ fn setup(host: &Host) -> Result<(), String> {
     mount(&["--bind", path_str(&dir.profiles())?, "/nix/var/nix/profiles"])?;
     mount(&["--bind", path_str(&dir.boot_id())?, "/proc/sys/kernel/random/boot_id"])?;
     mount(&["--bind", path_str(&dir.bin())?, "/usr/local/bin"])?;
+    // ssh sessions run root's shell, which (Debian's bash, under sshd)
+    // reads ~/.bashrc: the controller's, whose tools (pyenv rehash) take
+    // locks that a host killed mid-session would leave behind, stalling
+    // every later session of every fleet. A host has its own, empty one.
+    let rc = Path::new("/root/.bashrc");
+    if rc.exists() {
+        let own = dir.root.join("bashrc");
+        std::fs::write(&own, "").map_err(|e| format!("{}: {e}", own.display()))?;
+        mount(&["--bind", path_str(&own)?, "/root/.bashrc"])?;
+    }
     std::fs::write("/proc/sys/kernel/hostname", &host.name).map_err(|e| format!("set hostname: {e}"))?;
     Ok(())
 }
