@@ -90,7 +90,7 @@ impl RunLock {
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
-                    return Err(LockError::Held { path: path.to_path_buf(), holder: read_holder(&mut file) });
+                    return Err(LockError::Held { path: path.to_path_buf(), holder: settled_holder(&mut file) });
                 }
                 Err(TryLockError::Error(e)) => return Err(io(e)),
             }
@@ -152,6 +152,19 @@ impl Drop for RunLock {
         }
         let _ = self.file.unlock();
     }
+}
+
+/// The holder of a lock just found held. A run that has only just taken it
+/// may still be writing its record, so an unreadable record is read again
+/// for a moment (bounded) before it is reported as such.
+fn settled_holder(file: &mut File) -> Option<Holder> {
+    for _ in 0..50 {
+        if let Some(holder) = read_holder(file) {
+            return Some(holder);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    read_holder(file)
 }
 
 fn read_holder(file: &mut File) -> Option<Holder> {
