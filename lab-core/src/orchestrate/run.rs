@@ -20,6 +20,7 @@ use super::window_gate::RebootWindow;
 use super::{deploy, reboot};
 use crate::exec::Executor;
 use crate::health::Prober;
+use crate::metadata::Criticality;
 use crate::metadata::Machine;
 use crate::notify::{HookOutcome, NotifyConfig};
 use crate::plan::{step_id, Action, PlanKind};
@@ -232,6 +233,25 @@ impl<'a> Ctx<'a> {
         outcomes.values().filter(|(o, _)| matches!(o, MachineOutcome::Failed | MachineOutcome::RolledBack)).count()
     }
 
+    /// A failed machine that criticality forbids `machine` to be down
+    /// beside: a failed machine may be down for good (it never came back, or
+    /// its activation broke it), so under `--keep-going` nothing goes down
+    /// while a critical machine is failed, a critical machine does not go
+    /// down while any machine is failed, nor a high one while a machine of
+    /// one of its groups is.
+    fn down_beside(&self, machine: &str) -> Option<String> {
+        let m = self.prepared.fleet.machine(machine)?;
+        let level = m.metadata.orchestration.criticality_level;
+        self.prepared.fleet.machines().iter().find_map(|other| {
+            let failed = other.name != machine && self.outcome(&other.name) == Some(MachineOutcome::Failed);
+            let shares_group = other.metadata.groups.iter().any(|g| m.metadata.groups.contains(g));
+            let forbidden = other.metadata.orchestration.criticality_level == Criticality::Critical
+                || level == Criticality::Critical
+                || (level == Criticality::High && shares_group);
+            (failed && forbidden).then(|| other.name.clone())
+        })
+    }
+
     /// True when a dependency of `machine` failed or was not done.
     fn blocked_by(&self, machine: &str) -> Option<String> {
         self.prepared.fleet.dependencies(machine).into_iter().find_map(|dep| match self.outcome(&dep.name) {
@@ -350,6 +370,12 @@ async fn run_phases(ctx: &Ctx<'_>) -> Result<(), OrchestrateError> {
                     skip_machine(ctx, plan.kind, m, &reason)?;
                 } else if let Some(dep) = ctx.blocked_by(&m.machine) {
                     let reason = format!("its dependency {dep} failed or was not done");
+                    skip_machine(ctx, plan.kind, m, &reason)?;
+                    ctx.set_outcome(&m.machine, MachineOutcome::Skipped, reason);
+                } else if let Some(down) = ctx.down_beside(&m.machine) {
+                    let reason = format!(
+                        "{down} failed and may be down, and this machine's criticality forbids being down beside it"
+                    );
                     skip_machine(ctx, plan.kind, m, &reason)?;
                     ctx.set_outcome(&m.machine, MachineOutcome::Skipped, reason);
                 } else {

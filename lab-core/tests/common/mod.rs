@@ -168,22 +168,11 @@ impl SimState {
         }
     }
 
-    /// `name` goes down: no critical machine may be down with another.
-    ///
-    /// A machine that never came back is left out: lab has reported it
-    /// failed (did not come back within rebootTimeout) and, with
-    /// --keep-going, goes on with the others, critical ones included. That
-    /// is lab's current design, noted in issue 10's report rather than
-    /// asserted here; what is asserted is that lab never schedules a
-    /// critical machine's reboot together with another reboot.
+    /// `name` goes down: no critical machine may be down with another,
+    /// including one that never came back.
     fn going_down(&mut self, name: &str) {
         let at = self.start.elapsed().as_millis();
-        let down: Vec<&String> = self
-            .machines
-            .iter()
-            .filter(|(n, m)| !m.up && !m.faults.never_returns && *n != name)
-            .map(|(n, _)| n)
-            .collect();
+        let down: Vec<&String> = self.machines.iter().filter(|(n, m)| !m.up && *n != name).map(|(n, _)| n).collect();
         let critical = self.machines[name].critical || down.iter().any(|n| self.machines[*n].critical);
         if critical && !down.is_empty() {
             let v = format!("{at} ms: {name} goes down while {down:?} are down and one of them is critical");
