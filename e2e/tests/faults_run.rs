@@ -224,6 +224,7 @@ fn sshd_killed_mid_activation_the_detached_activation_finishes_and_lab_follows_u
 }
 
 #[test]
+#[ignore = "racy: catching the copy's short remote session to cut it depends on machine load; run with --ignored"]
 fn sshd_killed_mid_copy_fails_that_machine_cleanly_and_a_new_run_finishes_it() {
     let mut fleet = TestFleet::start(FleetSpec::new(vec![HostSpec::new("far")])).unwrap();
     let state = tempfile::tempdir().unwrap();
