@@ -25,15 +25,9 @@ const RUN: Duration = Duration::from_secs(120);
 /// Bound on waiting for a host to reach a point where a fault is injected.
 const POINT: Duration = Duration::from_secs(60);
 
-fn lab_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.ancestors().skip(1).take(2).map(|d| d.join("lab")).find(|p| p.is_file());
-    bin.unwrap_or_else(|| panic!("lab not built next to {}; run `cargo build -p lab-cli` first", exe.display()))
-}
-
 /// `lab ARGS --json` against the fleet, with its state in `state`.
 fn lab_cmd(fleet: &TestFleet, state: &Path, args: &[&str]) -> Command {
-    let mut cmd = fleet.command(lab_bin());
+    let mut cmd = fleet.command(lab_e2e::lab_binary());
     if args[0] != "resume" {
         cmd.arg("--file").arg(fleet.fleet_file());
     }

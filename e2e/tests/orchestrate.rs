@@ -2,7 +2,6 @@
 //! test hosts: order and gating are read from the hosts' own logs.
 //! Needs root, nix and sshd, and `cargo build -p lab-cli -p lab-e2e` first.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -11,14 +10,8 @@ use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet};
 /// Bound on any one lab run in these tests.
 const RUN: Duration = Duration::from_secs(180);
 
-fn lab_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.ancestors().skip(1).take(2).map(|d| d.join("lab")).find(|p| p.is_file());
-    bin.unwrap_or_else(|| panic!("lab not built next to {}; run `cargo build -p lab-cli` first", exe.display()))
-}
-
 fn lab(fleet: &TestFleet, state: &std::path::Path, args: &[&str]) -> Output {
-    let mut cmd = fleet.command(lab_bin());
+    let mut cmd = fleet.command(lab_e2e::lab_binary());
     cmd.arg("--file").arg(fleet.fleet_file()).args(args);
     cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
     output_within(&mut cmd, RUN).unwrap()
@@ -193,7 +186,7 @@ fn kill_9_mid_run_then_resume_finishes_without_redoing_a_step() {
         .collect();
     let fleet = TestFleet::start(FleetSpec::new(hosts)).unwrap();
     let state = tempfile::tempdir().unwrap();
-    let mut cmd = fleet.command(lab_bin());
+    let mut cmd = fleet.command(lab_e2e::lab_binary());
     cmd.arg("--file").arg(fleet.fleet_file()).args(["reboot"]);
     cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state.path());
     cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
@@ -211,7 +204,7 @@ fn kill_9_mid_run_then_resume_finishes_without_redoing_a_step() {
 }
 
 fn lab_resume(fleet: &TestFleet, state: &std::path::Path) -> Output {
-    let mut cmd: Command = fleet.command(lab_bin());
+    let mut cmd: Command = fleet.command(lab_e2e::lab_binary());
     cmd.args(["resume", "--ssh-config"]).arg(fleet.ssh_config()).arg("--state-dir").arg(state);
     output_within(&mut cmd, RUN).unwrap()
 }

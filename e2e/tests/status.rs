@@ -3,7 +3,6 @@
 //! one; the exit code tells a monitoring probe whether all is well.
 //! Needs root, nix and sshd, and `cargo build -p lab-cli -p lab-e2e` first.
 
-use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
@@ -11,14 +10,8 @@ use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet};
 
 const RUN: Duration = Duration::from_secs(120);
 
-fn lab_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.ancestors().skip(1).take(2).map(|d| d.join("lab")).find(|p| p.is_file());
-    bin.unwrap_or_else(|| panic!("lab not built next to {}; run `cargo build -p lab-cli` first", exe.display()))
-}
-
 fn lab(fleet: &TestFleet, state: &std::path::Path, args: &[&str]) -> Output {
-    let mut cmd = fleet.command(lab_bin());
+    let mut cmd = fleet.command(lab_e2e::lab_binary());
     cmd.arg("--file").arg(fleet.fleet_file()).args(args);
     cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
     // A dead host must not hold the probe for long.

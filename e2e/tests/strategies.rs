@@ -14,14 +14,8 @@ use lab_e2e::{output_within, FleetSpec, HostMode, HostSpec, LogEntry, SystemSpec
 /// Bound on any one lab run in these tests.
 const RUN: Duration = Duration::from_secs(120);
 
-fn lab_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.ancestors().skip(1).take(2).map(|d| d.join("lab")).find(|p| p.is_file());
-    bin.unwrap_or_else(|| panic!("lab not built next to {}; run `cargo build -p lab-cli` first", exe.display()))
-}
-
 fn lab_command(fleet: &TestFleet, state: &Path, args: &[&str]) -> Command {
-    let mut cmd = fleet.command(lab_bin());
+    let mut cmd = fleet.command(lab_e2e::lab_binary());
     cmd.arg("--file").arg(fleet.fleet_file()).args(args);
     cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
     cmd
