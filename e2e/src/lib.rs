@@ -40,7 +40,7 @@ pub use nixsys::{Behaviour, SystemSpec};
 pub use spec::{FleetSpec, HostMode, HostSpec};
 
 /// The `lab` binary the workspace built, found beside the running test
-/// binary (target/<profile>/deps/… → target/<profile>/lab).
+/// binary (`target/PROFILE/deps/…` → `target/PROFILE/lab`).
 pub fn lab_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
     let bin = exe.ancestors().skip(1).take(2).map(|d| d.join("lab")).find(|p| p.is_file());
