@@ -223,20 +223,7 @@ impl Remote<'_> {
         goal: Goal,
         confirm: Option<(&str, Duration, &Rollback)>,
     ) -> Result<Output, ExecError> {
-        let mut argv = vec![
-            probe.systemd_run.clone(),
-            "-E".into(),
-            "LOCALE_ARCHIVE".into(),
-            "-E".into(),
-            "NIXOS_INSTALL_BOOTLOADER".into(),
-            "--collect".into(),
-            "--no-ask-password".into(),
-            "--pipe".into(),
-            "--quiet".into(),
-            "--service-type=exec".into(),
-            format!("--unit={unit}"),
-            "--wait".into(),
-        ];
+        let mut argv = waited_unit(probe, unit, &["LOCALE_ARCHIVE", "NIXOS_INSTALL_BOOTLOADER"]);
         match confirm {
             None => {
                 argv.push(format!("{system}/bin/switch-to-configuration"));
@@ -263,17 +250,8 @@ impl Remote<'_> {
 
     /// Rolls back now, in a transient unit that survives this connection.
     pub async fn rollback_now(&self, probe: &Probe, unit: &str, rollback: &Rollback) -> Result<Output, ExecError> {
-        let mut argv = vec![
-            probe.systemd_run.clone(),
-            "--collect".into(),
-            "--no-ask-password".into(),
-            "--pipe".into(),
-            "--quiet".into(),
-            "--service-type=exec".into(),
-            format!("--unit={unit}"),
-            "--wait".into(),
-            "--".into(),
-        ];
+        let mut argv = waited_unit(probe, unit, &[]);
+        argv.push("--".into());
         argv.extend(self.rollback_argv(probe, rollback));
         self.exec.run(&self.privileged(argv).timeout(ACTIVATION_TIMEOUT)).await
     }
@@ -322,6 +300,19 @@ impl Remote<'_> {
             parts.iter().enumerate().filter(|(i, _)| lines[*i] != lines[i + 3]).map(|(_, p)| *p).collect();
         Ok((!differing.is_empty()).then(|| format!("booted {} differ from the boot default", differing.join(", "))))
     }
+}
+
+/// `systemd-run` starting the transient unit `unit` and waiting for it,
+/// passing on the environment variables `env` (as nixos-rebuild does), its
+/// output piped back; the command follows.
+fn waited_unit(probe: &Probe, unit: &str, env: &[&str]) -> Vec<String> {
+    let mut argv = vec![probe.systemd_run.clone()];
+    for name in env {
+        argv.extend(["-E".to_string(), name.to_string()]);
+    }
+    argv.extend(["--collect", "--no-ask-password", "--pipe", "--quiet", "--service-type=exec"].map(String::from));
+    argv.extend([format!("--unit={unit}"), "--wait".into()]);
+    argv
 }
 
 /// What a rollback restores.
