@@ -90,8 +90,11 @@ fn a_generation_that_breaks_sshd_is_rolled_back_by_the_host_within_confirm_timeo
 /// the lower bound (per host: rebootDelay + time down + time to healthy,
 /// all taken from the hosts' own logs), printed for the report, with where
 /// each host's share of the difference goes. The bound is an oracle's: it
-/// has no room for the one fresh ssh handshake lab needs to see a host's
-/// new boot id (about 0.2 s a host here), so that is the floor of the gap.
+/// has no room for the one fresh ssh session any tool needs to see a
+/// host's new boot id (about 0.2 s a host here, most of it the key
+/// exchange), so the figure is given twice: against that bound, and with
+/// that session, measured on the same hosts after the run, added to it;
+/// the second is what lab itself adds.
 #[test]
 fn six_host_rolling_reboot_goes_in_order_and_reports_its_makespan() {
     let names = ["r1", "r2", "r3", "r4", "r5", "r6"];
@@ -134,16 +137,40 @@ fn six_host_rolling_reboot_goes_in_order_and_reports_its_makespan() {
         assert_eq!(fleet.host(n).events("reboot-start").len(), 1, "{n} rebooted once");
     }
     let overhead = makespan.as_secs_f64() / bound.as_secs_f64() - 1.0;
+    // What "back with a new boot id" costs any ssh-based tool once sshd
+    // listens: one fresh ssh session reading the boot id (a full key
+    // exchange). Measured here, on the same hosts, client and config.
+    let session: Duration = names.iter().map(|n| fresh_session(&fleet, n)).sum();
+    let with_session = makespan.as_secs_f64() / (bound + session).as_secs_f64() - 1.0;
     eprintln!(
-        "6-host rolling reboot: makespan {:.2} s, lower bound {:.2} s, overhead {:.1} %",
+        "6-host rolling reboot: makespan {:.2} s, lower bound {:.2} s, overhead {:.1} %; \
+         counting one fresh ssh session per host ({:.0} ms median) in the bound: {:.1} %, {:.0} ms per host",
         makespan.as_secs_f64(),
         bound.as_secs_f64(),
-        overhead * 100.0
+        overhead * 100.0,
+        session.as_secs_f64() * 1000.0 / names.len() as f64,
+        with_session * 100.0,
+        (makespan.as_secs_f64() - (bound + session).as_secs_f64()) * 1000.0 / names.len() as f64,
     );
     // Timing is a benchmark figure (benches/report.sh), not a pass/fail
     // test: this test only checks that it is measurable and sane.
     assert!(overhead > -0.05, "makespan below its lower bound: the bound is wrong");
     fleet.teardown().unwrap();
+}
+
+/// The median of 5 fresh (unmultiplexed) ssh sessions to `host` reading its
+/// boot id: connection, key exchange, authentication, the command.
+fn fresh_session(fleet: &TestFleet, host: &str) -> Duration {
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            let out = output_within(fleet.ssh(host).args(["cat", "/proc/sys/kernel/random/boot_id"]), RUN).unwrap();
+            assert!(out.status.success(), "{host}: {}", text(&out));
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[2]
 }
 
 /// Per host, lab's share of the critical path, in ms: from the end of its
