@@ -217,25 +217,49 @@ fn sshd_killed_mid_activation_the_detached_activation_finishes_and_lab_follows_u
     fleet.teardown().unwrap();
 }
 
+/// Makes the host hold every closure-copy session (`nix-store --serve`, what
+/// `nix copy --to ssh://` runs there) before it starts, while `hold` exists:
+/// a stand-in `nix-store` ahead of the real one on the host's PATH marks
+/// `held` and waits (bounded) for the file to go. The cut is then made at
+/// a known point, whatever the machine's load.
+fn hold_copies(host: &TestHost) -> (PathBuf, PathBuf) {
+    let (hold, held) = (host.dir().join("hold-copy"), host.dir().join("copy-held"));
+    // The real one, as found on this machine's PATH (hosts share its /usr and /nix).
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let real = std::env::split_paths(&path).map(|d| d.join("nix-store")).find(|p| p.is_file()).expect("nix-store");
+    let script = format!(
+        "#!/bin/sh\n# lab-e2e: holds copy sessions while {hold} exists\n\
+         case \" $* \" in *\" --serve \"*)\n  : > {held}\n  i=0\n  \
+         while [ -e {hold} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done;;\nesac\nexec {real} \"$@\"\n",
+        hold = hold.display(),
+        held = held.display(),
+        real = real.display(),
+    );
+    let wrapper = host.dir().join("bin/nix-store");
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(&hold, "").unwrap();
+    (hold, held)
+}
+
 #[test]
-#[ignore = "racy: catching the copy's short remote session to cut it depends on machine load; run with --ignored"]
 fn sshd_killed_mid_copy_fails_that_machine_cleanly_and_a_new_run_finishes_it() {
     let mut fleet = TestFleet::start(FleetSpec::new(vec![HostSpec::new("far")])).unwrap();
     let state = tempfile::tempdir().unwrap();
     let gen2 = fleet.write_generation(2, &[("far", SystemSpec::healthy())]).unwrap();
     let far = fleet.host("far");
     let gen1 = far.current_system().unwrap();
-    // A long round trip keeps the copy's session open long enough to cut.
-    throttle(far, Some("32kbit"));
+    let (hold, held) = hold_copies(far);
     let run = lab_bg(&fleet, state.path(), &["deploy"]);
+    // The copy's session is open on far and held there: cut it.
     let t = Instant::now();
-    let mut seen = false;
-    while t.elapsed() < POINT && !seen {
-        seen = host_runs(far, "nix-store --serve") || host_runs(far, "nix-daemon --stdio");
-        std::thread::sleep(Duration::from_millis(5));
+    while t.elapsed() < POINT && !held.exists() {
+        std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(seen, "no copy session ever ran on far");
-    kill_sshd(far);
+    assert!(held.exists(), "no copy session ever started on far");
+    assert!(host_runs(far, "--serve"), "the held copy session is not running on far");
+    assert!(kill_sshd(far) >= 2, "sshd's listener and the copy's session were killed");
+    std::fs::remove_file(&hold).unwrap();
     let out = run.join().unwrap();
     let (log, ev) = (text(&out), events(&out));
     assert_eq!(out.status.code(), Some(1), "{log}");
@@ -247,9 +271,8 @@ fn sshd_killed_mid_copy_fails_that_machine_cleanly_and_a_new_run_finishes_it() {
     assert_eq!(far.current_system().unwrap(), gen1);
     assert_eq!(far.profile_system().unwrap(), gen1);
 
-    // sshd back, link fast again: a new run copies and activates once.
+    // sshd back: a new run copies and activates once.
     start_sshd(far);
-    throttle(far, None);
     let out = lab(&fleet, state.path(), &["deploy"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(activations(far, "2"), 1);
