@@ -114,6 +114,18 @@ impl TestHost {
         Ok(())
     }
 
+    /// Gives the host a new ssh host key, as a reinstall (or an impostor)
+    /// would. sshd serves it from the next connection on (it re-reads its
+    /// keys for each one). The fleet's known_hosts keeps the old one.
+    pub fn replace_host_key(&self) -> Result<()> {
+        let key = self.dir.ssh().join("ssh_host_ed25519_key");
+        for path in [key.clone(), key.with_extension("pub")] {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+        crate::ssh::keygen(&key, &self.name)?;
+        Ok(())
+    }
+
     /// Runs a command inside the host (its network, mount and UTS
     /// namespaces), as its root; argv only.
     pub fn exec(&self, argv: &[&str]) -> Result<Output> {

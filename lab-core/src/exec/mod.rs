@@ -180,7 +180,9 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
 
     /// Waits until the machine answers with a boot id other than
     /// `old_boot_id`, polling every 100 ms at most; fails with
-    /// [`ExecError::BootTimeout`] at `deadline`. Returns the new boot id.
+    /// [`ExecError::BootTimeout`] at `deadline`, and at once with
+    /// [`ExecError::HostKey`] when the machine answers with a host key ssh
+    /// does not accept. Returns the new boot id.
     async fn wait_for_boot(&self, old_boot_id: &str, deadline: Instant) -> Result<String, ExecError> {
         poll_new_boot(self, old_boot_id, deadline).await
     }
@@ -225,6 +227,9 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
         match tokio::time::timeout(deadline - now, executor.boot_id()).await {
             Ok(Ok(id)) if id != old_boot_id => return Ok(id),
             Ok(Ok(id)) => last = format!("still up with the old boot id {id}"),
+            // A host key that changed across the reboot is not a machine
+            // still booting: waiting would not make it acceptable.
+            Ok(Err(e @ ExecError::HostKey { .. })) => return Err(e),
             Ok(Err(e)) => last = e.to_string(),
             // The deadline cut this attempt short: that says nothing new,
             // so the last real observation stays what the error reports.
@@ -234,5 +239,67 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
         let interval =
             if last.contains("Connection refused") { BOOT_POLL_REFUSED_INTERVAL } else { BOOT_POLL_INTERVAL };
         tokio::time::sleep_until((started + interval).min(deadline)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Answers boot-id reads from a script, one entry per read.
+    #[derive(Debug)]
+    struct Scripted(Mutex<Vec<fn() -> Result<Output, ExecError>>>);
+
+    #[async_trait]
+    impl Executor for Scripted {
+        fn machine(&self) -> &str {
+            "m"
+        }
+        async fn run(&self, _cmd: &Cmd) -> Result<Output, ExecError> {
+            let mut script = self.0.lock().unwrap();
+            let next = if script.len() > 1 { script.remove(0) } else { script[0] };
+            next()
+        }
+        async fn copy_closure(&self, _: &str, _: &CopyOptions) -> Result<(), ExecError> {
+            Ok(())
+        }
+        async fn reboot(&self) -> Result<(), ExecError> {
+            Ok(())
+        }
+    }
+
+    fn refused() -> Result<Output, ExecError> {
+        Err(ExecError::Connection { machine: "m".into(), command: "cat".into(), message: "Connection refused".into() })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_host_key_ends_the_wait_for_boot_at_once() {
+        let key = || {
+            Err(ExecError::HostKey {
+                machine: "m".into(),
+                command: "cat".into(),
+                message: "REMOTE HOST IDENTIFICATION HAS CHANGED".into(),
+            })
+        };
+        let exec = Scripted(Mutex::new(vec![refused, refused, key]));
+        let started = Instant::now();
+        let err = exec.wait_for_boot("old", started + Duration::from_secs(600)).await.unwrap_err();
+        assert!(matches!(err, ExecError::HostKey { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(1), "waited {:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusing_machine_is_waited_for_until_the_deadline() {
+        let exec = Scripted(Mutex::new(vec![refused]));
+        let started = Instant::now();
+        let err = exec.wait_for_boot("old", started + Duration::from_secs(30)).await.unwrap_err();
+        assert!(matches!(err, ExecError::BootTimeout { .. }), "{err}");
+        assert!(err.to_string().contains("Connection refused"), "{err}");
+        assert!(started.elapsed() >= Duration::from_secs(30));
+        let new = || Ok(Output { status: Some(0), stdout: b"new-id\n".to_vec(), stderr: vec![] });
+        let exec = Scripted(Mutex::new(vec![refused, new]));
+        assert_eq!(exec.wait_for_boot("old", Instant::now() + Duration::from_secs(30)).await.unwrap(), "new-id");
     }
 }

@@ -117,8 +117,14 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
                 json!({ "bootId": new }),
             )?,
             Err(e) => {
-                let error =
-                    format!("{e}; rebootTimeout is {} s; nothing that depends on it was touched", o.reboot_timeout);
+                let error = match e {
+                    ExecError::HostKey { .. } => {
+                        format!("{e}; it came back from the reboot with a host key ssh does not accept; nothing that depends on it was touched")
+                    }
+                    _ => {
+                        format!("{e}; rebootTimeout is {} s; nothing that depends on it was touched", o.reboot_timeout)
+                    }
+                };
                 return ctx.fail(&step, name, Action::WaitForBoot, error);
             }
         }

@@ -1,7 +1,7 @@
 //! The wave loop: phases, waves, machines; the journal written before every
 //! action; failures propagated to dependents; stopping on request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::future::join_all;
@@ -63,6 +63,8 @@ pub(super) struct Ctx<'a> {
     pub run_id: String,
     pub prior: Prior,
     journal: Option<Mutex<Journal>>,
+    /// Steps this run has ended (finished, failed, skipped, rolled back).
+    ended: Mutex<BTreeSet<String>>,
     outcomes: Mutex<BTreeMap<String, (MachineOutcome, String)>>,
     hooks: Mutex<Vec<Hook>>,
 }
@@ -93,6 +95,9 @@ impl<'a> Ctx<'a> {
     }
 
     fn record(&self, step: &str, machine: &str, state: StepState, detail: Value) -> Result<(), JournalError> {
+        if ended(state) {
+            self.ended.lock().unwrap_or_else(PoisonError::into_inner).insert(step.to_string());
+        }
         let Some(journal) = &self.journal else { return Ok(()) };
         let entry = Entry::Step { step: step.into(), machine: machine.into(), state, detail };
         journal.lock().unwrap_or_else(PoisonError::into_inner).append(entry).map(drop)
@@ -282,6 +287,7 @@ pub async fn execute(
         run_id: run_id.to_string(),
         prior,
         journal: journal.map(Mutex::new),
+        ended: Mutex::new(BTreeSet::new()),
         outcomes: Mutex::new(BTreeMap::new()),
         hooks: Mutex::new(Vec::new()),
     };
@@ -419,10 +425,10 @@ fn prior_failure(ctx: &Ctx<'_>, kind: PlanKind, m: &crate::plan::MachinePlan) ->
 fn skip_machine(ctx: &Ctx<'_>, kind: PlanKind, m: &crate::plan::MachinePlan, reason: &str) -> Result<(), JournalError> {
     for s in &m.steps {
         let step = step_id(kind, &m.machine, s.action);
-        let done = matches!(
-            ctx.prior.state(&step),
-            StepState::Finished | StepState::Skipped | StepState::Failed | StepState::RolledBack
-        );
+        // Ended by an earlier run, or by this one (a build or copy done
+        // ahead of its machine's turn): it stays as it ended.
+        let done =
+            ended(ctx.prior.state(&step)) || ctx.ended.lock().unwrap_or_else(PoisonError::into_inner).contains(&step);
         if !done {
             ctx.skip(&step, &m.machine, reason)?;
         }
@@ -431,6 +437,11 @@ fn skip_machine(ctx: &Ctx<'_>, kind: PlanKind, m: &crate::plan::MachinePlan, rea
         ctx.set_outcome(&m.machine, MachineOutcome::Skipped, reason.to_string());
     }
     Ok(())
+}
+
+/// True for the states a step ends in.
+fn ended(state: StepState) -> bool {
+    matches!(state, StepState::Finished | StepState::Skipped | StepState::Failed | StepState::RolledBack)
 }
 
 /// The journal entries of a new run: its start, then every step planned.
