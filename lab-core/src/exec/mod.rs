@@ -248,9 +248,12 @@ mod tests {
 
     use super::*;
 
-    /// Answers boot-id reads from a script, one entry per read.
+    /// One scripted answer.
+    type Answer = fn() -> Result<Output, ExecError>;
+
+    /// Answers boot-id reads from a script, one entry per read; the last repeats.
     #[derive(Debug)]
-    struct Scripted(Mutex<Vec<fn() -> Result<Output, ExecError>>>);
+    struct Scripted(Mutex<Vec<Answer>>);
 
     #[async_trait]
     impl Executor for Scripted {
