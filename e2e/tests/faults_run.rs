@@ -491,12 +491,20 @@ fn a_damaged_journal_is_refused_and_a_torn_last_line_is_recovered() {
     let counts = || fleet.hosts().iter().map(reboots).collect::<Vec<_>>();
     let before = counts();
 
-    // Edited by hand: a garbage line, a deleted line, another run's line.
+    // Edited by hand: a garbage line, a deleted line, another run's line,
+    // and j2's step in flight marked finished (still a valid record).
     let other_run = lines[3].replacen("\"runId\":\"", "\"runId\":\"x", 1);
+    let in_flight = |l: &&str| l.contains("\"machine\":\"j2\"") && l.contains("\"state\":\"started\"");
+    let reboot = lines.iter().rposition(|l| in_flight(&l)).expect("j2 had a step in flight");
+    let marked = lines[reboot].replacen("\"state\":\"started\"", "\"state\":\"finished\"", 1);
     let edits = [
         (lines.iter().enumerate().map(|(i, l)| if i == 3 { "{garbage" } else { l }).collect::<Vec<_>>(), "line 4"),
         (lines.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, l)| *l).collect(), "sequence number"),
         (lines.iter().enumerate().map(|(i, l)| if i == 3 { other_run.as_str() } else { l }).collect(), "record of run"),
+        (
+            lines.iter().enumerate().map(|(i, l)| if i == reboot { marked.as_str() } else { l }).collect(),
+            "checksum does not match",
+        ),
     ];
     for (edited, why) in edits {
         std::fs::write(&journal, edited.join("\n") + "\n").unwrap();

@@ -1,11 +1,18 @@
 //! The run journal: one JSON line per step transition, fsynced before the
 //! next action, so `lab resume` knows exactly what was done.
 //!
+//! Every line ends with a checksum chained over the line before it
+//! (`"sum"`, blake3), so an edit that leaves valid JSON behind (a state
+//! changed by hand, a line copied from another journal) shows as well as
+//! a broken one.
+//!
 //! Reading is strict: a last line cut short by a crash (no final newline) is
 //! the only damage tolerated, because the step it described never had its
 //! record made durable, so the action after it never started. Any other
 //! damage (a malformed line in the middle, a gap in sequence numbers, a
-//! record from another run) refuses: resume never guesses.
+//! record from another run, a checksum that does not match) refuses: resume
+//! never guesses. What no journal can show is whole lines removed from its
+//! end: that reads as a run that stopped there.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -120,6 +127,8 @@ pub struct Journal {
     path: PathBuf,
     run_id: String,
     next_seq: u64,
+    /// The checksum of the last line written, which the next one chains on.
+    last_sum: String,
 }
 
 impl Journal {
@@ -130,13 +139,13 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(write)?;
         }
         let file = OpenOptions::new().append(true).create_new(true).open(path).map_err(write)?;
-        Ok(Journal { file, path: path.to_path_buf(), run_id: run_id.to_string(), next_seq: 0 })
+        Ok(Journal { file, path: path.to_path_buf(), run_id: run_id.to_string(), next_seq: 0, last_sum: String::new() })
     }
 
     /// Reopens an existing journal to continue it (for resume): reads it
     /// strictly, drops a cut-short last line, and appends after it.
     pub fn reopen(path: &Path) -> Result<(Journal, Vec<Record>), JournalError> {
-        let (records, valid_len) = read_with_len(path)?;
+        let Read { records, valid_len, last_sum } = read_with_len(path)?;
         let run_id = records.first().map(|r| r.run_id.clone()).ok_or_else(|| JournalError::Corrupt {
             path: path.to_path_buf(),
             line: 1,
@@ -147,7 +156,7 @@ impl Journal {
         // Cut away a partial last line so the next record starts on its own line.
         file.set_len(valid_len).map_err(write)?;
         let next_seq = records.len() as u64;
-        Ok((Journal { file, path: path.to_path_buf(), run_id, next_seq }, records))
+        Ok((Journal { file, path: path.to_path_buf(), run_id, next_seq, last_sum }, records))
     }
 
     /// Appends every entry with one write and one fsync (the planned steps
@@ -155,17 +164,20 @@ impl Journal {
     pub fn append_all(&mut self, entries: Vec<Entry>) -> Result<(), JournalError> {
         let mut text = String::new();
         let mut seq = self.next_seq;
+        let mut last_sum = self.last_sum.clone();
         for entry in entries {
             let entry = redacted(entry);
             let record = Record { seq, time_ms: now_ms(), run_id: self.run_id.clone(), entry };
-            text.push_str(&serde_json::to_string(&record).unwrap_or_default());
-            text.push('\n');
+            let (line, sum) = seal(&last_sum, &record);
+            text.push_str(&line);
+            last_sum = sum;
             seq += 1;
         }
         let write = |source| JournalError::Write { path: self.path.clone(), source };
         self.file.write_all(text.as_bytes()).map_err(write)?;
         self.file.sync_data().map_err(write)?;
         self.next_seq = seq;
+        self.last_sum = last_sum;
         Ok(())
     }
 
@@ -174,12 +186,12 @@ impl Journal {
     pub fn append(&mut self, entry: Entry) -> Result<Record, JournalError> {
         let entry = redacted(entry);
         let record = Record { seq: self.next_seq, time_ms: now_ms(), run_id: self.run_id.clone(), entry };
-        let mut line = serde_json::to_string(&record).unwrap_or_default();
-        line.push('\n');
+        let (line, sum) = seal(&self.last_sum, &record);
         let write = |source| JournalError::Write { path: self.path.clone(), source };
         self.file.write_all(line.as_bytes()).map_err(write)?;
         self.file.sync_data().map_err(write)?;
         self.next_seq += 1;
+        self.last_sum = sum;
         Ok(record)
     }
 
@@ -196,23 +208,59 @@ impl Journal {
 
 /// Reads a journal strictly (see the module documentation).
 pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
-    read_with_len(path).map(|(records, _)| records)
+    read_with_len(path).map(|read| read.records)
 }
 
-fn read_with_len(path: &Path) -> Result<(Vec<Record>, u64), JournalError> {
+/// A journal as read: its records, the length of its complete lines, and
+/// the checksum of the last one.
+struct Read {
+    records: Vec<Record>,
+    valid_len: u64,
+    last_sum: String,
+}
+
+/// The checksum of a line's `body`, chained on the line before (`prev`).
+fn chain_sum(prev: &str, body: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(prev.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body.as_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+/// The line for `record` (its JSON with the checksum as the last field,
+/// and a newline) and that checksum.
+fn seal(prev: &str, record: &Record) -> (String, String) {
+    let body = serde_json::to_string(record).unwrap_or_default();
+    let sum = chain_sum(prev, &body);
+    let open = body.strip_suffix('}').unwrap_or(&body);
+    (format!("{open},\"sum\":\"{sum}\"}}\n"), sum)
+}
+
+/// A line split into its body as it was summed and its checksum.
+fn unseal(line: &str) -> Option<(String, &str)> {
+    let (open, sum) = line.strip_suffix("\"}")?.rsplit_once(",\"sum\":\"")?;
+    Some((format!("{open}}}"), sum))
+}
+
+fn read_with_len(path: &Path) -> Result<Read, JournalError> {
     let bytes = std::fs::read(path).map_err(|source| JournalError::Read { path: path.to_path_buf(), source })?;
     let corrupt = |line: usize, reason: String| JournalError::Corrupt { path: path.to_path_buf(), line, reason };
     let mut records: Vec<Record> = Vec::new();
     let mut offset = 0usize;
+    let mut last_sum = String::new();
     for (index, chunk) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
         let complete = chunk.ends_with(b"\n");
         let text = std::str::from_utf8(chunk).map_err(|_| corrupt(index + 1, "not UTF-8".into()));
         let parsed = text.and_then(|t| {
-            serde_json::from_str::<Record>(t.trim_end())
-                .map_err(|e| corrupt(index + 1, format!("not a journal record ({e})")))
+            let t = t.trim_end();
+            let (body, sum) = unseal(t).unwrap_or_else(|| (t.to_string(), ""));
+            let record = serde_json::from_str::<Record>(&body)
+                .map_err(|e| corrupt(index + 1, format!("not a journal record ({e})")))?;
+            Ok((record, body, sum.to_string()))
         });
         match parsed {
-            Ok(record) if complete => {
+            Ok((record, body, sum)) if complete => {
                 if record.seq != records.len() as u64 {
                     return Err(corrupt(
                         index + 1,
@@ -227,6 +275,17 @@ fn read_with_len(path: &Path) -> Result<(Vec<Record>, u64), JournalError> {
                         ));
                     }
                 }
+                if sum.is_empty() {
+                    return Err(corrupt(index + 1, "the record carries no checksum: lab did not write it".into()));
+                }
+                if sum != chain_sum(&last_sum, &body) {
+                    return Err(corrupt(
+                        index + 1,
+                        "its checksum does not match: the line (or one before it) was changed after lab wrote it"
+                            .into(),
+                    ));
+                }
+                last_sum = sum;
                 records.push(record);
                 offset += chunk.len();
             }
@@ -237,7 +296,7 @@ fn read_with_len(path: &Path) -> Result<(Vec<Record>, u64), JournalError> {
             Err(e) => return Err(e),
         }
     }
-    Ok((records, offset as u64))
+    Ok(Read { records, valid_len: offset as u64, last_sum })
 }
 
 /// `entry` without credentials: the journal outlives the run and is read by
@@ -350,5 +409,46 @@ mod tests {
         std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("line 2: sequence number 2 where 1 was expected"), "{err}");
+    }
+
+    #[test]
+    fn an_edit_that_stays_valid_json_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let mut journal = Journal::create(&path, "r1").unwrap();
+        journal.append_all(vec![step("a", StepState::Planned), step("b", StepState::Planned)]).unwrap();
+        journal.append(step("a", StepState::Started)).unwrap();
+        drop(journal);
+        let (mut journal, records) = Journal::reopen(&path).unwrap();
+        assert_eq!(records.len(), 3);
+        journal.append(step("a", StepState::Failed)).unwrap();
+        let original = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 4, "batches and single appends chain alike");
+
+        // "failed" made "finished" by hand: still a valid record.
+        let edited = original.replacen("\"state\":\"failed\"", "\"state\":\"finished\"", 1);
+        assert_ne!(edited, original);
+        std::fs::write(&path, &edited).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("damaged at line 4: its checksum does not match"), "{err}");
+
+        // Two lines swapped and renumbered by hand: each line is a valid
+        // record, but the chain ties each to the ones before it.
+        let lines: Vec<&str> = original.lines().collect();
+        let swapped = format!(
+            "{}\n{}\n{}\n{}\n",
+            lines[0],
+            lines[2].replacen("\"seq\":2", "\"seq\":1", 1),
+            lines[1].replacen("\"seq\":1", "\"seq\":2", 1),
+            lines[3]
+        );
+        std::fs::write(&path, swapped).unwrap();
+        assert!(read(&path).unwrap_err().to_string().contains("line 2: its checksum does not match"));
+
+        // A line without a checksum was not written by lab.
+        let (body, _) = unseal(lines[3]).unwrap();
+        std::fs::write(&path, format!("{}\n{}\n{}\n{body}\n", lines[0], lines[1], lines[2])).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("line 4: the record carries no checksum"), "{err}");
     }
 }
