@@ -495,7 +495,7 @@ fn a_damaged_journal_is_refused_and_a_torn_last_line_is_recovered() {
     // and j2's step in flight marked finished (still a valid record).
     let other_run = lines[3].replacen("\"runId\":\"", "\"runId\":\"x", 1);
     let in_flight = |l: &&str| l.contains("\"machine\":\"j2\"") && l.contains("\"state\":\"started\"");
-    let reboot = lines.iter().rposition(|l| in_flight(l)).expect("j2 had a step in flight");
+    let reboot = lines.iter().rposition(in_flight).expect("j2 had a step in flight");
     let marked = lines[reboot].replacen("\"state\":\"started\"", "\"state\":\"finished\"", 1);
     let edits = [
         (lines.iter().enumerate().map(|(i, l)| if i == 3 { "{garbage" } else { l }).collect::<Vec<_>>(), "line 4"),
