@@ -141,7 +141,9 @@ impl TestFleet {
         });
         let mut known = Vec::new();
         for ((h, slot), key) in spec.hosts.iter().zip(&slots).zip(prepared) {
-            known.push((h.name.clone(), slot.addr().to_string(), key?));
+            let proxy =
+                (!h.latency.is_zero()).then(|| format!("{} delay {} %h %p", agent.display(), h.latency.as_millis()));
+            known.push((h.name.clone(), slot.addr().to_string(), key?, proxy));
             let mut metadata = h.metadata.clone();
             metadata.target_host = Some(slot.addr().to_string());
             let machine = Machine {

@@ -32,6 +32,10 @@ pub struct HostSpec {
     pub mode: HostMode,
     /// How long a reboot stays down (changeable with `TestHost::set_boot_delay`).
     pub boot_delay: Duration,
+    /// Latency added each way to every ssh connection to the host (zero:
+    /// none). A ProxyCommand on the controller holds each chunk that long,
+    /// as `tc netem delay` would (the test kernel has no netem).
+    pub latency: Duration,
 }
 
 impl HostSpec {
@@ -63,6 +67,7 @@ impl HostSpec {
             system: SystemSpec::default(),
             mode: HostMode::Normal,
             boot_delay: Duration::from_millis(300),
+            latency: Duration::ZERO,
         }
     }
     /// Sets `dependencies`.
@@ -98,6 +103,11 @@ impl HostSpec {
     /// Sets how long a reboot stays down.
     pub fn boot_delay(mut self, delay: Duration) -> Self {
         self.boot_delay = delay;
+        self
+    }
+    /// Sets the latency added each way to ssh connections to the host.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
         self
     }
 }

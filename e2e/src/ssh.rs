@@ -43,19 +43,24 @@ impl Client {
         Ok(Client { config: dir.join("config"), known_hosts: dir.join("known_hosts"), identity, public })
     }
 
-    /// Writes known_hosts and the config for `(name, address, host key)`.
+    /// Writes known_hosts and the config for `(name, address, host key,
+    /// proxy command)`.
     ///
     /// Each host is reachable as its address (what lab's `targetHost` says)
-    /// and as its name; both spellings are in known_hosts.
-    pub fn write(&self, hosts: &[(String, String, String)]) -> Result<()> {
+    /// and as its name; both spellings are in known_hosts. A host with a
+    /// proxy command is reached through it (`ProxyCommand`).
+    pub fn write(&self, hosts: &[(String, String, String, Option<String>)]) -> Result<()> {
         let mut known = String::new();
         let mut config =
             String::from("# lab-e2e test fleet: pass with ssh -F / lab --ssh-config / NIX_SSHOPTS=\"-F …\"\n");
-        for (name, addr, key) in hosts {
+        for (name, addr, key, proxy) in hosts {
             known.push_str(&format!("{addr},{name} {key}\n"));
             config.push_str(&format!("Host {name}\n  HostName {addr}\n"));
+            if let Some(proxy) = proxy {
+                config.push_str(&format!("Host {name} {addr}\n  ProxyCommand {proxy}\n"));
+            }
         }
-        let patterns: Vec<&str> = hosts.iter().flat_map(|(n, a, _)| [n.as_str(), a.as_str()]).collect();
+        let patterns: Vec<&str> = hosts.iter().flat_map(|(n, a, _, _)| [n.as_str(), a.as_str()]).collect();
         config.push_str(&format!(
             "Host {}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  CheckHostIP no\n  BatchMode yes\n  ConnectTimeout 5\n  LogLevel ERROR\n",
             patterns.join(" "),

@@ -151,9 +151,9 @@ fn start_sshd(host: &TestHost) {
 }
 
 /// Slows the host's own interface (inside its namespace) to `rate`, or
-/// back to full speed. A token bucket (tbf), because this kernel has no
-/// netem: every exchange queues behind the ones before it, so ssh
-/// handshakes, commands and copies all take longer.
+/// back to full speed, with a token bucket (tbf): every exchange queues
+/// behind the ones before it. Latency comes from `HostSpec::latency` (this
+/// kernel has no netem).
 fn throttle(host: &TestHost, rate: Option<&str>) {
     let args: Vec<&str> = match rate {
         Some(r) => {
@@ -178,6 +178,17 @@ fn chain(names: &[&str], boot_delay: Duration, reboot_delay: i64) -> Vec<HostSpe
             h
         })
         .collect()
+}
+
+/// When the journal recorded `step` in `state`, in µs since the epoch.
+fn journal_time_us(state: &Path, step: &str, to: &str) -> u64 {
+    let text = std::fs::read_to_string(journal_path(state)).unwrap();
+    let record = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["step"] == step && r["state"] == to)
+        .unwrap_or_else(|| panic!("no {to} record of {step}"));
+    record["timeMs"].as_u64().unwrap() * 1000
 }
 
 fn journal_path(state: &Path) -> PathBuf {
@@ -308,7 +319,8 @@ fn connection_lost_while_waiting_for_boot_lab_waits_and_reboots_nothing_twice() 
 
 #[test]
 fn a_slow_host_and_a_cut_off_host_in_one_wave() {
-    let mut slow = HostSpec::new("slow").boot_delay(Duration::from_millis(500));
+    // 150 ms each way on every ssh connection, and a narrow link.
+    let mut slow = HostSpec::new("slow").boot_delay(Duration::from_millis(500)).latency(Duration::from_millis(150));
     slow.metadata.orchestration.reboot_delay = 1;
     let mut cut = HostSpec::new("cut").boot_delay(Duration::from_millis(500));
     cut.metadata.orchestration.reboot_delay = 1;
@@ -335,6 +347,12 @@ fn a_slow_host_and_a_cut_off_host_in_one_wave() {
     assert_eq!(failed["action"], "wait-for-boot", "{log}");
     assert!(failed["error"].as_str().unwrap().contains("rebootTimeout"), "{log}");
     assert_eq!((reboots(fleet.host("slow")), reboots(cut)), (1, 1));
+    // The latency was there: seeing slow's new boot id took at least the
+    // round trips of an ssh connection (TCP, key exchange, authentication,
+    // session: more than 3 of 300 ms) after it was up.
+    let up = fleet.host("slow").events("boot-complete").last().unwrap().at_us as u64;
+    let seen_us = journal_time_us(state.path(), "reboot/slow/wait-for-boot", "finished");
+    assert!(seen_us - up >= 900_000, "slow's boot was seen {} ms after it was up", (seen_us - up) / 1000);
     assert_eq!(reboots(fleet.host("after")), 0, "after depends on cut: never touched");
     assert_eq!(started(&ev, "after", "wait"), None);
     fleet.teardown().unwrap();

@@ -6,6 +6,8 @@
 //!   sshd and the agent service, and implements reboot.
 //! - `serve`: the agent service: GET /health on port 80, a TCP echo service
 //!   on port 5432.
+//! - `delay MS HOST PORT`: an ssh ProxyCommand adding MS of latency each
+//!   way (a slow link; see `HostSpec::latency`).
 //! - `tool HOST_DIR NAME ARGS…`: the stand-in commands of the host
 //!   (`reboot`, `systemctl`, `systemd-run`) and the helpers a test system's
 //!   store path calls (`activate`, `switch-to-configuration`); the host's
@@ -13,6 +15,7 @@
 
 mod activate;
 mod control;
+mod delay;
 mod init;
 mod procs;
 mod serve;
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
     let code = match args.first().map(String::as_str) {
         Some("init") if args.len() == 2 => init::run(Host::open(args[1].clone().into())),
         Some("serve") => serve::run(),
+        Some("delay") => delay::run(&args[1..]),
         Some("tool") if args.len() >= 3 => {
             let host = Host::open(args[1].clone().into());
             let rest = &args[3..];
@@ -71,7 +75,9 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: lab-testhost-agent init HOST_DIR | serve | tool HOST_DIR NAME ARGS...");
+            eprintln!(
+                "usage: lab-testhost-agent init HOST_DIR | serve | delay MS HOST PORT | tool HOST_DIR NAME ARGS..."
+            );
             2
         }
     };
