@@ -34,6 +34,7 @@ if grep -qs "reports_its_makespan" e2e/tests/orchestrate.rs; then
   cargo build -q --workspace
   if cargo test -q -p lab-e2e --test orchestrate reports_its_makespan -- --nocapture >"$work/orch.txt" 2>&1; then
     orchestration=$(grep "6-host rolling reboot" "$work/orch.txt" | tail -n 1)
+    grep -A6 "^host  issue" "$work/orch.txt" >"$work/orch-table.txt" || true
   fi
 fi
 
@@ -65,6 +66,12 @@ for n in (100, 1000, 10000):
     lines.append(f"| {n:,} | {median('build_validate_order_waves', n)} | {median('fleet_problems', n)} |")
 lines += ["", "## Health fan-out", "", open(os.path.join(work, "health.txt")).read().strip(), "",
           "## Orchestration overhead", "", orchestration, ""]
+table = os.path.join(work, "orch-table.txt")
+if os.path.exists(table) and os.path.getsize(table):
+    lines += ["Per host, lab's share of the critical path in ms: from the end of rebootDelay to the host",
+              "going down (issue), from the host's boot-complete to lab seeing the new boot id (detect:",
+              "mostly the one fresh ssh session, see above), and the health step beyond minHealthyTime.", "",
+              "```", open(table).read().strip(), "```", ""]
 open(out, "w").write("\n".join(lines))
 print(f"wrote {out}")
 PY
