@@ -428,14 +428,15 @@ fn fill(dir: &Path) -> PathBuf {
 }
 
 /// The state directory fills up while f1 reboots. The journal's last page
-/// may still take a few records, so the write that fails can come a step or
-/// two later; what must hold is that no action ran without its record made
-/// durable first: every reboot a host did is journaled as started. lab
-/// exits 2 saying why, the journal reads, and `lab resume` finishes once
-/// there is room again, rebooting nothing twice.
+/// may still take a few records (up to 4 KiB: at most about 20), so the
+/// write that fails can come some steps later; five hosts (8 records each)
+/// make sure it comes before the end. What must hold is that no action ran
+/// without its record made durable first: every reboot a host did is
+/// journaled as started. lab exits 2 saying why, the journal reads, and
+/// `lab resume` finishes once there is room again, rebooting nothing twice.
 #[test]
 fn a_full_state_directory_stops_the_run_before_its_next_action() {
-    let names = ["f1", "f2", "f3"];
+    let names = ["f1", "f2", "f3", "f4", "f5"];
     let fleet = TestFleet::start(FleetSpec::new(chain(&names, Duration::from_secs(1), 0))).unwrap();
     let state = tempfile::tempdir().unwrap();
     let tmpfs = Tmpfs::mount(state.path(), "size=1m");
@@ -468,7 +469,7 @@ fn a_full_state_directory_stops_the_run_before_its_next_action() {
     let (log, ev) = (text(&out), events(&out));
     assert_eq!(out.status.code(), Some(0), "{log}");
     let counts: Vec<usize> = names.iter().map(|n| reboots(fleet.host(n))).collect();
-    assert_eq!(counts, [1, 1, 1], "{log}");
+    assert_eq!(counts, [1; 5], "{log}");
     assert!(final_states(&ev).values().all(|s| s == "healthy"), "{log}");
     drop(tmpfs);
     fleet.teardown().unwrap();
