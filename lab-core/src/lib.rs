@@ -7,6 +7,10 @@
 //! drives deploys and reboots gated by health checks.
 #![deny(missing_docs)]
 
+// The unit tests share the integration tests' simulated fleet, which names this crate `lab_core`.
+#[cfg(test)]
+extern crate self as lab_core;
+
 pub mod check;
 pub mod eval;
 pub mod exec;

@@ -9,11 +9,11 @@ use crate::orchestrate::window_gate::TokioClock;
 
 /// A deploy where `db` is unhealthy, quick in real time (hooks are real
 /// processes, which a paused clock would time out at once).
-fn quick_failing_deploy() -> (Evaluation, SimBuilder) {
+fn quick_failing_deploy() -> (Evaluation, Harness) {
     let quick = json!({ "healthyDeadline": 1, "minHealthyTime": 0 });
     let eval = evaluation(&[("db", &[], quick.clone()), ("web", &["db"], quick)]);
-    let builder = SimBuilder { suffix: [("db".to_string(), BAD.to_string())].into(), ..SimBuilder::default() };
-    (eval, builder)
+    let h = Harness::new(&eval).unhealthy(&["db"]);
+    (eval, h)
 }
 
 fn notices(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>) -> Vec<String> {
@@ -28,10 +28,9 @@ fn notices(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>) -> Vec<String> 
 
 #[tokio::test]
 async fn a_rollback_and_the_failed_run_reach_the_hook_as_json() {
-    let (eval, builder) = quick_failing_deploy();
-    let h = Harness::new(&names(&eval));
+    let (eval, h) = quick_failing_deploy();
     let dir = tempfile::tempdir().unwrap();
-    let mut rt = h.runtime(&names(&eval), builder);
+    let mut rt = h.sim.runtime();
     // One file per event: the hook writes its standard input to a new file.
     let script = r#"f=$(mktemp -p "$0"); cat > "$f""#;
     let argv = ["sh", "-c", script, dir.path().to_str().unwrap()];
@@ -67,9 +66,9 @@ async fn a_rollback_and_the_failed_run_reach_the_hook_as_json() {
 #[tokio::test]
 async fn a_successful_run_tells_no_one() {
     let eval = evaluation(&[("db", &[], json!({ "minHealthyTime": 0 }))]);
-    let h = Harness::new(&names(&eval));
+    let h = Harness::new(&eval);
     let dir = tempfile::tempdir().unwrap();
-    let mut rt = h.runtime(&names(&eval), SimBuilder::default());
+    let mut rt = h.sim.runtime();
     let marker = dir.path().join("called");
     rt.notify =
         NotifyConfig { command: Some(vec!["touch".into(), marker.display().to_string()]), ..Default::default() };
@@ -91,15 +90,14 @@ fn timeline(h: &Harness) -> Vec<(u128, String, String)> {
 #[tokio::test(start_paused = true)]
 async fn failing_and_hanging_hooks_neither_break_nor_slow_the_run() {
     let eval = evaluation(&[("db", &[], json!({})), ("web", &["db"], json!({})), ("other", &[], json!({}))]);
-    let bad = || SimBuilder { suffix: [("db".to_string(), BAD.to_string())].into(), ..SimBuilder::default() };
     let mut spec = spec(RunKind::Deploy);
     spec.keep_going = true;
 
-    let plain = Harness::new(&names(&eval));
-    let expected = plain.run(&spec, &eval, &plain.runtime(&names(&eval), bad())).await;
+    let plain = Harness::new(&eval).unhealthy(&["db"]);
+    let expected = plain.run(&spec, &eval, &plain.sim.runtime()).await;
 
-    let h = Harness::new(&names(&eval));
-    let mut rt = h.runtime(&names(&eval), bad());
+    let h = Harness::new(&eval).unhealthy(&["db"]);
+    let mut rt = h.sim.runtime();
     rt.notify = NotifyConfig {
         command: Some(vec!["sh".into(), "-c".into(), "sleep 600".into()]),
         webhook: Some("http://127.0.0.1:9/unreachable".into()),
@@ -132,8 +130,8 @@ fn reboot_window(outside: OutsideWindow, now: &str) -> RebootWindow {
 #[tokio::test(start_paused = true)]
 async fn outside_the_window_a_reboot_is_refused_and_says_when_it_opens() {
     let eval = evaluation(&[("db", &[], json!({})), ("web", &["db"], json!({}))]);
-    let h = Harness::new(&names(&eval));
-    let mut rt = h.runtime(&names(&eval), SimBuilder::default());
+    let h = Harness::new(&eval);
+    let mut rt = h.sim.runtime();
     rt.window = Some(reboot_window(OutsideWindow::Refuse, "2026-11-27 23:30"));
     let report = h.run(&spec(RunKind::Reboot), &eval, &rt).await;
     assert_eq!(report.outcome, Outcome::Failed, "nothing was rebooted: not a success");
@@ -147,8 +145,8 @@ async fn outside_the_window_a_reboot_is_refused_and_says_when_it_opens() {
 #[tokio::test(start_paused = true)]
 async fn outside_the_window_a_reboot_can_wait_for_it() {
     let eval = evaluation(&[("db", &[], json!({})), ("web", &["db"], json!({}))]);
-    let h = Harness::new(&names(&eval));
-    let mut rt = h.runtime(&names(&eval), SimBuilder::default());
+    let h = Harness::new(&eval);
+    let mut rt = h.sim.runtime();
     rt.window = Some(reboot_window(OutsideWindow::Wait, "2026-11-27 23:30"));
     let (events, mut rx) = Events::channel();
     rt.events = events;
@@ -169,8 +167,8 @@ async fn outside_the_window_a_reboot_can_wait_for_it() {
 #[tokio::test(start_paused = true)]
 async fn inside_the_window_reboots_go_at_once() {
     let eval = evaluation(&[("db", &[], json!({}))]);
-    let h = Harness::new(&names(&eval));
-    let mut rt = h.runtime(&names(&eval), SimBuilder::default());
+    let h = Harness::new(&eval);
+    let mut rt = h.sim.runtime();
     rt.window = Some(reboot_window(OutsideWindow::Refuse, "2026-11-28 02:30"));
     let report = h.run(&spec(RunKind::Reboot), &eval, &rt).await;
     assert_eq!(report.outcome, Outcome::Success, "{report:?}");

@@ -2,19 +2,19 @@
 //! paused clock: order, criticality, strategies, failures, resume.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::json;
 
 use super::*;
 use crate::eval::{Evaluation, Source};
-use crate::exec::Executor;
 use crate::metadata::parse_machine;
 use crate::plan::Goal;
 
 mod hooks;
+// The integration tests' simulator, so that one simulated fleet serves both.
+#[path = "../../../tests/common/sim/mod.rs"]
 mod sim;
-use sim::{Sim, SimBuilder, SimExec, SimProber, BAD, NO_SSH};
+use sim::{Sim, SimBuilder};
 
 /// `(name, dependencies, extra orchestration, groups)`.
 type Spec<'a> = (&'a str, &'a [&'a str], serde_json::Value);
@@ -44,28 +44,20 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(names: &[&str]) -> Self {
-        Harness { sim: Sim::new(names), state: tempfile::tempdir().unwrap() }
+    /// The fleet of `eval`, without faults, waiting for reboots the way an
+    /// ssh executor does (polling the boot id).
+    fn new(eval: &Evaluation) -> Self {
+        let sim = Sim::new(eval, &BTreeMap::new());
+        sim.with(|s| s.poll_boot = true);
+        Harness { sim, state: tempfile::tempdir().unwrap() }
     }
 
-    fn runtime(&self, names: &[&str], builder: SimBuilder) -> Runtime {
-        let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
-        let mut probers: BTreeMap<String, Arc<dyn ProberDebug>> = BTreeMap::new();
-        for n in names {
-            executors.insert(n.to_string(), Arc::new(SimExec { sim: self.sim.clone(), name: n.to_string() }));
-            probers.insert(n.to_string(), Arc::new(SimProber { sim: self.sim.clone(), name: n.to_string() }));
+    /// Each of `machines` gets a new system that fails its health checks.
+    fn unhealthy(self, machines: &[&str]) -> Self {
+        for m in machines {
+            self.sim.fault(m, |f| f.unhealthy = true);
         }
-        Runtime {
-            executors,
-            probers,
-            builder: Some(Arc::new(builder)),
-            escalation: Escalation::default(),
-            events: Events::none(),
-            cancel: CancelToken::new(),
-            dry_run: false,
-            notify: Default::default(),
-            window: None,
-        }
+        self
     }
 
     fn state(&self) -> StateDir {
@@ -83,10 +75,6 @@ fn spec(kind: RunKind) -> RunSpec {
     RunSpec::new(kind, &Source::JsonFile("/fleet.json".into()))
 }
 
-fn names(eval: &Evaluation) -> Vec<&str> {
-    eval.machines.keys().map(String::as_str).collect()
-}
-
 fn outcome(report: &Report, machine: &str) -> MachineOutcome {
     report.machines[machine].0
 }
@@ -94,8 +82,8 @@ fn outcome(report: &Report, machine: &str) -> MachineOutcome {
 #[tokio::test(start_paused = true)]
 async fn rolling_deploy_goes_dependencies_first_each_health_gated() {
     let eval = evaluation(&[("db", &[], json!({})), ("web", &["db"], json!({})), ("cache", &[], json!({}))]);
-    let h = Harness::new(&names(&eval));
-    let rt = h.runtime(&names(&eval), SimBuilder::default());
+    let h = Harness::new(&eval);
+    let rt = h.sim.runtime();
     let report = h.run(&spec(RunKind::Deploy), &eval, &rt).await;
     assert_eq!(report.outcome, Outcome::Success, "{report:?}");
     // rebootOrder breaks ties: db (0) before cache (2); web waits for db.
@@ -118,9 +106,8 @@ async fn rolling_deploy_goes_dependencies_first_each_health_gated() {
 #[tokio::test(start_paused = true)]
 async fn unhealthy_machine_is_rolled_back_and_its_dependents_never_start() {
     let eval = evaluation(&[("db", &[], json!({})), ("web", &["db"], json!({})), ("other", &[], json!({}))]);
-    let h = Harness::new(&names(&eval));
-    let builder = SimBuilder { suffix: [("db".to_string(), BAD.to_string())].into(), ..SimBuilder::default() };
-    let rt = h.runtime(&names(&eval), builder);
+    let h = Harness::new(&eval).unhealthy(&["db"]);
+    let rt = h.sim.runtime();
     let report = h.run(&spec(RunKind::Deploy), &eval, &rt).await;
     assert_eq!(report.outcome, Outcome::Failed);
     assert_eq!(outcome(&report, "db"), MachineOutcome::RolledBack);
@@ -142,10 +129,8 @@ async fn keep_going_continues_unrelated_branches_until_max_failures() {
         ("c", &[], json!({})),
         ("d", &[], json!({})),
     ]);
-    let h = Harness::new(&names(&eval));
-    let bad = |n: &str| (n.to_string(), BAD.to_string());
-    let builder = SimBuilder { suffix: [bad("a"), bad("b"), bad("c")].into(), ..SimBuilder::default() };
-    let rt = h.runtime(&names(&eval), builder);
+    let h = Harness::new(&eval).unhealthy(&["a", "b", "c"]);
+    let rt = h.sim.runtime();
     let mut keep_going = spec(RunKind::Deploy);
     keep_going.keep_going = true;
     keep_going.max_failures = Some(2);
@@ -163,9 +148,8 @@ async fn keep_going_continues_unrelated_branches_until_max_failures() {
 async fn blue_green_is_all_or_nothing_per_wave() {
     let bg = json!({ "deployStrategy": "blue-green" });
     let eval = evaluation(&[("g1", &[], bg.clone()), ("g2", &[], bg.clone())]);
-    let h = Harness::new(&names(&eval));
-    let builder = SimBuilder { suffix: [("g2".to_string(), BAD.to_string())].into(), ..SimBuilder::default() };
-    let rt = h.runtime(&names(&eval), builder);
+    let h = Harness::new(&eval).unhealthy(&["g2"]);
+    let rt = h.sim.runtime();
     let mut spec = spec(RunKind::Deploy);
     spec.limits.max_parallel = 2.try_into().unwrap();
     let report = h.run(&spec, &eval, &rt).await;
@@ -184,8 +168,8 @@ async fn blue_green_is_all_or_nothing_per_wave() {
 async fn blue_green_commits_only_when_every_machine_passed() {
     let bg = json!({ "deployStrategy": "blue-green" });
     let eval = evaluation(&[("g1", &[], bg.clone()), ("g2", &[], bg.clone())]);
-    let h = Harness::new(&names(&eval));
-    let rt = h.runtime(&names(&eval), SimBuilder::default());
+    let h = Harness::new(&eval);
+    let rt = h.sim.runtime();
     let mut spec = spec(RunKind::Deploy);
     spec.limits.max_parallel = 2.try_into().unwrap();
     let report = h.run(&spec, &eval, &rt).await;
@@ -204,8 +188,8 @@ async fn a_critical_machine_is_never_activated_with_another() {
         ("core", &[], json!({ "criticalityLevel": "critical" })),
         ("b", &[], json!({})),
     ]);
-    let h = Harness::new(&names(&eval));
-    let rt = h.runtime(&names(&eval), SimBuilder::default());
+    let h = Harness::new(&eval);
+    let rt = h.sim.runtime();
     let mut spec = spec(RunKind::Deploy);
     spec.limits.max_parallel = 3.try_into().unwrap();
     h.run(&spec, &eval, &rt).await;
@@ -230,9 +214,9 @@ async fn a_critical_machine_is_never_activated_with_another() {
 #[tokio::test(start_paused = true)]
 async fn a_generation_that_breaks_ssh_is_rolled_back_by_the_machine_itself() {
     let eval = evaluation(&[("edge", &[], json!({ "confirmTimeout": 10 }))]);
-    let h = Harness::new(&names(&eval));
-    let builder = SimBuilder { suffix: [("edge".to_string(), NO_SSH.to_string())].into(), ..SimBuilder::default() };
-    let rt = h.runtime(&names(&eval), builder);
+    let h = Harness::new(&eval);
+    h.sim.fault("edge", |f| f.breaks_ssh = true);
+    let rt = h.sim.runtime();
     let report = h.run(&spec(RunKind::Deploy), &eval, &rt).await;
     assert_eq!(outcome(&report, "edge"), MachineOutcome::RolledBack, "{report:?}");
     let m = h.sim.machine("edge");
@@ -246,9 +230,9 @@ async fn a_generation_that_breaks_ssh_is_rolled_back_by_the_machine_itself() {
 #[tokio::test(start_paused = true)]
 async fn reboots_follow_the_order_and_a_lost_machine_stops_the_run_at_its_deadline() {
     let eval = evaluation(&[("a", &[], json!({})), ("b", &["a"], json!({})), ("c", &["b"], json!({}))]);
-    let h = Harness::new(&names(&eval));
-    h.sim.with(|s| s.machines.get_mut("b").unwrap().boot_time = None);
-    let rt = h.runtime(&names(&eval), SimBuilder::default());
+    let h = Harness::new(&eval);
+    h.sim.fault("b", |f| f.never_returns = true);
+    let rt = h.sim.runtime();
     let started = tokio::time::Instant::now();
     let report = h.run(&spec(RunKind::Reboot), &eval, &rt).await;
     assert_eq!(outcome(&report, "a"), MachineOutcome::Done);
@@ -264,9 +248,9 @@ async fn reboots_follow_the_order_and_a_lost_machine_stops_the_run_at_its_deadli
 #[tokio::test(start_paused = true)]
 async fn only_if_needed_reboots_machines_whose_boot_default_changed() {
     let eval = evaluation(&[("same", &[], json!({})), ("changed", &[], json!({}))]);
-    let h = Harness::new(&names(&eval));
+    let h = Harness::new(&eval);
     h.sim.with(|s| s.machines.get_mut("changed").unwrap().profile = "/nix/store/changed-new".into());
-    let rt = h.runtime(&names(&eval), SimBuilder::default());
+    let rt = h.sim.runtime();
     let mut spec = spec(RunKind::Reboot);
     spec.options.only_if_needed = true;
     let report = h.run(&spec, &eval, &rt).await;
@@ -279,10 +263,9 @@ async fn only_if_needed_reboots_machines_whose_boot_default_changed() {
 #[tokio::test(start_paused = true)]
 async fn resume_after_an_interruption_never_repeats_a_finished_step() {
     let eval = evaluation(&[("a", &[], json!({})), ("b", &["a"], json!({})), ("c", &["b"], json!({}))]);
-    let names = names(&eval);
-    let h = Harness::new(&names);
+    let h = Harness::new(&eval);
     let (events, mut rx) = Events::channel();
-    let mut rt = h.runtime(&names, SimBuilder::default());
+    let mut rt = h.sim.runtime();
     rt.events = events;
     // Ctrl-C as soon as b's reboot is issued.
     let cancel = rt.cancel.clone();
@@ -301,7 +284,7 @@ async fn resume_after_an_interruption_never_repeats_a_finished_step() {
     assert_eq!(h.sim.machine("c").reboots, 0);
 
     let run = resume::find(&h.state(), None).unwrap();
-    let rt = h.runtime(&names, SimBuilder::default());
+    let rt = h.sim.runtime();
     let prepared = prepare(&run.spec, &eval, None).await.unwrap();
     let session = Session::resume(&h.state(), &run, &prepared).unwrap();
     let second = execute(&prepared, &rt, &session.run_id, Some(session.journal), session.prior).await.unwrap();
@@ -316,8 +299,7 @@ async fn resume_after_an_interruption_never_repeats_a_finished_step() {
 #[tokio::test(start_paused = true)]
 async fn a_machine_whose_boot_id_changed_is_never_rebooted_again() {
     let eval = evaluation(&[("a", &[], json!({}))]);
-    let names = names(&eval);
-    let h = Harness::new(&names);
+    let h = Harness::new(&eval);
     let spec = spec(RunKind::Reboot);
     let prepared = prepare(&spec, &eval, None).await.unwrap();
     // A crash right after the reboot was journaled as started.
@@ -336,7 +318,7 @@ async fn a_machine_whose_boot_id_changed_is_never_rebooted_again() {
 
     let run = resume::find(&h.state(), None).unwrap();
     let session = Session::resume(&h.state(), &run, &prepared).unwrap();
-    let rt = h.runtime(&names, SimBuilder::default());
+    let rt = h.sim.runtime();
     let report = execute(&prepared, &rt, &session.run_id, Some(session.journal), session.prior).await.unwrap();
     assert_eq!(report.outcome, Outcome::Success, "{report:?}");
     assert_eq!(h.sim.machine("a").reboots, 0, "the boot id proves the reboot happened");
@@ -345,12 +327,12 @@ async fn a_machine_whose_boot_id_changed_is_never_rebooted_again() {
 #[tokio::test(start_paused = true)]
 async fn resume_refuses_when_the_configuration_changed() {
     let eval = evaluation(&[("a", &[], json!({}))]);
-    let h = Harness::new(&names(&eval));
+    let h = Harness::new(&eval);
     let builder = SimBuilder::default();
     let spec = spec(RunKind::Deploy);
     let prepared = prepare(&spec, &eval, Some(&builder)).await.unwrap();
     drop(Session::start(&h.state(), &prepared, vec!["deploy".into()]).unwrap());
-    let changed = SimBuilder { suffix: [("a".to_string(), "newer".to_string())].into(), ..SimBuilder::default() };
+    let changed = SimBuilder { suffix: [("a".to_string(), "newer".to_string())].into() };
     let now = prepare(&spec, &eval, Some(&changed)).await.unwrap();
     let run = resume::find(&h.state(), None).unwrap();
     let err = Session::resume(&h.state(), &run, &now).unwrap_err().to_string();
@@ -361,7 +343,7 @@ async fn resume_refuses_when_the_configuration_changed() {
 #[tokio::test(start_paused = true)]
 async fn a_second_run_on_the_same_fleet_is_refused_naming_the_first() {
     let eval = evaluation(&[("a", &[], json!({}))]);
-    let h = Harness::new(&names(&eval));
+    let h = Harness::new(&eval);
     let prepared = prepare(&spec(RunKind::Reboot), &eval, None).await.unwrap();
     let first = Session::start(&h.state(), &prepared, vec![]).unwrap();
     let err = Session::start(&h.state(), &prepared, vec![]).unwrap_err().to_string();
@@ -373,8 +355,8 @@ async fn a_second_run_on_the_same_fleet_is_refused_naming_the_first() {
 #[tokio::test(start_paused = true)]
 async fn boot_goal_sets_the_default_and_touches_nothing_running() {
     let eval = evaluation(&[("a", &[], json!({}))]);
-    let h = Harness::new(&names(&eval));
-    let rt = h.runtime(&names(&eval), SimBuilder::default());
+    let h = Harness::new(&eval);
+    let rt = h.sim.runtime();
     let mut spec = spec(RunKind::Orchestrate);
     spec.options.no_delay = true;
     let report = h.run(&spec, &eval, &rt).await;
