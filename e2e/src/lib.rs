@@ -29,6 +29,7 @@ pub mod hostlog;
 pub mod layout;
 pub mod netns;
 pub mod nixsys;
+pub mod run;
 pub mod spec;
 pub mod ssh;
 

@@ -5,6 +5,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use lab_e2e::run::ok;
 use lab_e2e::{output_within, FleetSpec, HostMode, HostSpec, SystemSpec, TestFleet};
 
 const STEP: Duration = Duration::from_secs(30);
@@ -12,17 +13,6 @@ const ROLLBACK: &str = "nix-env --profile /nix/var/nix/profiles/system --rollbac
 
 fn ssh(fleet: &TestFleet, host: &str, script: &str) -> Output {
     output_within(fleet.ssh(host).arg(script), STEP).unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

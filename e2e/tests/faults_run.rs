@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lab_e2e::hostlog::now_us;
+use lab_e2e::run::{activations, events, lab_command, text};
 use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet, TestHost};
 use serde_json::Value;
 
@@ -27,12 +28,8 @@ const POINT: Duration = Duration::from_secs(60);
 
 /// `lab ARGS --json` against the fleet, with its state in `state`.
 fn lab_cmd(fleet: &TestFleet, state: &Path, args: &[&str]) -> Command {
-    let mut cmd = fleet.command(lab_e2e::lab_binary());
-    if args[0] != "resume" {
-        cmd.arg("--file").arg(fleet.fleet_file());
-    }
-    cmd.args(args).arg("--json");
-    cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
+    let mut cmd = lab_command(fleet, state, args);
+    cmd.arg("--json");
     cmd
 }
 
@@ -44,15 +41,6 @@ fn lab(fleet: &TestFleet, state: &Path, args: &[&str]) -> Output {
 fn lab_bg(fleet: &TestFleet, state: &Path, args: &[&str]) -> JoinHandle<Output> {
     let mut cmd = lab_cmd(fleet, state, args);
     std::thread::spawn(move || output_within(&mut cmd, RUN).unwrap())
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// lab's `--json` events.
-fn events(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// The last thing lab said about each machine: `healthy`, `failed`,
@@ -89,14 +77,6 @@ fn started(events: &[Value], machine: &str, action: &str) -> Option<usize> {
 
 fn healthy(events: &[Value], machine: &str) -> Option<usize> {
     position(events, |e| e["event"] == "machine-healthy" && e["machine"] == machine)
-}
-
-/// Activations of generation `generation` while running (not at boot).
-fn activations(host: &TestHost, generation: &str) -> usize {
-    host.events("activate")
-        .iter()
-        .filter(|e| e.field("generation") == Some(generation) && e.field("at-boot") == Some("no"))
-        .count()
 }
 
 fn reboots(host: &TestHost) -> usize {

@@ -8,23 +8,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use lab_e2e::run::ok;
 use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet};
 
 const STEP: Duration = Duration::from_secs(30);
 
 fn ssh(fleet: &TestFleet, host: &str, script: &str) -> Output {
     output_within(fleet.ssh(host).arg(script), STEP).unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// The events of a host's log, in order, restricted to `wanted`.

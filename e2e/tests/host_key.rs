@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet, TestHost};
+use lab_e2e::run::{activations, events, lab_command, text};
+use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet};
 use serde_json::Value;
 
 /// Bound on any one lab run: well under the rebootTimeout below, so a run
@@ -16,18 +17,7 @@ use serde_json::Value;
 const RUN: Duration = Duration::from_secs(60);
 
 fn lab(fleet: &TestFleet, state: &Path, args: &[&str]) -> Output {
-    let mut cmd = fleet.command(lab_e2e::lab_binary());
-    cmd.arg("--file").arg(fleet.fleet_file()).args(args).arg("--json");
-    cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
-    output_within(&mut cmd, RUN).unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn events(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    output_within(lab_command(fleet, state, args).arg("--json"), RUN).unwrap()
 }
 
 fn failures<'a>(events: &'a [Value], machine: &str) -> Vec<&'a Value> {
@@ -36,14 +26,6 @@ fn failures<'a>(events: &'a [Value], machine: &str) -> Vec<&'a Value> {
 
 fn started(events: &[Value], machine: &str, action: &str) -> bool {
     events.iter().any(|e| e["event"] == "step-started" && e["machine"] == machine && e["action"] == action)
-}
-
-/// Activations of generation `generation` while running (not at boot).
-fn activations(host: &TestHost, generation: &str) -> usize {
-    host.events("activate")
-        .iter()
-        .filter(|e| e.field("generation") == Some(generation) && e.field("at-boot") == Some("no"))
-        .count()
 }
 
 /// The error names the machine, says it is the host key and how to fix it.

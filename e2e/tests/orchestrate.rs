@@ -2,23 +2,17 @@
 //! test hosts: order and gating are read from the hosts' own logs.
 //! Needs root, nix and sshd, and `cargo build -p lab-cli -p lab-e2e` first.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
+use lab_e2e::run::{lab_command, text};
 use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet};
 
 /// Bound on any one lab run in these tests.
 const RUN: Duration = Duration::from_secs(180);
 
 fn lab(fleet: &TestFleet, state: &std::path::Path, args: &[&str]) -> Output {
-    let mut cmd = fleet.command(lab_e2e::lab_binary());
-    cmd.arg("--file").arg(fleet.fleet_file()).args(args);
-    cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
-    output_within(&mut cmd, RUN).unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    output_within(&mut lab_command(fleet, state, args), RUN).unwrap()
 }
 
 /// Hosts in the order of their first `event` in the merged log.
@@ -231,7 +225,5 @@ fn kill_9_mid_run_then_resume_finishes_without_redoing_a_step() {
 }
 
 fn lab_resume(fleet: &TestFleet, state: &std::path::Path) -> Output {
-    let mut cmd: Command = fleet.command(lab_e2e::lab_binary());
-    cmd.args(["resume", "--ssh-config"]).arg(fleet.ssh_config()).arg("--state-dir").arg(state);
-    output_within(&mut cmd, RUN).unwrap()
+    lab(fleet, state, &["resume"])
 }

@@ -11,9 +11,7 @@ use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet};
 const RUN: Duration = Duration::from_secs(120);
 
 fn lab(fleet: &TestFleet, state: &std::path::Path, args: &[&str]) -> Output {
-    let mut cmd = fleet.command(lab_e2e::lab_binary());
-    cmd.arg("--file").arg(fleet.fleet_file()).args(args);
-    cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
+    let mut cmd = lab_e2e::run::lab_command(fleet, state, args);
     // A dead host must not hold the probe for long.
     cmd.args(["--ssh-option", "ConnectTimeout=3"]);
     output_within(&mut cmd, RUN).unwrap()

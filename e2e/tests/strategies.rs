@@ -5,28 +5,18 @@
 //! lab-e2e` first.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lab_core::metadata::DeployStrategy;
+use lab_e2e::run::{lab_command, text};
 use lab_e2e::{output_within, FleetSpec, HostMode, HostSpec, LogEntry, SystemSpec, TestFleet};
 
 /// Bound on any one lab run in these tests.
 const RUN: Duration = Duration::from_secs(120);
 
-fn lab_command(fleet: &TestFleet, state: &Path, args: &[&str]) -> Command {
-    let mut cmd = fleet.command(lab_e2e::lab_binary());
-    cmd.arg("--file").arg(fleet.fleet_file()).args(args);
-    cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state);
-    cmd
-}
-
 fn lab(fleet: &TestFleet, state: &Path, args: &[&str]) -> Output {
     output_within(&mut lab_command(fleet, state, args), RUN).unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// A host that gives up on health quickly.
