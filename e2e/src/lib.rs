@@ -8,6 +8,8 @@
 //! `systemd-run`). Their systems are real store paths built by nix from a
 //! fleet file lab can read (`lab --file`). Every action a host takes is
 //! appended to its log ([`hostlog`]), which tests read to check order.
+//! A host can be given latency ([`HostSpec::latency`]) or a new host key
+//! ([`TestHost::replace_host_key`]); [`run`] runs `lab` against the fleet.
 //!
 //! ```no_run
 //! use lab_e2e::{FleetSpec, HostSpec, SystemSpec, TestFleet};
