@@ -47,8 +47,54 @@ impl Machine {
 }
 
 impl Serialize for Machine {
+    /// The same JSON as [`Machine::to_json_value`], written directly: every
+    /// listing and the evaluation cache go through here, and building a
+    /// `Value` first cost more than the rest of reading a fleet.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_json_value().serialize(serializer)
+        /// Fields in sorted key order (as `builtins.toJSON` sorts them); the
+        /// metadata's own types declare theirs sorted too.
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Sorted<'a> {
+            dependencies: &'a [String],
+            groups: &'a [String],
+            health_checks: &'a [super::HealthCheck],
+            hostname: &'a Option<String>,
+            orchestration: &'a super::Orchestration,
+            reboot_order: i64,
+            role: &'a str,
+            services: &'a [String],
+            target_host: &'a Option<String>,
+            target_port: i64,
+            target_user: &'a str,
+        }
+        // Exhaustive: a new metadata field does not compile until it is
+        // placed here.
+        let MachineMetadata {
+            dependencies,
+            groups,
+            health_checks,
+            orchestration,
+            reboot_order,
+            role,
+            target_host,
+            target_port,
+            target_user,
+        } = &self.metadata;
+        Sorted {
+            dependencies,
+            groups,
+            health_checks,
+            hostname: &self.hostname,
+            orchestration,
+            reboot_order: *reboot_order,
+            role,
+            services: &self.services,
+            target_host,
+            target_port: *target_port,
+            target_user,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -158,5 +204,32 @@ fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializing_writes_exactly_the_json_contract() {
+        let value = serde_json::json!({
+            "role": "web", "rebootOrder": 3, "groups": ["b", "a"], "dependencies": ["db"],
+            "targetHost": "web.lan", "targetUser": "deploy", "targetPort": 2222,
+            "hostname": "web-1", "services": ["nginx", "postgresql"],
+            "orchestration": { "deployStrategy": "blue-green", "criticalityLevel": "high", "rebootDelay": 7 },
+            "healthChecks": [
+                { "type": "http", "url": "https://web/health", "headers": { "X-B": "2", "A": "1" },
+                  "expectedStatus": ["200", "204"], "tlsVerify": false, "description": "front" },
+                { "type": "tcp", "port": 5432, "host": "db", "runOn": "controller", "required": false },
+                { "type": "command", "command": "systemctl is-active nginx", "initialDelay": 2 }
+            ]
+        });
+        let machine = parse_machine("web", value, None).unwrap();
+        let direct = serde_json::to_string(&machine).unwrap();
+        assert_eq!(direct, machine.to_json_value().to_string());
+        assert!(direct.starts_with(r#"{"dependencies":["db"],"groups":["b","a"],"healthChecks":[{"command":null,"#));
+        let bare = parse_machine("m", serde_json::json!({ "role": "r", "rebootOrder": 0 }), None).unwrap();
+        assert_eq!(serde_json::to_string(&bare).unwrap(), bare.to_json_value().to_string());
     }
 }
