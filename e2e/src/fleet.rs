@@ -216,11 +216,14 @@ impl TestFleet {
     pub fn nix_sshopts(&self) -> String {
         format!("-F {}", self.client.config.display())
     }
-    /// A command with the fleet's environment: `NIX_SSHOPTS` and the nix
-    /// experimental features `nix copy` and `nix build` need.
+    /// A command with the fleet's environment: `NIX_SSHOPTS`, the nix
+    /// experimental features `nix copy` and `nix build` need, and a cache
+    /// directory of the fleet's own.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.env("NIX_SSHOPTS", self.nix_sshopts()).env("NIX_CONFIG", "experimental-features = nix-command flakes");
+        // lab's evaluation cache stays with the fleet, out of root's home.
+        cmd.env("XDG_CACHE_HOME", self.dir.join("cache"));
         cmd
     }
     /// `ssh -F CONFIG root@ADDR`, ready for the remote command's words

@@ -217,6 +217,32 @@ mod cache {
     }
 
     #[test]
+    fn a_data_file_the_fleet_reads_counts() {
+        // A fleet file that takes its roles from JSON beside it, as real
+        // fleets read hosts.json, keys or addresses with readFile.
+        let (dir, _, options) = setup();
+        let fleet = dir.path().join("fleet.nix");
+        std::fs::write(
+            &fleet,
+            "let lib = import ./lib.nix; roles = builtins.fromJSON (builtins.readFile ./roles.json); in\n\
+             { nixosConfigurations.a = lib.system (lib.metadata { name = \"a\"; role = roles.a; }); }\n",
+        )
+        .unwrap();
+        let roles = dir.path().join("roles.json");
+        std::fs::write(&roles, r#"{ "a": "database" }"#).unwrap();
+        let source = Source::File(fleet);
+        assert_eq!(evaluate(&source, &options).unwrap().machines["a"].metadata.role, "database");
+        assert!(evaluate(&source, &options).unwrap().from_cache);
+        std::fs::write(&roles, r#"{ "a": "web-server" }"#).unwrap();
+        let changed = evaluate(&source, &options).unwrap();
+        assert!(!changed.from_cache, "a changed data file served a stale evaluation");
+        assert_eq!(changed.machines["a"].metadata.role, "web-server");
+        // The cache directory inside the fleet's directory is not an input.
+        assert!(options.cache_dir.as_ref().unwrap().starts_with(dir.path()));
+        assert!(evaluate(&source, &options).unwrap().from_cache);
+    }
+
+    #[test]
     fn a_corrupt_or_truncated_entry_is_ignored() {
         let (_dir, source, options) = setup();
         let cold = evaluate(&source, &options).unwrap();

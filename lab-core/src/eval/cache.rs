@@ -22,6 +22,30 @@ use crate::metadata::parse_machine;
 use crate::settings::FleetSettings;
 
 const MAGIC: &str = "lab-eval-cache 1";
+/// More files than this to hash, and the source is not cached: the key
+/// would cost more than the evaluation it saves.
+const MAX_KEY_FILES: usize = 20_000;
+/// More bytes than this to hash, likewise.
+const MAX_KEY_BYTES: u64 = 64 << 20;
+
+/// What hashing a source's files may still read.
+struct Budget {
+    files: usize,
+    bytes: u64,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Budget { files: MAX_KEY_FILES, bytes: MAX_KEY_BYTES }
+    }
+
+    /// Takes one file of `len` bytes; `None` once the budget is spent.
+    fn take(&mut self, len: u64) -> Option<()> {
+        self.files = self.files.checked_sub(1)?;
+        self.bytes = self.bytes.checked_sub(len)?;
+        Some(())
+    }
+}
 
 /// Where and under what key a source's result is cached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +59,8 @@ pub(crate) struct Key {
 /// The key of `source` under `dir`, or `None` when its inputs cannot be known
 /// (a remote flake) or read.
 pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix) -> Option<Key> {
+    // Absolute, so that the cache is recognised when it sits inside a tree.
+    let dir = &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut slot = blake3::Hasher::new();
     for (name, value) in source.args() {
         field(&mut slot, name, value.as_bytes());
@@ -47,16 +73,18 @@ pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix) -> Option<Key> {
     field(&mut hasher, "source", slot.finalize().as_bytes());
     // `<nixpkgs>`-style lookups read NIX_PATH.
     field(&mut hasher, "NIX_PATH", std::env::var("NIX_PATH").unwrap_or_default().as_bytes());
+    let mut budget = Budget::new();
     for inputs in &source.inputs {
         match inputs {
             Inputs::Remote => return None,
-            Inputs::Tracked { dir, nix_only } => {
-                field(&mut hasher, "tracked", dir.to_string_lossy().as_bytes());
-                hash_tracked(&mut hasher, dir, *nix_only)?;
+            Inputs::Tracked { dir: tracked, nix_only } => {
+                field(&mut hasher, "tracked", tracked.to_string_lossy().as_bytes());
+                hash_tracked(&mut hasher, tracked, *nix_only, dir, &mut budget)?;
             }
-            Inputs::Tree { dir, nix_only } => {
-                field(&mut hasher, "tree", dir.to_string_lossy().as_bytes());
-                hash_tree(&mut hasher, dir, dir, &|p| !nix_only || is_nix(p)).ok()?;
+            Inputs::Tree { dir: tree, nix_only } => {
+                field(&mut hasher, "tree", tree.to_string_lossy().as_bytes());
+                let keep = |p: &Path| !nix_only || is_nix(p);
+                hash_tree(&mut hasher, tree, tree, &keep, dir, &mut budget).ok()??;
             }
         }
     }
@@ -73,49 +101,65 @@ fn is_nix(path: &Path) -> bool {
 
 /// A flake sees its git-tracked files when it lives in a git work tree, and
 /// every file under it otherwise.
-fn hash_tracked(hasher: &mut blake3::Hasher, dir: &Path, nix_only: bool) -> Option<()> {
+fn hash_tracked(
+    hasher: &mut blake3::Hasher,
+    dir: &Path,
+    nix_only: bool,
+    cache: &Path,
+    budget: &mut Budget,
+) -> Option<()> {
     let keep = |p: &Path| !nix_only || is_nix(p);
     let Some(root) = git_root(dir) else {
-        return hash_tree(hasher, dir, dir, &keep).ok();
+        return hash_tree(hasher, dir, dir, &keep, cache, budget).ok()?;
     };
     let listing = duct::cmd!("git", "-C", &root, "ls-files", "-z").stdout_capture().stderr_null().read().ok()?;
     let mut files: Vec<&str> = listing.split('\0').filter(|f| !f.is_empty() && keep(Path::new(f))).collect();
     files.sort_unstable();
     for file in files {
+        let path = root.join(file);
+        budget.take(std::fs::symlink_metadata(&path).map_or(0, |m| m.len()))?;
         // A tracked file deleted from the work tree is absent for nix too.
-        let content = std::fs::read(root.join(file)).unwrap_or_default();
+        let content = std::fs::read(path).unwrap_or_default();
         field(hasher, file, &content);
     }
     Some(())
 }
 
 /// Hashes the files under `dir` accepted by `keep`, in name order, by path
-/// relative to `root` and content. Hidden directories (.git) are skipped and
-/// directory symlinks are not followed.
+/// relative to `root` and content. Hidden directories (.git), the `cache`
+/// directory (it may sit inside the tree; it is not an input) and directory
+/// symlinks are not walked. `Ok(None)`: over the budget.
 fn hash_tree(
     hasher: &mut blake3::Hasher,
     root: &Path,
     dir: &Path,
     keep: &dyn Fn(&Path) -> bool,
-) -> std::io::Result<()> {
+    cache: &Path,
+    budget: &mut Budget,
+) -> std::io::Result<Option<()>> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for entry in entries {
         let path = entry.path();
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            if !entry.file_name().to_string_lossy().starts_with('.') {
-                hash_tree(hasher, root, &path, keep)?;
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if !hidden && !path.starts_with(cache) && hash_tree(hasher, root, &path, keep, cache, budget)?.is_none() {
+                return Ok(None);
             }
         } else if keep(&path) {
+            if budget.take(entry.metadata().map_or(0, |m| m.len())).is_none() {
+                return Ok(None);
+            }
             let name = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
-            // A dangling symlink reads as empty rather than failing the key.
+            // A dangling symlink (or one to a directory, like nix-build's
+            // `result`) reads as empty rather than failing the key.
             let content =
                 if kind.is_symlink() { std::fs::read(&path).unwrap_or_default() } else { std::fs::read(&path)? };
             field(hasher, &name, &content);
         }
     }
-    Ok(())
+    Ok(Some(()))
 }
 
 /// Length-prefixed, so no two different inputs hash the same stream.
@@ -183,6 +227,15 @@ pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_budget_runs_out_on_files_or_bytes() {
+        let mut budget = Budget { files: 2, bytes: 10 };
+        assert!(budget.take(4).is_some() && budget.take(6).is_some());
+        assert!(budget.take(0).is_none(), "a third file");
+        let mut budget = Budget { files: 5, bytes: 10 };
+        assert!(budget.take(11).is_none(), "too many bytes");
+    }
 
     #[test]
     fn the_work_hint_outlives_the_key() {

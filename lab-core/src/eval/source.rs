@@ -68,7 +68,9 @@ pub(crate) fn resolve(source: &Source) -> Result<Resolved, EvalError> {
                 kind: "file",
                 target: text(&file),
                 nixpkgs: None,
-                inputs: vec![Inputs::Tree { dir, nix_only: true }],
+                // Every file beside it: a fleet file may read JSON, keys or
+                // other data with readFile and fromJSON.
+                inputs: vec![Inputs::Tree { dir, nix_only: false }],
                 root: None,
                 describe: format!("file {}", file.display()),
             })
@@ -83,10 +85,11 @@ pub(crate) fn resolve(source: &Source) -> Result<Resolved, EvalError> {
                 });
             }
             // Hosts import shared modules beside the hosts directory
-            // (../../nix/modules): the .nix files of its git work tree count,
-            // or its parent's outside git. A nixpkgs in the store never
-            // changes: its path is enough.
-            let mut inputs = vec![Inputs::Tracked { dir: dir.parent().unwrap_or(&dir).to_path_buf(), nix_only: true }];
+            // (../../nix/modules) and may read data files: the files of its
+            // git work tree count, or its parent's outside git. A nixpkgs
+            // in the store never changes: its path is enough; elsewhere its
+            // .nix files count (all of its files would be too many).
+            let mut inputs = vec![Inputs::Tracked { dir: dir.parent().unwrap_or(&dir).to_path_buf(), nix_only: false }];
             if !nixpkgs.starts_with("/nix/store") {
                 inputs.push(Inputs::Tree { dir: nixpkgs.clone(), nix_only: true });
             }
