@@ -102,7 +102,8 @@ fn recreate_machines_of_a_wave_activate_together() {
     let slow = SystemSpec { activation_delay: Duration::from_millis(1500), ..SystemSpec::healthy() };
     let systems: Vec<(&str, SystemSpec)> = names.iter().map(|n| (*n, slow.clone())).collect();
     let gen2 = fleet.write_generation(2, &systems).unwrap();
-    let out = lab(&fleet, state.path(), &["deploy", "--max-parallel", "3"]);
+    // maxParallel 1 (the default) bounds rolling machines, not these.
+    let out = lab(&fleet, state.path(), &["deploy"]);
     assert!(out.status.success(), "{}", text(&out));
     let spans: Vec<(u128, u128)> = names.iter().map(|n| activation_of(&fleet, n)).collect();
     let latest_start = spans.iter().map(|s| s.0).max().unwrap();

@@ -245,8 +245,11 @@ impl Plan {
 
     /// The plan of a `kind` run chosen with `options`.
     pub fn with_options(kind: PlanKind, fleet: &Fleet, limits: &Limits, options: &PlanOptions) -> Plan {
-        let waves: Vec<PlanWave> = fleet
-            .waves(limits)
+        let waves = match kind {
+            PlanKind::Deploy => fleet.deploy_waves(limits),
+            PlanKind::Reboot => fleet.waves(limits),
+        };
+        let waves: Vec<PlanWave> = waves
             .into_iter()
             .enumerate()
             .map(|(w, machines)| {

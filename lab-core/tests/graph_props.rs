@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroUsize;
 
 use lab_core::graph::{dependency_cycles, fleet_problems, Fleet, Limits};
-use lab_core::metadata::{Criticality, Machine, MachineMetadata, Orchestration};
+use lab_core::metadata::{Criticality, DeployStrategy, Machine, MachineMetadata, Orchestration};
 use proptest::prelude::*;
 
 /// SplitMix64: tiny, seedable, good enough to shape test graphs.
@@ -48,7 +48,12 @@ fn machine(name: String, dependencies: Vec<String>, rng: &mut Rng, groups: usize
             dependencies,
             groups,
             health_checks: Vec::new(),
-            orchestration: Orchestration { criticality_level: criticality, ..Orchestration::default() },
+            orchestration: Orchestration {
+                criticality_level: criticality,
+                deploy_strategy: [DeployStrategy::Rolling, DeployStrategy::BlueGreen, DeployStrategy::Recreate]
+                    [rng.below(3)],
+                ..Orchestration::default()
+            },
             reboot_order: rng.below(4) as i64,
             role: "server".into(),
             target_host: None,
@@ -133,12 +138,15 @@ fn check_order(machines: &[Machine], order: &[String]) {
     }
 }
 
-fn check_waves(machines: &[Machine], waves: &[Vec<String>], limits: &Limits) {
+/// The wave rules; only machines for which `counts` holds count towards
+/// maxParallel (all for reboots; all but recreate machines for deploys).
+fn check_waves(machines: &[Machine], waves: &[Vec<String>], limits: &Limits, counts: impl Fn(&Machine) -> bool) {
     let by_name: HashMap<&str, &Machine> = machines.iter().map(|m| (m.name.as_str(), m)).collect();
     let mut wave_of: HashMap<&str, usize> = HashMap::new();
     for (w, wave) in waves.iter().enumerate() {
         assert!(!wave.is_empty(), "wave {w} is empty");
-        assert!(wave.len() <= limits.max_parallel.get(), "wave {w} is over maxParallel");
+        let counted = wave.iter().filter(|n| counts(by_name[n.as_str()])).count();
+        assert!(counted <= limits.max_parallel.get(), "wave {w} is over maxParallel");
         let mut per_group: HashMap<&str, usize> = HashMap::new();
         for name in wave {
             assert!(wave_of.insert(name, w).is_none(), "{name} is in two waves");
@@ -189,7 +197,9 @@ proptest! {
 
         let limits = limits(max_parallel, per_group);
         let waves: Vec<Vec<String>> = fleet.waves(&limits).into_iter().map(names).collect();
-        check_waves(&machines, &waves, &limits);
+        check_waves(&machines, &waves, &limits, |_| true);
+        let deploy: Vec<Vec<String>> = fleet.deploy_waves(&limits).into_iter().map(names).collect();
+        check_waves(&machines, &deploy, &limits, |m| m.metadata.orchestration.deploy_strategy != DeployStrategy::Recreate);
         let one_by_one: Vec<String> = fleet.waves(&Limits::default()).into_iter().flat_map(names).collect();
         prop_assert_eq!(&one_by_one, &order);
 

@@ -85,7 +85,7 @@ impl Fleet {
 /// Draws `fleet` in `format`, with the waves under `limits` as ranks and
 /// each machine's criticality shown.
 pub fn render_graph(fleet: &Fleet, format: GraphFormat, limits: &Limits) -> String {
-    let waves = fleet.wave_indexes(limits);
+    let waves = fleet.wave_indexes(limits, &|_| true);
     match format {
         GraphFormat::Dot => dot(fleet, &waves),
         GraphFormat::Mermaid => mermaid(fleet, &waves),

@@ -233,6 +233,32 @@ fn max_unavailable_per_group_bounds_every_group() {
     assert_eq!(wave_names(&fleet, &limits(10, None)), [vec!["a", "b", "c", "d"]]);
 }
 
+#[test]
+fn a_deploy_takes_every_ready_recreate_machine_at_once() {
+    let recreate = |name: &str, deps: &[&str], extra: serde_json::Value| {
+        let mut orchestration = json!({ "deployStrategy": "recreate" });
+        if let (Some(o), Some(e)) = (orchestration.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        machine(name, deps, 1, json!({ "orchestration": orchestration }))
+    };
+    let fleet = Fleet::new(vec![
+        plain("a-rolling", &[]),
+        plain("b-rolling", &[]),
+        recreate("c1", &[], json!({})),
+        recreate("c2", &[], json!({})),
+        recreate("c3", &["a-rolling"], json!({})),
+        recreate("c4", &[], json!({ "criticalityLevel": "critical" })),
+    ])
+    .unwrap();
+    let deploy = |l: &Limits| -> Vec<Vec<String>> { fleet.deploy_waves(l).iter().map(|w| names(w)).collect() };
+    // maxParallel 1 bounds the rolling machines; the recreate ones that are
+    // ready go along; a critical one stays alone; c3 waits for a-rolling.
+    assert_eq!(deploy(&Limits::default()), [vec!["a-rolling", "c1", "c2"], vec!["b-rolling", "c3"], vec!["c4"]]);
+    // A reboot counts every machine: one per wave.
+    assert_eq!(wave_names(&fleet, &Limits::default()).len(), 6);
+}
+
 fn selection_fleet() -> Fleet {
     Fleet::new(vec![
         machine("router", &[], 1, json!({ "role": "router" })),

@@ -17,7 +17,7 @@ use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
 use super::Fleet;
-use crate::metadata::{Criticality, Machine};
+use crate::metadata::{Criticality, DeployStrategy, Machine};
 
 /// How much of the fleet may be down at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +57,21 @@ impl Fleet {
     /// groups; no wave holds more than `max_unavailable_per_group` machines
     /// of one group. Within a wave, machines are in priority order.
     pub fn waves(&self, limits: &Limits) -> Vec<Vec<&Machine>> {
-        self.wave_indexes(limits).into_iter().map(|w| w.into_iter().map(|i| &self.machines[i]).collect()).collect()
+        self.machines_of(self.wave_indexes(limits, &|_| true))
+    }
+
+    /// The waves of a deploy: as [`waves`](Self::waves), except that
+    /// machines deployed with `recreate` (whose downtime does not matter)
+    /// do not count towards `max_parallel`, so all those ready together
+    /// share a wave and are activated at once. The criticality and group
+    /// rules hold for them as for any machine.
+    pub fn deploy_waves(&self, limits: &Limits) -> Vec<Vec<&Machine>> {
+        let counts = |i: usize| self.machines[i].metadata.orchestration.deploy_strategy != DeployStrategy::Recreate;
+        self.machines_of(self.wave_indexes(limits, &counts))
+    }
+
+    fn machines_of(&self, waves: Vec<Vec<usize>>) -> Vec<Vec<&Machine>> {
+        waves.into_iter().map(|w| w.into_iter().map(|i| &self.machines[i]).collect()).collect()
     }
 
     fn priority(&self, i: usize) -> (i64, usize) {
@@ -94,34 +108,52 @@ impl Fleet {
         out
     }
 
-    pub(super) fn wave_indexes(&self, limits: &Limits) -> Vec<Vec<usize>> {
+    /// The waves, as indexes; only machines for which `counts` holds count
+    /// towards `max_parallel`.
+    pub(super) fn wave_indexes(&self, limits: &Limits, counts: &dyn Fn(usize) -> bool) -> Vec<Vec<usize>> {
         let mut pending = self.pending();
-        let mut ready: BinaryHeap<Reverse<(i64, usize)>> =
-            (0..pending.len()).filter(|&i| pending[i] == 0).map(|i| Reverse(self.priority(i))).collect();
+        // Two queues, so that a full wave still takes the free machines
+        // without scanning every counted one that waits.
+        let mut ready = [BinaryHeap::new(), BinaryHeap::new()];
+        let queue = |i: usize| usize::from(!counts(i));
+        for i in (0..pending.len()).filter(|&i| pending[i] == 0) {
+            ready[queue(i)].push(Reverse(self.priority(i)));
+        }
         let mut wave = WaveState {
             members: Vec::new(),
+            counted: 0,
             in_group: vec![0; self.group_names.len()],
             held_by_high: vec![false; self.group_names.len()],
             critical: false,
         };
         let mut skipped = Vec::new();
         let mut waves = Vec::new();
-        while !ready.is_empty() {
-            // Most urgent first; the ones a limit keeps out wait for the next wave.
-            while let Some(Reverse(key)) = ready.pop() {
-                if wave.members.len() == limits.max_parallel.get() || wave.critical {
-                    ready.push(Reverse(key));
+        while ready.iter().any(|q| !q.is_empty()) {
+            // Most urgent first, across both queues; the ones a limit keeps
+            // out wait for the next wave.
+            loop {
+                let full = wave.counted == limits.max_parallel.get();
+                let next = match (ready[0].peek(), ready[1].peek()) {
+                    (Some(a), Some(b)) if !full => usize::from(b > a),
+                    (Some(_), None) if !full => 0,
+                    (_, Some(_)) => 1,
+                    _ => break,
+                };
+                if wave.critical {
                     break;
                 }
+                let Some(Reverse(key)) = ready[next].pop() else { break };
                 if wave.admits(self, key.1, limits) {
-                    wave.add(self, key.1);
+                    wave.add(self, key.1, next == 0);
                 } else {
-                    skipped.push(Reverse(key));
+                    skipped.push((next, Reverse(key)));
                 }
             }
-            ready.extend(skipped.drain(..));
+            for (q, key) in skipped.drain(..) {
+                ready[q].push(key);
+            }
             for &i in &wave.members {
-                self.release(i, &mut pending, |d| ready.push(Reverse(self.priority(d))));
+                self.release(i, &mut pending, |d| ready[queue(d)].push(Reverse(self.priority(d))));
             }
             waves.push(wave.take(self));
         }
@@ -133,6 +165,8 @@ impl Fleet {
 /// costs only the candidate's groups.
 struct WaveState {
     members: Vec<usize>,
+    /// Members that count towards `max_parallel`.
+    counted: usize,
     /// Members per group.
     in_group: Vec<usize>,
     /// Groups a high member holds: no other machine of them may join.
@@ -154,7 +188,8 @@ impl WaveState {
         }
     }
 
-    fn add(&mut self, fleet: &Fleet, i: usize) {
+    fn add(&mut self, fleet: &Fleet, i: usize, counted: bool) {
+        self.counted += usize::from(counted);
         let criticality = fleet.machines[i].metadata.orchestration.criticality_level;
         for &g in &fleet.groups[i] {
             self.in_group[g as usize] += 1;
@@ -173,6 +208,7 @@ impl WaveState {
             }
         }
         self.critical = false;
+        self.counted = 0;
         std::mem::take(&mut self.members)
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! - rolling and recreate: `switch` (profile, then switch-to-configuration),
 //!   then the checks; a machine failing them goes back to its previous
-//!   generation. A wave holds at most maxParallel machines, all in flight
-//!   together.
+//!   generation. A wave holds at most maxParallel rolling and blue-green
+//!   machines, all in flight together, plus every recreate machine ready
+//!   at the same time (their downtime does not matter: see
+//!   `Fleet::deploy_waves`).
 //! - blue-green: every blue-green machine of the wave is activated with
 //!   `test`; only when all pass their checks does each new generation become
 //!   the boot default (profile + `boot`); otherwise every one goes back.
