@@ -153,7 +153,7 @@ pub enum DeployStrategy {
     Rolling,
     /// Activate live, make permanent only when every machine of the wave is healthy.
     BlueGreen,
-    /// Activate all at once; for machines whose downtime does not matter.
+    /// Activate all that are ready at once, whatever maxParallel; for machines whose downtime does not matter.
     Recreate,
 }
 
