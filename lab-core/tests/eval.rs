@@ -242,6 +242,78 @@ mod cache {
         assert!(evaluate(&source, &options).unwrap().from_cache);
     }
 
+    /// A fleet file beside `lib.nix` taking machine a's role from `roles`
+    /// (a path relative to it); the source and the roles file.
+    fn reading(dir: &Path, roles: &str) -> (Source, PathBuf) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::copy(fixtures().join("fleets/lib.nix"), dir.join("lib.nix")).unwrap();
+        let fleet = dir.join("fleet.nix");
+        std::fs::write(
+            &fleet,
+            format!(
+                "let lib = import ./lib.nix; roles = builtins.fromJSON (builtins.readFile ./{roles}); in\n\
+                 {{ nixosConfigurations.a = lib.system (lib.metadata {{ name = \"a\"; role = roles.a; }}); }}\n"
+            ),
+        )
+        .unwrap();
+        let path = dir.join(roles);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, r#"{ "a": "database" }"#).unwrap();
+        (Source::File(fleet), path)
+    }
+
+    /// Evaluates twice (a miss, then a hit), changes the role, and checks
+    /// the next evaluation sees it.
+    fn assert_role_change_is_seen(source: &Source, roles: &Path, options: &EvalOptions) {
+        assert_eq!(evaluate(source, options).unwrap().machines["a"].metadata.role, "database");
+        assert!(evaluate(source, options).unwrap().from_cache);
+        std::fs::write(roles, r#"{ "a": "web-server" }"#).unwrap();
+        let changed = evaluate(source, options).unwrap();
+        assert!(!changed.from_cache, "a changed data file served a stale evaluation");
+        assert_eq!(changed.machines["a"].metadata.role, "web-server");
+    }
+
+    #[test]
+    fn data_in_hidden_directories_and_behind_symlinks_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EvalOptions { cache_dir: Some(dir.path().join("cache")), ..jobs(1) };
+        let (source, roles) = reading(&dir.path().join("hidden"), ".data/roles.json");
+        assert_role_change_is_seen(&source, &roles, &options);
+        // roles.json is a link to a file outside the fleet's directory.
+        let outside = dir.path().join("outside.json");
+        let (source, roles) = reading(&dir.path().join("linked"), "roles.json");
+        std::fs::rename(&roles, &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, &roles).unwrap();
+        assert_role_change_is_seen(&source, &outside, &options);
+    }
+
+    #[test]
+    fn a_cache_directory_that_is_the_fleet_directory_hides_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (source, roles) = reading(dir.path(), "data/roles.json");
+        let options = EvalOptions { cache_dir: Some(dir.path().to_path_buf()), ..jobs(1) };
+        assert_role_change_is_seen(&source, &roles, &options);
+    }
+
+    #[test]
+    fn a_named_pipe_beside_the_fleet_is_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let (source, _) = reading(dir.path(), "roles.json");
+        let fifo = dir.path().join("control");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let options = EvalOptions { cache_dir: Some(dir.path().join("cache")), ..jobs(1) };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let first = evaluate(&source, &options).map(|e| e.from_cache);
+            let second = evaluate(&source, &options).map(|e| e.from_cache);
+            let _ = tx.send((first.ok(), second.ok()));
+        });
+        // Opening the pipe would wait for a writer forever.
+        let result = rx.recv_timeout(Duration::from_secs(60)).expect("evaluation hung on a named pipe");
+        assert_eq!(result, (Some(false), Some(true)));
+    }
+
     #[test]
     fn a_corrupt_or_truncated_entry_is_ignored() {
         let (_dir, source, options) = setup();

@@ -35,8 +35,14 @@ struct Budget {
 }
 
 impl Budget {
-    fn new() -> Self {
-        Budget { files: MAX_KEY_FILES, bytes: MAX_KEY_BYTES }
+    /// The budget of one input. Only `.nix` files of a nixpkgs tree are
+    /// read (tens of thousands of files): it would always be over, so it
+    /// has none.
+    fn new(nix_only: bool) -> Self {
+        match nix_only {
+            true => Budget { files: usize::MAX, bytes: u64::MAX },
+            false => Budget { files: MAX_KEY_FILES, bytes: MAX_KEY_BYTES },
+        }
     }
 
     /// Takes one file of `len` bytes; `None` once the budget is spent.
@@ -73,18 +79,17 @@ pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix) -> Option<Key> {
     field(&mut hasher, "source", slot.finalize().as_bytes());
     // `<nixpkgs>`-style lookups read NIX_PATH.
     field(&mut hasher, "NIX_PATH", std::env::var("NIX_PATH").unwrap_or_default().as_bytes());
-    let mut budget = Budget::new();
     for inputs in &source.inputs {
         match inputs {
             Inputs::Remote => return None,
             Inputs::Tracked { dir: tracked, nix_only } => {
                 field(&mut hasher, "tracked", tracked.to_string_lossy().as_bytes());
-                hash_tracked(&mut hasher, tracked, *nix_only, dir, &mut budget)?;
+                hash_tracked(&mut hasher, tracked, *nix_only, dir, &mut Budget::new(*nix_only))?;
             }
             Inputs::Tree { dir: tree, nix_only } => {
                 field(&mut hasher, "tree", tree.to_string_lossy().as_bytes());
                 let keep = |p: &Path| !nix_only || is_nix(p);
-                hash_tree(&mut hasher, tree, tree, &keep, dir, &mut budget).ok()??;
+                hash_tree(&mut hasher, tree, tree, &keep, dir, &mut Budget::new(*nix_only)).ok()??;
             }
         }
     }
@@ -116,19 +121,19 @@ fn hash_tracked(
     let mut files: Vec<&str> = listing.split('\0').filter(|f| !f.is_empty() && keep(Path::new(f))).collect();
     files.sort_unstable();
     for file in files {
-        let path = root.join(file);
-        budget.take(std::fs::symlink_metadata(&path).map_or(0, |m| m.len()))?;
-        // A tracked file deleted from the work tree is absent for nix too.
-        let content = std::fs::read(path).unwrap_or_default();
-        field(hasher, file, &content);
+        hash_file(hasher, file, &root.join(file), budget)?;
     }
     Some(())
 }
 
+/// Directories of version control: never read by an evaluation.
+const VCS_DIRS: [&str; 4] = [".git", ".hg", ".svn", ".jj"];
+
 /// Hashes the files under `dir` accepted by `keep`, in name order, by path
-/// relative to `root` and content. Hidden directories (.git), the `cache`
-/// directory (it may sit inside the tree; it is not an input) and directory
-/// symlinks are not walked. `Ok(None)`: over the budget.
+/// relative to `root` and what nix would read there (see [`hash_file`]).
+/// Version-control directories, the `cache` directory (it may sit inside
+/// the tree; it is not an input) and directory symlinks are not walked.
+/// `Ok(None)`: over the budget.
 fn hash_tree(
     hasher: &mut blake3::Hasher,
     root: &Path,
@@ -141,25 +146,45 @@ fn hash_tree(
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for entry in entries {
         let path = entry.path();
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            if !hidden && !path.starts_with(cache) && hash_tree(hasher, root, &path, keep, cache, budget)?.is_none() {
+        if entry.file_type()?.is_dir() {
+            let vcs = VCS_DIRS.iter().any(|d| entry.file_name() == *d);
+            let ours = path == cache || path == cache.join("eval");
+            if !vcs && !ours && hash_tree(hasher, root, &path, keep, cache, budget)?.is_none() {
                 return Ok(None);
             }
         } else if keep(&path) {
-            if budget.take(entry.metadata().map_or(0, |m| m.len())).is_none() {
+            let name = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+            if hash_file(hasher, &name, &path, budget).is_none() {
                 return Ok(None);
             }
-            let name = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
-            // A dangling symlink (or one to a directory, like nix-build's
-            // `result`) reads as empty rather than failing the key.
-            let content =
-                if kind.is_symlink() { std::fs::read(&path).unwrap_or_default() } else { std::fs::read(&path)? };
-            field(hasher, &name, &content);
         }
     }
     Ok(Some(()))
+}
+
+/// Hashes one entry under `name` by what nix would read there: a regular
+/// file's content (charged to the budget, also through a symlink); for a
+/// symlink also its target; anything else (a link to a directory, a pipe,
+/// a socket, a device, a dangling link, an unreadable file) by its kind
+/// only. A pipe is never opened: opening one waits for a writer. `None`:
+/// over the budget.
+fn hash_file(hasher: &mut blake3::Hasher, name: &str, path: &Path, budget: &mut Budget) -> Option<()> {
+    if let Ok(target) = std::fs::read_link(path) {
+        field(hasher, "symlink", target.to_string_lossy().as_bytes());
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {
+            budget.take(meta.len())?;
+            match std::fs::read(path) {
+                Ok(content) => field(hasher, name, &content),
+                // nix, run as the same user, cannot read it either.
+                Err(_) => field(hasher, name, b"\0unreadable"),
+            }
+        }
+        Ok(meta) => field(hasher, name, if meta.is_dir() { b"\0directory" } else { b"\0special" }),
+        Err(_) => field(hasher, name, b"\0missing"),
+    }
+    Some(())
 }
 
 /// Length-prefixed, so no two different inputs hash the same stream.

@@ -180,9 +180,9 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
 
     /// Waits until the machine answers with a boot id other than
     /// `old_boot_id`, polling every 100 ms at most; fails with
-    /// [`ExecError::BootTimeout`] at `deadline`, and at once with
-    /// [`ExecError::HostKey`] when the machine answers with a host key ssh
-    /// does not accept. Returns the new boot id.
+    /// [`ExecError::BootTimeout`] at `deadline`, or with
+    /// [`ExecError::HostKey`] when the machine was still answering with a
+    /// host key ssh does not accept then. Returns the new boot id.
     async fn wait_for_boot(&self, old_boot_id: &str, deadline: Instant) -> Result<String, ExecError> {
         poll_new_boot(self, old_boot_id, deadline).await
     }
@@ -213,9 +213,14 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
     deadline: Instant,
 ) -> Result<String, ExecError> {
     let mut last = NO_ANSWER.to_string();
+    // The last answer, when it was a host key ssh refused.
+    let mut refused_key = None;
     loop {
         let now = Instant::now();
         if now >= deadline {
+            if let Some(e) = refused_key {
+                return Err(e);
+            }
             return Err(ExecError::BootTimeout {
                 machine: executor.machine().to_string(),
                 old_boot_id: old_boot_id.to_string(),
@@ -226,11 +231,13 @@ pub async fn poll_new_boot<E: Executor + ?Sized>(
         let started = now;
         match tokio::time::timeout(deadline - now, executor.boot_id()).await {
             Ok(Ok(id)) if id != old_boot_id => return Ok(id),
-            Ok(Ok(id)) => last = format!("still up with the old boot id {id}"),
-            // A host key that changed across the reboot is not a machine
-            // still booting: waiting would not make it acceptable.
-            Ok(Err(e @ ExecError::HostKey { .. })) => return Err(e),
-            Ok(Err(e)) => last = e.to_string(),
+            Ok(Ok(id)) => (last, refused_key) = (format!("still up with the old boot id {id}"), None),
+            // Waited out, not failed at once: an initrd's own sshd (remote
+            // disk unlock) answers with another key until the system is up.
+            // Never accepted; if it is still the answer at the deadline,
+            // that is the error.
+            Ok(Err(e @ ExecError::HostKey { .. })) => (last, refused_key) = (e.to_string(), Some(e)),
+            Ok(Err(e)) => (last, refused_key) = (e.to_string(), None),
             // The deadline cut this attempt short: that says nothing new,
             // so the last real observation stays what the error reports.
             Err(_) if last == NO_ANSWER => last = "the boot id read did not finish before the deadline".into(),
@@ -277,20 +284,28 @@ mod tests {
         Err(ExecError::Connection { machine: "m".into(), command: "cat".into(), message: "Connection refused".into() })
     }
 
+    fn changed_key() -> Result<Output, ExecError> {
+        Err(ExecError::HostKey {
+            machine: "m".into(),
+            command: "cat".into(),
+            message: "REMOTE HOST IDENTIFICATION HAS CHANGED".into(),
+        })
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_changed_host_key_ends_the_wait_for_boot_at_once() {
-        let key = || {
-            Err(ExecError::HostKey {
-                machine: "m".into(),
-                command: "cat".into(),
-                message: "REMOTE HOST IDENTIFICATION HAS CHANGED".into(),
-            })
-        };
-        let exec = Scripted(Mutex::new(vec![refused, refused, key]));
+    async fn a_host_key_still_refused_at_the_deadline_is_the_error() {
+        let exec = Scripted(Mutex::new(vec![refused, refused, changed_key]));
         let started = Instant::now();
-        let err = exec.wait_for_boot("old", started + Duration::from_secs(600)).await.unwrap_err();
+        let err = exec.wait_for_boot("old", started + Duration::from_secs(60)).await.unwrap_err();
         assert!(matches!(err, ExecError::HostKey { .. }), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(1), "waited {:?}", started.elapsed());
+        assert!(started.elapsed() >= Duration::from_secs(60), "gave up after {:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_initrd_answering_with_its_own_key_is_waited_out() {
+        let new = || Ok(Output { status: Some(0), stdout: b"new-id\n".to_vec(), stderr: vec![] });
+        let exec = Scripted(Mutex::new(vec![refused, changed_key, changed_key, refused, new]));
+        assert_eq!(exec.wait_for_boot("old", Instant::now() + Duration::from_secs(60)).await.unwrap(), "new-id");
     }
 
     #[tokio::test(start_paused = true)]

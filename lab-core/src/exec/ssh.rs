@@ -312,7 +312,9 @@ impl SshExecutor {
 }
 
 fn is_host_key_failure(stderr: &str) -> bool {
-    ["Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED", "host key for", "No matching host key"]
+    // Only ssh's refusals: "… host key for …" also appears in warnings on
+    // connections that went through (CheckHostIP).
+    ["Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED", "No matching host key"]
         .iter()
         .any(|needle| stderr.contains(needle))
 }

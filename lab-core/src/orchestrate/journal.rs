@@ -11,7 +11,8 @@
 //! record made durable, so the action after it never started. Any other
 //! damage (a malformed line in the middle, a gap in sequence numbers, a
 //! record from another run, a checksum that does not match) refuses: resume
-//! never guesses. What no journal can show is whole lines removed from its
+//! never guesses. A journal begun by an older lab, without checksums, is
+//! read and continued as it began. What no journal can show is whole lines removed from its
 //! end: that reads as a run that stopped there.
 
 use std::fs::{File, OpenOptions};
@@ -127,8 +128,10 @@ pub struct Journal {
     path: PathBuf,
     run_id: String,
     next_seq: u64,
-    /// The checksum of the last line written, which the next one chains on.
-    last_sum: String,
+    /// The checksum of the last line written, which the next one chains
+    /// on; `None` for a journal begun by a lab that wrote no checksums,
+    /// which is continued the same way.
+    last_sum: Option<String>,
 }
 
 impl Journal {
@@ -139,7 +142,13 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(write)?;
         }
         let file = OpenOptions::new().append(true).create_new(true).open(path).map_err(write)?;
-        Ok(Journal { file, path: path.to_path_buf(), run_id: run_id.to_string(), next_seq: 0, last_sum: String::new() })
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+            run_id: run_id.to_string(),
+            next_seq: 0,
+            last_sum: Some(String::new()),
+        })
     }
 
     /// Reopens an existing journal to continue it (for resume): reads it
@@ -168,7 +177,7 @@ impl Journal {
         for entry in entries {
             let entry = redacted(entry);
             let record = Record { seq, time_ms: now_ms(), run_id: self.run_id.clone(), entry };
-            let (line, sum) = seal(&last_sum, &record);
+            let (line, sum) = seal(last_sum.as_deref(), &record);
             text.push_str(&line);
             last_sum = sum;
             seq += 1;
@@ -186,7 +195,7 @@ impl Journal {
     pub fn append(&mut self, entry: Entry) -> Result<Record, JournalError> {
         let entry = redacted(entry);
         let record = Record { seq: self.next_seq, time_ms: now_ms(), run_id: self.run_id.clone(), entry };
-        let (line, sum) = seal(&self.last_sum, &record);
+        let (line, sum) = seal(self.last_sum.as_deref(), &record);
         let write = |source| JournalError::Write { path: self.path.clone(), source };
         self.file.write_all(line.as_bytes()).map_err(write)?;
         self.file.sync_data().map_err(write)?;
@@ -216,7 +225,7 @@ pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
 struct Read {
     records: Vec<Record>,
     valid_len: u64,
-    last_sum: String,
+    last_sum: Option<String>,
 }
 
 /// The checksum of a line's `body`, chained on the line before (`prev`).
@@ -229,12 +238,14 @@ fn chain_sum(prev: &str, body: &str) -> String {
 }
 
 /// The line for `record` (its JSON with the checksum as the last field,
-/// and a newline) and that checksum.
-fn seal(prev: &str, record: &Record) -> (String, String) {
+/// and a newline) and that checksum; without one when `prev` is `None`
+/// (a journal without checksums, continued as it began).
+fn seal(prev: Option<&str>, record: &Record) -> (String, Option<String>) {
     let body = serde_json::to_string(record).unwrap_or_default();
+    let Some(prev) = prev else { return (body + "\n", None) };
     let sum = chain_sum(prev, &body);
     let open = body.strip_suffix('}').unwrap_or(&body);
-    (format!("{open},\"sum\":\"{sum}\"}}\n"), sum)
+    (format!("{open},\"sum\":\"{sum}\"}}\n"), Some(sum))
 }
 
 /// A line split into its body as it was summed and its checksum.
@@ -248,7 +259,9 @@ fn read_with_len(path: &Path) -> Result<Read, JournalError> {
     let corrupt = |line: usize, reason: String| JournalError::Corrupt { path: path.to_path_buf(), line, reason };
     let mut records: Vec<Record> = Vec::new();
     let mut offset = 0usize;
-    let mut last_sum = String::new();
+    // Whether the journal carries checksums is set by its first line:
+    // older versions of lab wrote none.
+    let mut last_sum: Option<Option<String>> = None;
     for (index, chunk) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
         let complete = chunk.ends_with(b"\n");
         let text = std::str::from_utf8(chunk).map_err(|_| corrupt(index + 1, "not UTF-8".into()));
@@ -275,17 +288,28 @@ fn read_with_len(path: &Path) -> Result<Read, JournalError> {
                         ));
                     }
                 }
-                if sum.is_empty() {
-                    return Err(corrupt(index + 1, "the record carries no checksum: lab did not write it".into()));
+                match (last_sum.get_or_insert_with(|| (!sum.is_empty()).then(String::new)), sum.is_empty()) {
+                    (Some(_), true) => {
+                        return Err(corrupt(index + 1, "the record carries no checksum: lab did not write it".into()))
+                    }
+                    (None, false) => {
+                        return Err(corrupt(
+                            index + 1,
+                            "a checksummed record in a journal begun without checksums: lines from another \
+                             journal were added"
+                                .into(),
+                        ))
+                    }
+                    (Some(prev), false) if sum != chain_sum(prev, &body) => {
+                        return Err(corrupt(
+                            index + 1,
+                            "its checksum does not match: the line (or one before it) was changed after lab wrote it"
+                                .into(),
+                        ))
+                    }
+                    (Some(prev), false) => *prev = sum,
+                    (None, true) => {}
                 }
-                if sum != chain_sum(&last_sum, &body) {
-                    return Err(corrupt(
-                        index + 1,
-                        "its checksum does not match: the line (or one before it) was changed after lab wrote it"
-                            .into(),
-                    ));
-                }
-                last_sum = sum;
                 records.push(record);
                 offset += chunk.len();
             }
@@ -296,7 +320,7 @@ fn read_with_len(path: &Path) -> Result<Read, JournalError> {
             Err(e) => return Err(e),
         }
     }
-    Ok(Read { records, valid_len: offset as u64, last_sum })
+    Ok(Read { records, valid_len: offset as u64, last_sum: last_sum.unwrap_or(Some(String::new())) })
 }
 
 /// `entry` without credentials: the journal outlives the run and is read by
@@ -450,5 +474,35 @@ mod tests {
         std::fs::write(&path, format!("{}\n{}\n{}\n{body}\n", lines[0], lines[1], lines[2])).unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("line 4: the record carries no checksum"), "{err}");
+    }
+
+    #[test]
+    fn a_journal_without_checksums_is_read_and_continued_as_it_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        // As an older lab wrote it: plain records, no "sum".
+        let old: String = [step("a", StepState::Started), step("a", StepState::Finished)]
+            .into_iter()
+            .enumerate()
+            .map(|(seq, entry)| {
+                let record = Record { seq: seq as u64, time_ms: 1, run_id: "r0".into(), entry };
+                serde_json::to_string(&record).unwrap() + "\n"
+            })
+            .collect();
+        std::fs::write(&path, &old).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2);
+        let (mut journal, _) = Journal::reopen(&path).unwrap();
+        journal.append(step("b", StepState::Started)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("\"sum\""), "continued as it began: {text}");
+        assert_eq!(read(&path).unwrap().len(), 3);
+        // A checksummed line among them came from elsewhere.
+        let other = dir.path().join("other.jsonl");
+        let mut journal = Journal::create(&other, "r0").unwrap();
+        journal.append_all(vec![step("x", StepState::Planned); 4]).unwrap();
+        let foreign = std::fs::read_to_string(&other).unwrap().lines().nth(3).unwrap().to_string();
+        std::fs::write(&path, format!("{text}{foreign}\n")).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("line 4: a checksummed record in a journal begun without checksums"), "{err}");
     }
 }

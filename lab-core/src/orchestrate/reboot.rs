@@ -119,7 +119,11 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
             Err(e) => {
                 let error = match e {
                     ExecError::HostKey { .. } => {
-                        format!("{e}; it came back from the reboot with a host key ssh does not accept; nothing that depends on it was touched")
+                        format!(
+                            "{e}; it came back from the reboot with a host key ssh does not accept, still at \
+                             rebootTimeout ({} s); nothing that depends on it was touched",
+                            o.reboot_timeout
+                        )
                     }
                     _ => {
                         format!("{e}; rebootTimeout is {} s; nothing that depends on it was touched", o.reboot_timeout)
