@@ -505,4 +505,29 @@ mod tests {
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("line 4: a checksummed record in a journal begun without checksums"), "{err}");
     }
+
+    #[test]
+    fn a_line_from_a_diverged_copy_of_the_same_run_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jsonl");
+        let mut journal = Journal::create(&a, "r1").unwrap();
+        journal.append_all(vec![step("x", StepState::Planned), step("y", StepState::Planned)]).unwrap();
+        drop(journal);
+        // Two copies of the same run that part ways at line 3.
+        let b = dir.path().join("b.jsonl");
+        std::fs::copy(&a, &b).unwrap();
+        for (path, state) in [(&a, StepState::Finished), (&b, StepState::Failed)] {
+            let (mut journal, _) = Journal::reopen(path).unwrap();
+            journal.append(step("x", state)).unwrap();
+            journal.append(step("y", StepState::Started)).unwrap();
+        }
+        let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().map(String::from).collect::<Vec<_>>();
+        let (mut spliced, theirs) = (lines(&a), lines(&b));
+        // b's line 4 is a well-formed record of this run with the right
+        // sequence number; only the chain says it follows another line 3.
+        spliced[3] = theirs[3].clone();
+        std::fs::write(&a, spliced.join("\n") + "\n").unwrap();
+        let err = read(&a).unwrap_err().to_string();
+        assert!(err.contains("line 4: its checksum does not match"), "{err}");
+    }
 }
