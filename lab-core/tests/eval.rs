@@ -288,6 +288,36 @@ mod cache {
     }
 
     #[test]
+    fn a_tracked_file_outside_the_fleet_directory_counts() {
+        // repo/sub/fleet.nix imports ../shared.nix, tracked in repo's git.
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let (source, _) = reading(&repo.join("sub"), "roles.json");
+        let shared = repo.join("shared.nix");
+        std::fs::write(&shared, "{ role = \"database\"; }").unwrap();
+        let fleet = repo.join("sub/fleet.nix");
+        std::fs::write(
+            &fleet,
+            "let lib = import ./lib.nix; in\n\
+             { nixosConfigurations.a = lib.system (lib.metadata { name = \"a\"; role = (import ../shared.nix).role; }); }\n",
+        )
+        .unwrap();
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git").arg("-C").arg(&repo).args(args).status().unwrap();
+            assert!(status.success());
+        };
+        git(&["init", "-q"]);
+        git(&["add", "shared.nix", "sub"]);
+        let options = EvalOptions { cache_dir: Some(dir.path().join("cache")), ..jobs(1) };
+        assert_eq!(evaluate(&source, &options).unwrap().machines["a"].metadata.role, "database");
+        assert!(evaluate(&source, &options).unwrap().from_cache);
+        std::fs::write(&shared, "{ role = \"web-server\"; }").unwrap();
+        let changed = evaluate(&source, &options).unwrap();
+        assert!(!changed.from_cache, "a changed shared.nix served a stale evaluation");
+        assert_eq!(changed.machines["a"].metadata.role, "web-server");
+    }
+
+    #[test]
     fn a_cache_directory_that_is_the_fleet_directory_hides_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (source, roles) = reading(dir.path(), "data/roles.json");

@@ -64,13 +64,18 @@ pub(crate) fn resolve(source: &Source) -> Result<Resolved, EvalError> {
         Source::File(path) => {
             let file = existing(path, "pass --file with a Nix file that evaluates to { nixosConfigurations = ...; }")?;
             let dir = file.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+            // Every file beside it: a fleet file may read JSON, keys or
+            // other data with readFile and fromJSON. In a git work tree,
+            // also its tracked files: a fleet file may import ../shared.nix.
+            let mut inputs = vec![Inputs::Tree { dir: dir.clone(), nix_only: false }];
+            if let Some(root) = git_root(&dir).filter(|root| *root != dir) {
+                inputs.push(Inputs::Tracked { dir: root, nix_only: false });
+            }
             Ok(Resolved {
                 kind: "file",
                 target: text(&file),
                 nixpkgs: None,
-                // Every file beside it: a fleet file may read JSON, keys or
-                // other data with readFile and fromJSON.
-                inputs: vec![Inputs::Tree { dir, nix_only: false }],
+                inputs,
                 root: None,
                 describe: format!("file {}", file.display()),
             })
