@@ -131,7 +131,7 @@ impl Fleet {
         while ready.iter().any(|q| !q.is_empty()) {
             // Most urgent first, across both queues; the ones a limit keeps
             // out wait for the next wave.
-            loop {
+            while !wave.critical {
                 let full = wave.counted == limits.max_parallel.get();
                 let next = match (ready[0].peek(), ready[1].peek()) {
                     (Some(a), Some(b)) if !full => usize::from(b > a),
@@ -139,9 +139,6 @@ impl Fleet {
                     (_, Some(_)) => 1,
                     _ => break,
                 };
-                if wave.critical {
-                    break;
-                }
                 let Some(Reverse(key)) = ready[next].pop() else { break };
                 if wave.admits(self, key.1, limits) {
                     wave.add(self, key.1, next == 0);

@@ -30,26 +30,20 @@ impl Machine {
         self.metadata.target_host.as_deref().or(self.hostname.as_deref()).unwrap_or(&self.name)
     }
 
-    /// The JSON contract for one machine: the camelCase metadata plus
-    /// `hostname` and `services`, keys sorted as `builtins.toJSON` sorts them.
+    /// The JSON contract for one machine (see its [`Serialize`] impl) as a
+    /// [`Value`].
     pub fn to_json_value(&self) -> Value {
-        let mut object: BTreeMap<String, Value> = match serde_json::to_value(&self.metadata) {
-            Ok(Value::Object(object)) => object.into_iter().collect(),
-            // MachineMetadata always serializes to an object.
-            _ => BTreeMap::new(),
-        };
-        object.insert("hostname".into(), self.hostname.clone().map_or(Value::Null, Value::String));
-        object.insert("services".into(), Value::Array(self.services.iter().cloned().map(Value::String).collect()));
-        // Collected from a BTreeMap, so keys stay sorted even if serde_json
-        // is built with `preserve_order`.
-        Value::Object(object.into_iter().collect())
+        // Cannot fail: every map key is a string.
+        serde_json::to_value(self).unwrap_or_default()
     }
 }
 
 impl Serialize for Machine {
-    /// The same JSON as [`Machine::to_json_value`], written directly: every
-    /// listing and the evaluation cache go through here, and building a
-    /// `Value` first cost more than the rest of reading a fleet.
+    /// The JSON contract for one machine: the camelCase metadata plus
+    /// `hostname` and `services`, keys sorted as `builtins.toJSON` sorts
+    /// them. Written directly: every listing and the evaluation cache go
+    /// through here, and building a `Value` first cost more than the rest
+    /// of reading a fleet.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         /// Fields in sorted key order (as `builtins.toJSON` sorts them); the
         /// metadata's own types declare theirs sorted too.
@@ -227,7 +221,10 @@ mod tests {
         });
         let machine = parse_machine("web", value, None).unwrap();
         let direct = serde_json::to_string(&machine).unwrap();
+        // A `Value`'s maps sort their keys: equal text means sorted at every level.
         assert_eq!(direct, machine.to_json_value().to_string());
+        // Nothing lost: the contract reads back as the same machine.
+        assert_eq!(parse_machine("web", machine.to_json_value(), None).unwrap(), machine);
         assert!(direct.starts_with(r#"{"dependencies":["db"],"groups":["b","a"],"healthChecks":[{"command":null,"#));
         let bare = parse_machine("m", serde_json::json!({ "role": "r", "rebootOrder": 0 }), None).unwrap();
         assert_eq!(serde_json::to_string(&bare).unwrap(), bare.to_json_value().to_string());

@@ -12,8 +12,8 @@
 //! damage (a malformed line in the middle, a gap in sequence numbers, a
 //! record from another run, a checksum that does not match) refuses: resume
 //! never guesses. A journal begun by an older lab, without checksums, is
-//! read and continued as it began. What no journal can show is whole lines removed from its
-//! end: that reads as a run that stopped there.
+//! read and continued as it began. What no journal can show is whole lines
+//! removed from its end: that reads as a run that stopped there.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -117,18 +117,13 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
                 json!({ "bootId": new }),
             )?,
             Err(e) => {
-                let error = match e {
+                let when = match e {
                     ExecError::HostKey { .. } => {
-                        format!(
-                            "{e}; it came back from the reboot with a host key ssh does not accept, still at \
-                             rebootTimeout ({} s); nothing that depends on it was touched",
-                            o.reboot_timeout
-                        )
+                        "it came back from the reboot with a host key ssh does not accept, still at rebootTimeout"
                     }
-                    _ => {
-                        format!("{e}; rebootTimeout is {} s; nothing that depends on it was touched", o.reboot_timeout)
-                    }
+                    _ => "rebootTimeout is",
                 };
+                let error = format!("{e}; {when} {} s; nothing that depends on it was touched", o.reboot_timeout);
                 return ctx.fail(&step, name, Action::WaitForBoot, error);
             }
         }
