@@ -1,7 +1,7 @@
 //! Running `lab` against a test fleet, and reading what it said and what
 //! the hosts did: the helpers every end-to-end test file shares.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -28,6 +28,25 @@ pub fn text(out: &Output) -> String {
 /// The events of a `--json` run, one per line of standard output.
 pub fn events(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Index of the first event that started `action` on `machine`.
+pub fn started(events: &[Value], machine: &str, action: &str) -> Option<usize> {
+    events.iter().position(|e| e["event"] == "step-started" && e["machine"] == machine && e["action"] == action)
+}
+
+/// The journal of the one run in the state directory `state`.
+pub fn journal_path(state: &Path) -> PathBuf {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(state.join("runs")).unwrap().flatten().map(|e| e.path()).collect();
+    runs.sort();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.pop().unwrap()
+}
+
+/// That journal's records, as JSON.
+pub fn journal_records(state: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(journal_path(state)).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// The trimmed standard output of a command that must have succeeded.

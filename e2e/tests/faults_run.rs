@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lab_e2e::hostlog::now_us;
-use lab_e2e::run::{activations, events, lab_command, text};
+use lab_e2e::run::{activations, events, journal_path, journal_records, lab_command, started, text};
 use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet, TestHost};
 use serde_json::Value;
 
@@ -69,10 +69,6 @@ fn final_states(events: &[Value]) -> std::collections::BTreeMap<String, String> 
 /// Index of the first event matching `pred`.
 fn position(events: &[Value], pred: impl Fn(&Value) -> bool) -> Option<usize> {
     events.iter().position(pred)
-}
-
-fn started(events: &[Value], machine: &str, action: &str) -> Option<usize> {
-    position(events, |e| e["event"] == "step-started" && e["machine"] == machine && e["action"] == action)
 }
 
 fn healthy(events: &[Value], machine: &str) -> Option<usize> {
@@ -162,20 +158,12 @@ fn chain(names: &[&str], boot_delay: Duration, reboot_delay: i64) -> Vec<HostSpe
 
 /// When the journal recorded `step` in `state`, in µs since the epoch.
 fn journal_time_us(state: &Path, step: &str, to: &str) -> u64 {
-    let text = std::fs::read_to_string(journal_path(state)).unwrap();
-    let record = text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let records = journal_records(state);
+    let record = records
+        .iter()
         .find(|r| r["step"] == step && r["state"] == to)
         .unwrap_or_else(|| panic!("no {to} record of {step}"));
     record["timeMs"].as_u64().unwrap() * 1000
-}
-
-fn journal_path(state: &Path) -> PathBuf {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(state.join("runs")).unwrap().flatten().map(|e| e.path()).collect();
-    runs.sort();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs.pop().unwrap()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use lab_e2e::run::{lab_command, text};
+use lab_e2e::run::{journal_records, lab_command, text};
 use lab_e2e::{output_within, FleetSpec, HostSpec, SystemSpec, TestFleet};
 
 /// Bound on any one lab run in these tests.
@@ -111,9 +111,7 @@ fn six_host_rolling_reboot_goes_in_order_and_reports_its_makespan() {
     assert!(out.status.success(), "{}", text(&out));
     // The run's own span, from its journal: started to finished (fleet
     // evaluation and process start are not part of the schedule).
-    let journal = std::fs::read_dir(state.path().join("runs")).unwrap().next().unwrap().unwrap().path();
-    let records: Vec<serde_json::Value> =
-        std::fs::read_to_string(journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records = journal_records(state.path());
     let ms = |r: &serde_json::Value| r["timeMs"].as_u64().unwrap();
     let makespan = Duration::from_millis(ms(records.last().unwrap()) - ms(&records[0]));
     for r in records.iter().filter(|r| r["state"] != "planned") {
