@@ -150,11 +150,7 @@ fn reads_a_hosts_directory() {
 
 #[test]
 fn reads_hosts_built_with_the_real_module() {
-    let Ok(lib) = std::env::var("LAB_NIXPKGS_LIB") else {
-        println!("skipped: set LAB_NIXPKGS_LIB to nixpkgs' lib directory to run the real module system");
-        return;
-    };
-    assert!(Path::new(&lib).join("default.nix").exists(), "LAB_NIXPKGS_LIB={lib} is not nixpkgs' lib");
+    let Some(_lib) = lab_testkit::nixpkgs_lib() else { return };
     let source =
         Source::HostsDir { dir: fixtures().join("hosts-real"), nixpkgs: fixtures().join("nixpkgs-evalmodules") };
     let evaluation = evaluate(&source, &jobs(2)).unwrap();

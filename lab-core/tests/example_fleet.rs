@@ -51,12 +51,7 @@ fn example_fleet_reads_clean_and_uses_every_strategy_and_criticality() {
 
 #[test]
 fn mirror_equals_the_module_evaluation() {
-    let Some(lib) = std::env::var_os("LAB_NIXPKGS_LIB") else {
-        eprintln!(
-            "skipped: LAB_NIXPKGS_LIB is unset (point it at nixpkgs' lib/ to compare hosts/fleet.nix with the module)"
-        );
-        return;
-    };
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
     let mirror = mirror();
     for (name, expected) in mirror.as_object().unwrap() {
         let lab = nix_eval(&[root().join("hosts").join(name).join("lab.nix").to_str().unwrap()]);

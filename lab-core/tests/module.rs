@@ -1,6 +1,6 @@
 //! The lab.machine NixOS module and its twins: the Rust types and the JSON
-//! Schema. Parsing runs everywhere; evaluation needs nixpkgs' lib
-//! (LAB_NIXPKGS_LIB) and says so when it skips.
+//! Schema. Evaluation uses nixpkgs' real lib (LAB_NIXPKGS_LIB, else the
+//! pinned copy in the shared folder beside the project root).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,19 +51,10 @@ fn collect_nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// nixpkgs' lib directory, or None with the reason printed.
+/// nixpkgs' lib directory (LAB_NIXPKGS_LIB, else the pinned shared copy);
+/// None, reported as a skip (a failure under CI), when there is none.
 fn nixpkgs_lib() -> Option<PathBuf> {
-    match std::env::var_os("LAB_NIXPKGS_LIB") {
-        Some(path) if Path::new(&path).join("default.nix").exists() => Some(PathBuf::from(path)),
-        Some(path) => panic!(
-            "LAB_NIXPKGS_LIB={} has no default.nix; point it at nixpkgs' lib directory",
-            Path::new(&path).display()
-        ),
-        None => {
-            eprintln!("skipped: LAB_NIXPKGS_LIB is unset (point it at nixpkgs' lib/ to evaluate the module)");
-            None
-        }
-    }
+    lab_testkit::nixpkgs_lib()
 }
 
 /// Evaluates the module for one host (given as JSON) with lib.evalModules.

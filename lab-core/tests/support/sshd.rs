@@ -158,28 +158,29 @@ impl TestHost {
     fn start_sshd(&mut self) {
         let config = self.dir.join("sshd_config");
         let config = config.to_str().unwrap();
+        let passwd = self.dir.join("passwd");
+        std::fs::write(&passwd, own_passwd(&self.dir)).unwrap();
         let mut argv: Vec<String> = Vec::new();
         if let Some(ns) = &self.netns {
             argv.extend(["ip", "netns", "exec", &ns.name].map(String::from));
         }
-        match &self.boot_id_file {
-            Some(file) => argv.extend(
-                [
-                    "unshare",
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "sh",
-                    "-c",
-                    "mount --bind \"$1\" /proc/sys/kernel/random/boot_id && exec /usr/sbin/sshd -D -e -f \"$2\"",
-                    "sshd-boot",
-                    file.to_str().unwrap(),
-                    config,
-                ]
-                .map(String::from),
-            ),
-            None => argv.extend(["/usr/sbin/sshd", "-D", "-e", "-f", config].map(String::from)),
+        // sshd runs every session through the login shell of the user's
+        // passwd entry, in its home. The controller's are not the host's: a
+        // `.bashrc` that hangs (a tool's stale lock) must not stall a test. In
+        // a private mount namespace the host sees its own passwd, in which
+        // root's home is the host's directory and its shell is /bin/sh, which
+        // reads no start-up file for `sh -c`.
+        let mut script = String::from("mount --bind \"$1\" /etc/passwd || exit 1\n");
+        if self.boot_id_file.is_some() {
+            script.push_str("mount --bind \"$3\" /proc/sys/kernel/random/boot_id || exit 1\n");
         }
+        script.push_str("exec /usr/sbin/sshd -D -e -f \"$2\"");
+        let boot_id = self.boot_id_file.as_ref().map(|f| f.to_str().unwrap().to_string()).unwrap_or_default();
+        argv.extend(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script.as_str(), "sshd-host"]
+                .map(String::from),
+        );
+        argv.extend([passwd.to_str().unwrap().to_string(), config.to_string(), boot_id]);
         let log = std::fs::File::create(self.dir.join("sshd.log")).unwrap();
         let child = Command::new(&argv[0])
             .args(&argv[1..])
@@ -283,6 +284,23 @@ impl Drop for TestHost {
         // Dropping the namespace deletes it (and the veth pair).
         self.netns.take();
     }
+}
+
+/// The controller's /etc/passwd with root's home set to `home` and its shell
+/// to /bin/sh: what a test host's sessions see.
+fn own_passwd(home: &Path) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let mut out = String::new();
+    for line in passwd.lines() {
+        let mut fields: Vec<&str> = line.split(':').collect();
+        if fields.len() == 7 && fields[2] == "0" {
+            fields[5] = home.to_str().unwrap();
+            fields[6] = "/bin/sh";
+        }
+        out.push_str(&fields.join(":"));
+        out.push('\n');
+    }
+    out
 }
 
 /// A network namespace linked to the controller by a veth pair.

@@ -77,18 +77,44 @@ fn setup(host: &Host) -> Result<(), String> {
     mount(&["--bind", path_str(&dir.profiles())?, "/nix/var/nix/profiles"])?;
     mount(&["--bind", path_str(&dir.boot_id())?, "/proc/sys/kernel/random/boot_id"])?;
     mount(&["--bind", path_str(&dir.bin())?, "/usr/local/bin"])?;
-    // ssh sessions run root's shell, which (Debian's bash, under sshd)
-    // reads ~/.bashrc: the controller's, whose tools (pyenv rehash) take
-    // locks that a host killed mid-session would leave behind, stalling
-    // every later session of every fleet. A host has its own, empty one.
-    let rc = Path::new("/root/.bashrc");
-    if rc.exists() {
-        let own = dir.root.join("bashrc");
+    // ssh sessions run root's login shell in root's home, as the passwd
+    // entry says; Debian's bash under sshd then reads /etc/bash.bashrc and
+    // ~/.bashrc: the controller's, whose tools (pyenv rehash) take locks that
+    // a host killed mid-session would leave behind, stalling every later
+    // session of every fleet. A host has its own passwd (root's home is the
+    // host's own, empty directory; its shell stays bash, as on NixOS) and an
+    // empty system bashrc, so nothing of the controller's user runs in it.
+    let home = dir.root.join("home");
+    std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
+    let passwd = dir.root.join("passwd");
+    std::fs::write(&passwd, host_passwd(&home)?).map_err(|e| format!("{}: {e}", passwd.display()))?;
+    mount(&["--bind", path_str(&passwd)?, "/etc/passwd"])?;
+    let system_rc = Path::new("/etc/bash.bashrc");
+    if system_rc.exists() {
+        let own = dir.root.join("bash.bashrc");
         std::fs::write(&own, "").map_err(|e| format!("{}: {e}", own.display()))?;
-        mount(&["--bind", path_str(&own)?, "/root/.bashrc"])?;
+        mount(&["--bind", path_str(&own)?, "/etc/bash.bashrc"])?;
     }
     std::fs::write("/proc/sys/kernel/hostname", &host.name).map_err(|e| format!("set hostname: {e}"))?;
     Ok(())
+}
+
+/// The controller's /etc/passwd with root's home set to `home` and its shell
+/// to bash (NixOS's) where there is one.
+fn host_passwd(home: &Path) -> Result<String, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
+    let shell = if Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
+    let mut out = String::new();
+    for line in passwd.lines() {
+        let mut fields: Vec<&str> = line.split(':').collect();
+        if fields.len() == 7 && fields[2] == "0" {
+            fields[5] = path_str(home)?;
+            fields[6] = shell;
+        }
+        out.push_str(&fields.join(":"));
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 fn new_boot_id() -> String {
