@@ -46,7 +46,7 @@ fn six_hosts_copy_activate_and_reboot() {
         assert_eq!(h.profile_system().unwrap(), current);
         assert_eq!(lines[3], h.name());
         assert_eq!(&lines[4..], ["/usr/local/bin/reboot", "/usr/local/bin/systemctl", "/usr/local/bin/systemd-run"]);
-        assert_eq!(h.http_health(Duration::from_secs(2)), Some(200));
+        assert_eq!(h.http_health(Duration::from_secs(10)), Some(200));
         assert!(h.port_open(5432));
         systems.insert(current);
     }
@@ -86,7 +86,7 @@ fn six_hosts_copy_activate_and_reboot() {
     ok(switch);
     assert_eq!(a.current_system().unwrap().display().to_string(), a2);
     assert_ne!(a.booted_system().unwrap().display().to_string(), a2);
-    assert_eq!(a.http_health(Duration::from_secs(2)), Some(500));
+    assert_eq!(a.http_health(Duration::from_secs(10)), Some(500));
     assert_eq!(
         events(
             &fleet,
@@ -108,7 +108,7 @@ fn six_hosts_copy_activate_and_reboot() {
     eprintln!("reboot round trip (300 ms boot delay) {:?}", t.elapsed());
     assert_eq!(ok(ssh(&fleet, "a", "cat /proc/sys/kernel/random/boot_id")), a.boot_id());
     assert_eq!(a.booted_system().unwrap().display().to_string(), a2);
-    assert_eq!(a.http_health(Duration::from_secs(2)), Some(500));
+    assert_eq!(a.http_health(Duration::from_secs(10)), Some(500));
     assert_eq!(
         events(&fleet, "a", &["reboot-requested", "reboot-start", "down", "boot", "boot-complete"])[2..],
         ["reboot-requested", "reboot-start", "down", "boot", "boot-complete"]

@@ -134,7 +134,9 @@ fn a_host_that_never_comes_back_stops_the_run_at_its_reboot_timeout() {
     let ended = lab_e2e::hostlog::now_us();
     let after = Duration::from_micros((ended - down) as u64);
     assert!(after >= Duration::from_secs(4), "lab gave up {after:?} after n1 went down (rebootTimeout 4 s)");
-    assert!(after < Duration::from_secs(4 + 10), "lab ran on {after:?} after n1 went down");
+    // Well short of the run's own bound: lab stopped at the deadline instead
+    // of waiting on (a hang bound with room for a busy machine).
+    assert!(after < Duration::from_secs(4 + 40), "lab ran on {after:?} after n1 went down");
     assert!(started.elapsed() < RUN);
     for n in ["n2", "n3"] {
         let host = fleet.host(n);

@@ -185,5 +185,6 @@ fn ten_thousand_character_names_stay_fast() {
     assert!(err.contains("selects no machine"), "{}", &err[..200]);
     let lookup = evaluation(machines.into_values().collect()).find(&typo).unwrap_err().to_string();
     assert!(lookup.starts_with("no machine named"));
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    // A bound against a quadratic blow-up (minutes), not a measurement.
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }

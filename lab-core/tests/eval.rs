@@ -137,7 +137,8 @@ fn an_evaluation_past_the_timeout_is_stopped() {
     let started = std::time::Instant::now();
     let err = evaluate(&fleet("slow.nix"), &options).unwrap_err();
     assert!(matches!(err, EvalError::Timeout(_)), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // slow.nix takes a minute or more: well under that, the timeout stopped it.
+    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
 }
 
 #[test]

@@ -50,7 +50,8 @@ async fn http_hanging_server_times_out() {
     let attempt = get(&server.url("/"), &ok()).await;
     assert!(!attempt.passed);
     assert_eq!(attempt.message, "timed out after 1 s");
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    // The server never answers: ending at all is the check (a hang bound, not a measurement).
+    assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
 }
 
 #[tokio::test]
@@ -121,12 +122,13 @@ async fn wait_healthy_sees_a_real_service_recover() {
         "web",
         std::slice::from_ref(&check),
         Duration::from_millis(300),
-        start + Duration::from_secs(10),
+        start + Duration::from_secs(60),
     )
     .await
     .unwrap();
     flip.await.unwrap();
-    assert!(start.elapsed() >= Duration::from_millis(800) && start.elapsed() < Duration::from_secs(3));
+    // Healthy only after the flip and the initial delay; the deadline above only stops a hang.
+    assert!(start.elapsed() >= Duration::from_millis(800), "{:?}", start.elapsed());
     assert_eq!(healthy.checks[0].last.as_ref().unwrap().message, "200 OK");
     // And a service that never recovers fails at the deadline with its last failure.
     let down = HttpServer::start(IP, Behaviour::Status(500)).await;

@@ -135,7 +135,11 @@ impl MachineProber {
                 let host = host.clone().unwrap_or_else(|| "localhost".into());
                 let port = port.to_string();
                 if tools.bash {
-                    let argv = vec!["bash", "-c", "exec 3<>\"/dev/tcp/$1/$2\"", "lab-tcp-check", &host, &port];
+                    // bash started under sshd reads the machine's bashrc files
+                    // (Debian's and nixpkgs' bash are built to); --norc keeps a
+                    // slow or broken bashrc out of the check.
+                    let argv =
+                        vec!["bash", "--norc", "-c", "exec 3<>\"/dev/tcp/$1/$2\"", "lab-tcp-check", &host, &port];
                     let argv = wrap(argv.into_iter().map(String::from).collect());
                     probe_command(self.executor.as_ref(), argv, timeout + TRANSPORT_GRACE, Via::BashDevTcp).await
                 } else if tools.nc {

@@ -190,7 +190,8 @@ impl TestHost {
             .spawn()
             .expect("start sshd");
         self.sshd = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Stops a hang; a busy machine may take a while to start sshd.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
             assert!(Instant::now() < deadline, "sshd of {} did not listen on {}: {}", self.name, self.addr, self.log());
             std::thread::sleep(Duration::from_millis(50));
