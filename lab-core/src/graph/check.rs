@@ -28,17 +28,7 @@ pub(super) struct Built {
 }
 
 /// Builds the graph and finds every problem in it.
-pub(super) fn build(machines: Vec<Machine>) -> Built {
-    assemble(machines, true)
-}
-
-/// Builds the graph of machines already known to be valid (a subset of a
-/// validated fleet); dependencies on absent machines are dropped.
-pub(super) fn build_unchecked(machines: Vec<Machine>) -> Fleet {
-    assemble(machines, false).fleet
-}
-
-fn assemble(mut machines: Vec<Machine>, report: bool) -> Built {
+pub(super) fn build(mut machines: Vec<Machine>) -> Built {
     let mut problems = Vec::new();
     let mut self_dependencies = Vec::new();
     // Stable: among machines of the same name the first given is kept.
@@ -67,13 +57,11 @@ fn assemble(mut machines: Vec<Machine>, report: bool) -> Built {
         targets.clear();
         for (j, dep) in machine.metadata.dependencies.iter().enumerate() {
             if *dep == machine.name {
-                if report {
-                    self_dependencies.push(Problem::error(
-                        &machine.name,
-                        format!("dependencies[{j}]"),
-                        format!("the machine depends on itself; remove \"{dep}\" from lab.machine.dependencies"),
-                    ));
-                }
+                self_dependencies.push(Problem::error(
+                    &machine.name,
+                    format!("dependencies[{j}]"),
+                    format!("the machine depends on itself; remove \"{dep}\" from lab.machine.dependencies"),
+                ));
                 continue;
             }
             match index.get(dep.as_str()) {
@@ -83,24 +71,21 @@ fn assemble(mut machines: Vec<Machine>, report: bool) -> Built {
                     graph.add_edge(NodeIndex::new(i), NodeIndex::new(k), ());
                 }
                 Some(_) => {}
-                None if report => problems.push(unknown_dependency(&machines, machine, j, dep)),
-                None => {}
+                None => problems.push(unknown_dependency(&machines, machine, j, dep)),
             }
         }
     }
     drop(index);
 
     let fleet = Fleet { machines, graph, groups, group_names };
-    let cycles = if report { cycles::find(&fleet.graph) } else { Vec::new() };
-    if report {
-        problems.extend(cycles::problems(&fleet, &cycles));
-    }
+    let cycles = cycles::find(&fleet.graph);
+    problems.extend(cycles::problems(&fleet, &cycles));
     Built { fleet, problems, self_dependencies, cycles }
 }
 
 /// Group ids in order of first appearance (machines are sorted by name, so
 /// the ids are deterministic).
-fn intern_groups(machines: &[Machine]) -> (Vec<Vec<u32>>, Vec<String>) {
+pub(super) fn intern_groups(machines: &[Machine]) -> (Vec<Vec<u32>>, Vec<String>) {
     let mut ids: FastMap<&str, u32> = FastMap::default();
     let mut names = Vec::new();
     let groups = machines

@@ -117,12 +117,62 @@ impl Fleet {
         &self.graph
     }
 
-    /// The fleet restricted to the machines `keep` marks, with the
-    /// dependencies among them. A dependency on a machine left out is
-    /// dropped: the caller chose to leave that machine alone.
+    /// The fleet restricted to the machines `keep` marks. A kept machine
+    /// depends on every kept machine it reaches in the whole fleet's graph,
+    /// also through machines left out: those are left alone, but the order
+    /// they impose still holds (with `c -> b -> a`, selecting `a,c` still
+    /// puts `a` first). Only the nearest kept machines along each path become
+    /// edges, so the subset's transitive closure is the whole fleet's
+    /// closure restricted to `keep` without adding every implied pair.
     fn subset(&self, keep: &[bool]) -> Fleet {
-        let machines = self.machines.iter().zip(keep).filter(|(_, k)| **k).map(|(m, _)| m.clone()).collect();
-        check::build_unchecked(machines)
+        let n = self.machines.len();
+        let old_to_new: Vec<Option<usize>> = keep
+            .iter()
+            .scan(0usize, |next, &k| {
+                Some(k.then(|| {
+                    *next += 1;
+                    *next - 1
+                }))
+            })
+            .collect();
+        let machines: Vec<Machine> =
+            self.machines.iter().zip(keep).filter(|(_, k)| **k).map(|(m, _)| m.clone()).collect();
+        let mut graph = DiGraph::with_capacity(machines.len(), 0);
+        for _ in &machines {
+            graph.add_node(());
+        }
+        // One depth-first walk per kept machine through the left-out ones;
+        // `seen` holds the walk's number so it is never cleared.
+        let mut seen = vec![usize::MAX; n];
+        let mut stack = Vec::new();
+        let mut targets = Vec::new();
+        for (u, new_u) in old_to_new.iter().enumerate() {
+            let Some(new_u) = *new_u else { continue };
+            targets.clear();
+            stack.push(u);
+            seen[u] = u;
+            while let Some(x) = stack.pop() {
+                for v in self.graph.neighbors_directed(NodeIndex::new(x), Direction::Outgoing) {
+                    let v = v.index();
+                    if seen[v] == u {
+                        continue;
+                    }
+                    seen[v] = u;
+                    match old_to_new[v] {
+                        Some(new_v) => targets.push(new_v),
+                        None => stack.push(v),
+                    }
+                }
+            }
+            // Sorted so the graph, and every order read from it, does not
+            // depend on the walk.
+            targets.sort_unstable();
+            for &t in &targets {
+                graph.add_edge(NodeIndex::new(new_u), NodeIndex::new(t), ());
+            }
+        }
+        let (groups, group_names) = check::intern_groups(&machines);
+        Fleet { machines, graph, groups, group_names }
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {

@@ -134,9 +134,10 @@ impl Term {
 }
 
 impl Fleet {
-    /// The part of the fleet `selector` picks, grown by `expand`, with the
-    /// dependencies among the picked machines (a dependency on a machine left
-    /// out is dropped: that machine is left alone). Dependencies and
+    /// The part of the fleet `selector` picks, grown by `expand`, ordered as
+    /// the whole fleet orders it: a picked machine depends on every picked
+    /// machine it reaches, also through machines left out (those are left
+    /// alone, but the order they impose still holds). Dependencies and
     /// dependents are each followed from the selected machines, so
     /// `--with-dependencies --with-dependents` does not pull in the
     /// dependents of a dependency.

@@ -294,7 +294,8 @@ fn selection_grows_with_dependencies_and_dependents() {
     assert_eq!(select("dns1", dependents).unwrap(), ["dns1", "web-1"]);
     let both = Expand { dependencies: true, dependents: true };
     assert_eq!(select("dns1", both).unwrap(), ["dns1", "router", "web-1"]);
-    // Dependencies outside the selection are dropped from its graph.
+    // Machines left out order the selection only through the paths they
+    // are on: web-1 and web-2 reach neither each other, so they share a wave.
     let part = selection_fleet().select(&"web-*".parse().unwrap(), Expand::default()).unwrap();
     assert_eq!(part.waves(&limits(5, None)).len(), 1);
 }

@@ -18,7 +18,7 @@ use crate::plan::{Plan, PlanKind};
 pub struct Prepared {
     /// What was asked.
     pub spec: RunSpec,
-    /// The selected machines and their dependencies among them.
+    /// The selected machines, ordered as the whole fleet orders them.
     pub fleet: Fleet,
     /// One plan per phase (deploy, reboot), in order.
     pub phases: Vec<Plan>,
