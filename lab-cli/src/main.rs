@@ -1,17 +1,21 @@
 //! The `lab` command: parses arguments, calls lab-core, renders the result.
 //!
-//! Exit codes: 0 success; 1 the command ran and found the fleet not clean
-//! (problems, failed checks, failed steps, a rollback); 2 usage or runtime
-//! error; 3 another run holds the fleet's lock; 4 a run was interrupted
-//! (Ctrl-C) and can be continued with `lab resume`.
+//! Exit codes are one table for every command, in [`exit`]: 0 success (or
+//! stdout closed by its reader); 1 the fleet or a machine is not clean
+//! (problems, failed checks, failed steps, a rollback, a run refused for
+//! any of these); 2 usage or runtime error; 3 another run holds the fleet's
+//! lock; 4 a run was interrupted (Ctrl-C) and can be continued with
+//! `lab resume`. Everything printed on stdout goes through [`out`].
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
+mod exit;
 mod fleet;
 mod logging;
+mod out;
 mod progress;
 mod render;
 mod selection;
@@ -19,7 +23,7 @@ mod ssh;
 
 /// Orchestrate a fleet of NixOS machines: order, health and rollback.
 #[derive(Debug, Parser)]
-#[command(name = "lab", version, about, propagate_version = true)]
+#[command(name = "lab", version, about, propagate_version = true, after_long_help = exit::HELP)]
 struct Cli {
     #[command(flatten)]
     fleet: fleet::FleetArgs,
@@ -99,9 +103,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => match exit::Exit::of_error(&e) {
+            // The reader of stdout has gone: stop, quietly.
+            None => exit::Exit::Success.into(),
+            Some(code) => {
+                eprintln!("error: {e:#}");
+                code.into()
+            }
+        },
     }
 }

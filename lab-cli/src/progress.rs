@@ -24,21 +24,27 @@ impl Progress {
         Progress { json, total }
     }
 
-    /// Renders events until the run drops its sender.
+    /// Renders events until the run drops its sender. When stdout cannot
+    /// be written (its reader closed it), the events are still drained but
+    /// no longer printed: a run in flight is never cut short, nor left
+    /// blocked, because nobody reads its log; its exit code still says how
+    /// it ended.
     pub async fn consume(self, mut rx: UnboundedReceiver<Event>) {
         let start = Instant::now();
+        let mut printing = true;
         if self.json {
             while let Some(event) = rx.recv().await {
-                if let Ok(line) = serde_json::to_string(&event) {
-                    println!("{line}");
+                if let (true, Ok(line)) = (printing, serde_json::to_string(&event)) {
+                    printing = crate::out::println(line).is_ok();
                 }
             }
             return;
         }
         if !std::io::stderr().is_terminal() {
             while let Some(event) = rx.recv().await {
-                if let Some(line) = line(&event) {
-                    println!("[{:>7.1}s] {line}", start.elapsed().as_secs_f64());
+                if let (true, Some(line)) = (printing, line(&event)) {
+                    printing =
+                        crate::out::println(format_args!("[{:>7.1}s] {line}", start.elapsed().as_secs_f64())).is_ok();
                 }
             }
             return;

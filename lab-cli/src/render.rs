@@ -38,7 +38,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Prints `value` as pretty JSON with a trailing newline.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    crate::out::println(serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
@@ -66,9 +66,5 @@ pub fn failures(evaluation: &lab_core::eval::Evaluation) -> std::process::ExitCo
     for failure in &evaluation.failures {
         eprintln!("error: {failure}");
     }
-    if evaluation.is_clean() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::from(1)
-    }
+    crate::exit::Exit::clean_if(evaluation.is_clean())
 }

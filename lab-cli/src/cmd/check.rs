@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
+use crate::out;
 use crate::render::print_json;
 
 /// Options of `lab check`.
@@ -21,18 +23,18 @@ pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<ExitCode> {
         print_json(&report)?;
     } else {
         for failure in &report.failures {
-            println!("error: {failure}");
+            out::println(format_args!("error: {failure}"))?;
         }
         for problem in &report.problems {
-            println!("{problem}");
+            out::println(problem)?;
         }
         let errors = report.problems.iter().filter(|p| p.severity == lab_core::metadata::Severity::Error).count();
-        println!(
+        out::println(format_args!(
             "{} machines checked: {} failed to evaluate, {errors} errors, {} warnings",
             evaluation.machines.len() + report.failures.len(),
             report.failures.len(),
             report.problems.len() - errors
-        );
+        ))?;
     }
-    Ok(if report.clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(Exit::clean_if(report.clean))
 }

@@ -8,12 +8,16 @@ use clap_complete::Shell;
 
 /// Prints the completion script for `shell`.
 pub fn completions(mut command: clap::Command, shell: Shell) -> Result<ExitCode> {
-    clap_complete::generate(shell, &mut command, "lab", &mut std::io::stdout());
+    // clap_complete panics when its writer fails: generate into memory,
+    // then print through `out`, which handles a closed stdout.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "lab", &mut script);
+    crate::out::print_bytes(&script)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the man page (roff) of `lab`.
 pub fn man(command: clap::Command) -> Result<ExitCode> {
-    clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+    clap_mangen::Man::new(command).render(&mut crate::out::Stdout)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -53,7 +53,7 @@ pub fn run(fleet: &FleetArgs, args: &ExecArgs) -> Result<ExitCode> {
         results
     });
     let width = machines.iter().map(|m| m.name.chars().count()).max().unwrap_or(0);
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let (mut out, mut err) = (crate::out::Stdout, std::io::stderr().lock());
     let mut failed = false;
     for (machine, result) in machines.iter().zip(results) {
         let prefix = format!("{:width$} | ", machine.name);
@@ -77,5 +77,5 @@ pub fn run(fleet: &FleetArgs, args: &ExecArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(crate::exit::Exit::clean_if(!failed))
 }

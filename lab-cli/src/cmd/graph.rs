@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use lab_core::graph::{render_graph, GraphFormat};
 
 use super::order_args::{self, LimitArgs, SelectArgs};
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 
 /// Options of `lab graph`.
@@ -30,12 +31,12 @@ enum Format {
 
 /// Prints the dependency graph with waves as ranks.
 pub fn run(fleet: &FleetArgs, args: &GraphArgs) -> Result<ExitCode> {
-    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
+    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean.into()) };
     let format = match args.format {
         Format::Dot => GraphFormat::Dot,
         Format::Mermaid => GraphFormat::Mermaid,
         Format::Json => GraphFormat::Json,
     };
-    print!("{}", render_graph(&fleet, format, &args.limits.limits(&settings)));
+    crate::out::print(render_graph(&fleet, format, &args.limits.limits(&settings)))?;
     Ok(ExitCode::SUCCESS)
 }

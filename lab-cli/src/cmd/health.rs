@@ -45,10 +45,10 @@ pub fn run(fleet: &FleetArgs, args: &HealthArgs) -> Result<ExitCode> {
     if args.json || args.local {
         render::print_json(&reports)?;
     } else {
-        print!("{}", table(&reports));
+        crate::out::print(table(&reports))?;
     }
     let failed = reports.iter().any(|r| r.required && !r.passed);
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(crate::exit::Exit::clean_if(!failed))
 }
 
 async fn remote(fleet: &FleetArgs, args: &HealthArgs) -> Result<Vec<CheckReport>> {

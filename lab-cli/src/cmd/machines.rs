@@ -23,13 +23,10 @@ pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<ExitCode> {
         print_json(&evaluation.machines)?;
     } else {
         let rows: Vec<Vec<String>> = evaluation.machines.values().map(row).collect();
-        print!(
-            "{}",
-            table(
-                &["NAME", "ROLE", "GROUPS", "REBOOTORDER", "DEPENDENCIES", "STRATEGY", "CRITICALITY", "TARGET"],
-                &rows
-            )
-        );
+        crate::out::print(table(
+            &["NAME", "ROLE", "GROUPS", "REBOOTORDER", "DEPENDENCIES", "STRATEGY", "CRITICALITY", "TARGET"],
+            &rows,
+        ))?;
     }
     Ok(failures(&evaluation))
 }

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use lab_core::plan::{Plan, PlanKind};
 
 use super::order_args::{self, LimitArgs, SelectArgs};
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 use crate::render;
 
@@ -33,7 +34,7 @@ enum Kind {
 
 /// Prints the plan of a reboot or deploy run with its estimated duration.
 pub fn run(fleet: &FleetArgs, args: &PlanArgs) -> Result<ExitCode> {
-    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
+    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean.into()) };
     let kind = match args.kind {
         Kind::Reboot => PlanKind::Reboot,
         Kind::Deploy => PlanKind::Deploy,
@@ -42,7 +43,7 @@ pub fn run(fleet: &FleetArgs, args: &PlanArgs) -> Result<ExitCode> {
     if args.json {
         render::print_json(&plan)?;
     } else {
-        print!("{}", plan.render_text());
+        crate::out::print(plan.render_text())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,9 +2,11 @@
 //! following a run lab-core drives (`orchestrate::drive`): Ctrl-C, progress,
 //! the dry-run listing, the exit code.
 //!
-//! Exit codes of runs: 0 every machine done; 1 something failed or was
-//! rolled back; 2 usage or runtime error; 3 another run holds the fleet's
-//! lock; 4 interrupted (Ctrl-C), continue with `lab resume RUN_ID`.
+//! Exit codes of runs are those of every command (see `crate::exit`): 0
+//! every machine done; 1 something failed or was rolled back, or the run
+//! was refused because the fleet is not clean; 2 usage or runtime error; 3
+//! another run holds the fleet's lock; 4 interrupted (Ctrl-C), continue
+//! with `lab resume RUN_ID`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,21 +15,14 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lab_core::eval::EvalOptions;
 use lab_core::orchestrate::drive::{self, Drive, Driven, DryRun};
-use lab_core::orchestrate::lock::LockError;
-use lab_core::orchestrate::{Escalation, Events, OrchestrateError, Outcome, RunSpec, Secret, StateDir};
+use lab_core::orchestrate::{Escalation, Events, Outcome, RunSpec, Secret, StateDir};
 use lab_core::settings::FleetSettings;
 
 use super::hooks_args::{NotifyArgs, WindowArgs};
 use super::order_args::{LimitArgs, SelectArgs};
+use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::ssh::SshArgs;
-
-/// Exit code: a step failed or a machine was rolled back.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code: another run holds the fleet's lock.
-pub const EXIT_LOCKED: u8 = 3;
-/// Exit code: stopped on request; resumable.
-pub const EXIT_INTERRUPTED: u8 = 4;
 
 /// Where state lives, how machines are reached, how output looks.
 #[derive(Debug, Clone, Args)]
@@ -178,7 +173,7 @@ fn show_dry_run(shown: &DryRun, json: bool) -> Result<ExitCode> {
     for action in &shown.actions {
         out.push_str(&format!("  {}\n", crate::progress::action_line(action)));
     }
-    print!("{out}");
+    crate::out::print(out)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -210,17 +205,14 @@ fn follow(env: &RunEnv, mut drive: Drive, target: Target) -> Result<ExitCode> {
         let _ = render.await;
         match result {
             Ok(Driven::Finished(report)) => Ok(match report.outcome {
-                Outcome::Success => ExitCode::SUCCESS,
-                Outcome::Failed => ExitCode::from(EXIT_FAILED),
-                Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
-            }),
-            Ok(Driven::DryRun(_)) => Ok(ExitCode::SUCCESS),
-            // Exit 3 only when another run holds the lock; a state directory
-            // that cannot hold one is a runtime error (exit 2).
-            Err(OrchestrateError::Lock(e @ LockError::Held { .. })) => {
-                eprintln!("error: {e}");
-                Ok(ExitCode::from(EXIT_LOCKED))
+                Outcome::Success => Exit::Success,
+                Outcome::Failed => Exit::NotClean,
+                Outcome::Interrupted => Exit::Interrupted,
             }
+            .into()),
+            Ok(Driven::DryRun(_)) => Ok(ExitCode::SUCCESS),
+            // A held lock (exit 3) and a fleet that is not clean (exit 1)
+            // are told apart from runtime errors by `Exit::of_error`.
             Err(e) => Err(e.into()),
         }
     })

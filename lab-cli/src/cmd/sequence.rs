@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::order_args::{self, LimitArgs, SelectArgs};
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 use crate::render;
 
@@ -23,12 +24,12 @@ pub struct SequenceArgs {
 
 /// Prints the reboot sequence: position, machine, delay, wave.
 pub fn run(fleet: &FleetArgs, args: &SequenceArgs) -> Result<ExitCode> {
-    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(ExitCode::from(1)) };
+    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean.into()) };
     let limits = args.limits.limits(&settings);
     if args.json {
         render::print_json(&fleet.sequence(&limits))?;
     } else {
-        print!("{}", fleet.render_sequence(&limits));
+        crate::out::print(fleet.render_sequence(&limits))?;
     }
     Ok(ExitCode::SUCCESS)
 }

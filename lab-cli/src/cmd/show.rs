@@ -25,7 +25,7 @@ pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(machine)?;
     } else {
-        print!("{}", render(machine));
+        crate::out::print(render(machine))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -57,11 +57,11 @@ pub fn run(fleet: &FleetArgs, args: &StatusArgs) -> Result<ExitCode> {
         }
         let Some(seconds) = args.watch else {
             show(&statuses, args.json)?;
-            return Ok(if statuses.iter().all(MachineStatus::is_ok) { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            return Ok(crate::exit::Exit::clean_if(statuses.iter().all(MachineStatus::is_ok)));
         };
         if std::io::stdout().is_terminal() {
             // Clear the screen and go home: refresh in place.
-            print!("\x1b[H\x1b[2J");
+            crate::out::print("\x1b[H\x1b[2J")?;
         }
         show(&statuses, args.json)?;
         std::thread::sleep(Duration::from_secs(seconds.max(1)));
@@ -129,7 +129,10 @@ fn show(statuses: &[MachineStatus], json: bool) -> Result<()> {
         return render::print_json(&statuses);
     }
     let rows: Vec<Vec<String>> = statuses.iter().map(row).collect();
-    print!("{}", render::table(&["MACHINE", "REACHABLE", "HEALTH", "SYSTEM", "REBOOT", "UPTIME", "LAST RUN"], &rows));
+    crate::out::print(render::table(
+        &["MACHINE", "REACHABLE", "HEALTH", "SYSTEM", "REBOOT", "UPTIME", "LAST RUN"],
+        &rows,
+    ))?;
     Ok(())
 }
 

@@ -88,3 +88,14 @@ pub enum OrchestrateError {
     #[error("cannot set up the run: {0}")]
     Setup(String),
 }
+
+impl OrchestrateError {
+    /// True when the run was refused because the fleet itself is not clean:
+    /// machines fail to evaluate, the dependency graph is broken, or `lab
+    /// check` finds errors. Frontends report it as they report those
+    /// problems found by a read command (the CLI exits 1 for both), not as
+    /// a runtime failure of lab.
+    pub fn fleet_not_clean(&self) -> bool {
+        matches!(self, OrchestrateError::EvalFailures(_) | OrchestrateError::Fleet(_) | OrchestrateError::Problems(_))
+    }
+}
