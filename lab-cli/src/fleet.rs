@@ -62,9 +62,19 @@ impl FleetArgs {
     }
 
     /// Reads the fleet, warning on stderr about configurations without the
-    /// lab module.
+    /// lab module. A fleet that manages no configuration ends lab with exit
+    /// 1 (the fleet is not clean), not 2 (lab could not run).
     pub fn load(&self) -> Result<Evaluation> {
-        let evaluation = eval::evaluate(&self.source()?, &self.options()?)?;
+        let evaluation = match eval::evaluate(&self.source()?, &self.options()?) {
+            Ok(evaluation) => evaluation,
+            // Every caller of load would only pass this error up to main,
+            // which reports errors as exit 2; the message is the same.
+            Err(e) if e.fleet_not_clean() => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+            Err(e) => return Err(e.into()),
+        };
         for name in &evaluation.unmanaged {
             eprintln!(
                 "warning: `{name}` has no lab module (unmanaged); import nix/modules/lab-machine.nix to manage it"

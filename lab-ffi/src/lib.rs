@@ -93,8 +93,15 @@ impl Request {
     fn evaluate(&self) -> Result<Evaluation, FfiError> {
         let cwd = std::env::current_dir().unwrap_or_default();
         let source = self.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
-        eval::evaluate(&source, &eval_options())
-            .map_err(|e| FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string()))
+        eval::evaluate(&source, &eval_options()).map_err(|e| {
+            // A fleet that manages nothing was read and is not clean, as the
+            // CLI's exit 1 says; anything else is a failed evaluation.
+            if e.fleet_not_clean() {
+                FfiError::new(LabStatus::LabErrNotClean, "fleet", e.to_string())
+            } else {
+                FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string())
+            }
+        })
     }
 }
 

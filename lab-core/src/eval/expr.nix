@@ -1,6 +1,9 @@
 # lab's fleet evaluation: reads every selected configuration's
 # `config.lab.metadata` (defined once, by nix/modules/lab-machine.nix) in one
-# nix process.
+# nix process. A configuration without it but with `config.lab.machine` (the
+# original design's module, which defines only that option, or lab.machine
+# set directly) gives its `lab.machine` as plain data with the hostname and
+# enabled services; lab applies the module's defaults and validation in Rust.
 #
 # Every argument is a string passed with --argstr, never text spliced into
 # this file: names and paths are data.
@@ -15,7 +18,9 @@
 #             nix reports a failing host's own error and position
 #   list      "1": only list the names
 #
-# Result: { hosts = { NAME = { metadata = {...}; } | { unmanaged = true; } | { failed = true; }; };
+# Result: { hosts = { NAME = { metadata = {...}; }
+#                          | { machine = {...}; hostname = STR | null; services = [ STR ]; }
+#                          | { unmanaged = true; } | { failed = true; }; };
 #           settings = the fleet's `lab` settings (chunk 0 only, else null)
 #                      | { failed = true; } when they throw; }
 # `failed` marks a host whose error builtins.tryEval caught (throw, assert);
@@ -58,9 +63,34 @@ let
   inChunk = i: i - (i / n) * n == k;
   chunkNames = map (elemAt names) (filter inChunk (genList (i: i) (length names)));
 
+  # lab.machine as plain data: submodule values may carry the module
+  # system's own `_module` (functions, which JSON cannot hold).
+  plain = v:
+    if builtins.isAttrs v then builtins.mapAttrs (_: plain) (removeAttrs v [ "_module" ])
+    else if builtins.isList v then map plain v
+    else v;
+
+  # As nix/modules/lab-machine.nix computes `services`: reading some
+  # services.* on a real NixOS system throws (removed or renamed options);
+  # such a service counts as not enabled.
+  enabledServices = config:
+    let
+      services = config.services or { };
+      isEnabled = name:
+        let r = tryEval (let v = services.${name}; in builtins.isAttrs v && (v.enable or false) == true); in
+        r.success && r.value;
+    in
+    if builtins.isAttrs services then filter isEnabled (attrNames services) else [ ];
+
   read = name:
     let config = configurations.${name}.config; in
-    if config ? lab.metadata then { metadata = config.lab.metadata; } else { unmanaged = true; };
+    if config ? lab.metadata then { metadata = config.lab.metadata; }
+    else if config ? lab.machine then {
+      machine = plain config.lab.machine;
+      hostname = config.networking.hostName or null;
+      services = enabledServices config;
+    }
+    else { unmanaged = true; };
 
   guarded = name:
     let r = tryEval (let v = read name; in deepSeq v v); in

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::metadata::{parse_fleet_json, parse_machine, Machine, MetadataError};
+use crate::metadata::{parse_fleet_json, parse_machine, parse_machine_options, Machine, MetadataError};
 use crate::settings::FleetSettings;
 
 mod cache;
@@ -166,13 +166,66 @@ pub enum EvalError {
     /// The evaluation ran past [`EvalOptions::timeout`].
     #[error("evaluation exceeded --eval-timeout ({}s) and was stopped; raise --eval-timeout, or look for a host that loops", .0.as_secs_f64())]
     Timeout(Duration),
+    /// No configuration of the fleet carries lab's metadata: nothing to
+    /// orchestrate, which is never what was meant.
+    #[error("{}", nothing_managed(.fleet, .unmanaged))]
+    NothingManaged {
+        /// The source, e.g. "file /srv/fleet.nix".
+        fleet: String,
+        /// The configurations found, none managed (sorted; empty when the
+        /// fleet has none at all).
+        unmanaged: Vec<String>,
+    },
     /// nix answered something lab's expression cannot produce.
     #[error("unexpected output from nix: {0}; this is a bug in lab, please report it")]
     Output(String),
 }
 
+impl EvalError {
+    /// True when the fleet was read and is itself not clean (it manages no
+    /// configuration), rather than lab failing to read it: frontends report
+    /// it as they report problems `lab check` finds (the CLI exits 1).
+    pub fn fleet_not_clean(&self) -> bool {
+        matches!(self, EvalError::NothingManaged { .. })
+    }
+}
+
 fn at(location: &Option<String>) -> String {
     location.as_ref().map_or(String::new(), |l| format!(" (at {l})"))
+}
+
+fn nothing_managed(fleet: &str, unmanaged: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let fix = "import lab's NixOS module (the flake's nixosModules.lab-machine, or nix/modules/lab-machine.nix) \
+               in each machine's configuration and set lab.machine there (role, rebootOrder, ...); \
+               lab.machine declared by another module, such as the original design's, is read too";
+    if unmanaged.is_empty() {
+        return format!(
+            "{fleet} has no configurations, so there is nothing to manage; add nixosConfigurations.<name> and {fix}"
+        );
+    }
+    let mut names: Vec<String> =
+        unmanaged.iter().take(SHOWN).map(|n| format!("`{}`", crate::printable::printable(n))).collect();
+    if unmanaged.len() > SHOWN {
+        names.push(format!("and {} more", unmanaged.len() - SHOWN));
+    }
+    format!(
+        "no configuration of {fleet} is managed by lab: {} ({}) {} neither lab.metadata nor lab.machine; {fix}",
+        if unmanaged.len() == 1 { "the one configuration".to_string() } else { format!("all {}", unmanaged.len()) },
+        names.join(", "),
+        if unmanaged.len() == 1 { "has" } else { "have" },
+    )
+}
+
+/// A fleet read cleanly but with no managed configuration is an error: lab
+/// would otherwise report "0 machines" and succeed, hiding a fleet whose
+/// machines lack the module. A fleet with failed hosts already says what is
+/// wrong with them.
+fn require_managed(fleet: &str, evaluation: Evaluation) -> Result<Evaluation, EvalError> {
+    if evaluation.machines.is_empty() && evaluation.failures.is_empty() {
+        return Err(EvalError::NothingManaged { fleet: fleet.to_string(), unmanaged: evaluation.unmanaged });
+    }
+    Ok(evaluation)
 }
 
 fn fleet_hint(message: &str) -> &'static str {
@@ -187,7 +240,8 @@ fn fleet_hint(message: &str) -> &'static str {
 /// (then no nix runs), else with nix. Hosts that fail to evaluate are in
 /// [`Evaluation::failures`] beside the healthy ones; `Err` means the fleet as
 /// a whole could not be read (no nix, no such source, a broken top-level
-/// file, the timeout).
+/// file, the timeout) or manages nothing ([`EvalError::NothingManaged`]:
+/// no configuration has `lab.metadata` or `lab.machine`, and none failed).
 pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, EvalError> {
     if let Source::JsonFile(path) = source {
         let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.clone(), source })?;
@@ -201,7 +255,7 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
     let key = options.cache_dir.as_deref().and_then(|dir| cache::key(dir, &resolved, &nix));
     if let (Some(key), false) = (&key, options.refresh) {
         if let Some(cached) = cache::load(key) {
-            return Ok(cached);
+            return require_managed(&resolved.describe, cached);
         }
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -221,6 +275,7 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
     let work = read.work;
     let mut evaluation = assemble(read.hosts);
     evaluation.settings = settings(&resolved.describe, read.settings)?;
+    let evaluation = require_managed(&resolved.describe, evaluation)?;
     if let (Some(key), true) = (&key, evaluation.is_clean()) {
         // A cache that cannot be written only costs the next run time.
         let _ = cache::store(key, &evaluation, work);
@@ -248,20 +303,30 @@ fn settings(fleet: &str, value: serde_json::Value) -> Result<FleetSettings, Eval
 fn assemble(hosts: BTreeMap<String, run::HostResult>) -> Evaluation {
     let mut evaluation = Evaluation::default();
     for (name, result) in hosts {
-        match result {
-            run::HostResult::Metadata(value) => match parse_machine(&name, value, None) {
-                Ok(machine) => drop(evaluation.machines.insert(name, machine)),
-                Err(e) => {
-                    let message = match e {
-                        MetadataError::Invalid { path, message, .. } => format!("lab.metadata {path}: {message}"),
-                        other => other.to_string(),
-                    };
-                    evaluation.failures.push(HostFailure { machine: name, message, location: None })
-                }
-            },
-            run::HostResult::Unmanaged => evaluation.unmanaged.push(name),
+        // Which option tree a shape error points into: lab's module's
+        // derived `lab.metadata`, or `lab.machine` as the user wrote it.
+        let (parsed, tree) = match result {
+            run::HostResult::Metadata(value) => (parse_machine(&name, value, None), "lab.metadata"),
+            run::HostResult::Options { machine, hostname, services } => {
+                (parse_machine_options(&name, machine, hostname, services), "lab.machine")
+            }
+            run::HostResult::Unmanaged => {
+                evaluation.unmanaged.push(name);
+                continue;
+            }
             run::HostResult::Failed(e) => {
-                evaluation.failures.push(HostFailure { machine: name, message: e.message, location: e.location })
+                evaluation.failures.push(HostFailure { machine: name, message: e.message, location: e.location });
+                continue;
+            }
+        };
+        match parsed {
+            Ok(machine) => drop(evaluation.machines.insert(name, machine)),
+            Err(e) => {
+                let message = match e {
+                    MetadataError::Invalid { path, message, .. } => format!("{tree} {path}: {message}"),
+                    other => other.to_string(),
+                };
+                evaluation.failures.push(HostFailure { machine: name, message, location: None })
             }
         }
     }

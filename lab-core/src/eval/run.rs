@@ -26,6 +26,17 @@ use super::EvalError;
 pub(crate) enum HostResult {
     /// Its `config.lab.metadata`.
     Metadata(Value),
+    /// No `lab.metadata` but `config.lab.machine` (the original design's
+    /// module, or the options set directly): the options, the hostname and
+    /// the enabled services, as nix gave them.
+    Options {
+        /// `config.lab.machine`.
+        machine: Value,
+        /// `config.networking.hostName`, or null.
+        hostname: Value,
+        /// The enabled services' names.
+        services: Value,
+    },
     /// It has no lab module.
     Unmanaged,
     /// It failed; nix's message, positions mapped to the user's files.
@@ -155,6 +166,12 @@ fn parse_hosts(object: serde_json::Map<String, Value>) -> Result<Vec<HostAnswer>
             let Value::Object(mut entry) = value else { return Err(bad("expected an object per host")) };
             let result = if let Some(metadata) = entry.remove("metadata") {
                 Some(HostResult::Metadata(metadata))
+            } else if let Some(machine) = entry.remove("machine") {
+                Some(HostResult::Options {
+                    machine,
+                    hostname: entry.remove("hostname").unwrap_or(Value::Null),
+                    services: entry.remove("services").unwrap_or(Value::Null),
+                })
             } else if entry.contains_key("unmanaged") {
                 Some(HostResult::Unmanaged)
             } else {

@@ -137,27 +137,72 @@ pub fn parse_machine(name: &str, value: Value, file: Option<&Path>) -> Result<Ma
             format!("expected an object of lab.machine options, found {}", json_kind(&value)),
         ));
     };
-    let hostname = match object.remove("hostname") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(h)) => Some(h),
-        Some(other) => {
-            return Err(invalid("hostname".into(), format!("expected a string, found {}", json_kind(&other))))
-        }
-    };
-    let services = match object.remove("services") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(value) => {
-            let mut services: Vec<String> = serde_json::from_value(value)
-                .map_err(|e| invalid("services".into(), format!("expected a list of service names: {e}")))?;
-            services.sort();
-            services
-        }
-    };
+    let hostname = read_hostname(object.remove("hostname")).map_err(|m| invalid("hostname".into(), m))?;
+    let services = read_services(object.remove("services")).map_err(|m| invalid("services".into(), m))?;
     let metadata: MachineMetadata = serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
         let path = e.path().to_string();
         invalid(path, e.into_inner().to_string())
     })?;
     Ok(Machine { name: name.to_string(), hostname, services, metadata })
+}
+
+/// Reads one machine from its `lab.machine` option values, for a
+/// configuration that has no `lab.metadata`: one importing the original
+/// design's module (which defines only `options.lab.machine`) or setting
+/// `lab.machine` directly. `hostname` is its `networking.hostName` and
+/// `services` its enabled services, as nix gave them (null when absent).
+///
+/// The result is the machine lab's own module would give for the same
+/// options: the module's defaults come from the types (serde defaults), an
+/// unset `targetHost` is the hostname as the module defaults it, and the
+/// module's assertions are [`validate`](super::validate)'s checks, which
+/// every machine goes through whichever module it came from.
+pub fn parse_machine_options(
+    name: &str,
+    options: Value,
+    hostname: Value,
+    services: Value,
+) -> Result<Machine, MetadataError> {
+    let invalid =
+        |path: String, message: String| MetadataError::Invalid { machine: name.to_string(), file: None, path, message };
+    if !options.is_object() {
+        return Err(invalid(
+            ".".into(),
+            format!("expected an object of lab.machine options, found {}", json_kind(&options)),
+        ));
+    }
+    let hostname = read_hostname(Some(hostname)).map_err(|m| invalid("networking.hostName".into(), m))?;
+    let services = read_services(Some(services)).map_err(|m| invalid("services".into(), m))?;
+    let mut metadata: MachineMetadata = serde_path_to_error::deserialize(options).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(path, e.into_inner().to_string())
+    })?;
+    if metadata.target_host.is_none() {
+        metadata.target_host.clone_from(&hostname);
+    }
+    Ok(Machine { name: name.to_string(), hostname, services, metadata })
+}
+
+/// `hostname` of the contract: a string, or absent / null.
+fn read_hostname(value: Option<Value>) -> Result<Option<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(h)) => Ok(Some(h)),
+        Some(other) => Err(format!("expected a string, found {}", json_kind(&other))),
+    }
+}
+
+/// `services` of the contract, sorted: a list of names, or absent / null.
+fn read_services(value: Option<Value>) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(value) => {
+            let mut services: Vec<String> =
+                serde_json::from_value(value).map_err(|e| format!("expected a list of service names: {e}"))?;
+            services.sort();
+            Ok(services)
+        }
+    }
 }
 
 /// Reads a fleet from its JSON contract: an object keyed by machine name
