@@ -159,11 +159,25 @@ fn show_dry_run(shown: &DryRun, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = String::new();
+    if shown.flake_update.is_some() {
+        out.push_str(
+            "A real run first updates the flake's inputs (nix flake update, listed below; not run now, flake.lock is untouched); this plan is for the inputs locked now.\n\n",
+        );
+    }
     for plan in &shown.prepared.phases {
         out.push_str(&plan.render_text());
         out.push('\n');
     }
     out.push_str("Commands (nothing was run):\n");
+    if let Some(update) = &shown.flake_update {
+        // Listed first, as the real run starts with it; the plan above is
+        // for the inputs locked now.
+        out.push_str(&format!(
+            "  [controller] (in {}) $ {}\n",
+            update.dir.display(),
+            lab_core::exec::quote_argv(&update.argv)
+        ));
+    }
     for (name, system) in &shown.prepared.systems {
         out.push_str(&format!("  [controller] system of {name}: {}\n", system.out_path));
     }

@@ -239,24 +239,50 @@ impl Builder for PlaceholderBuilder {
     }
 }
 
+/// `nix flake update` as a run would start it: the command and the flake
+/// directory it runs in. Kept apart from running it so a dry run can show
+/// it (and refuse what the real run would refuse) without rewriting
+/// flake.lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlakeUpdate {
+    /// The flake's directory, where the command runs.
+    pub dir: PathBuf,
+    /// The command.
+    pub argv: Vec<String>,
+}
+
+impl FlakeUpdate {
+    /// The update of the flake at `reference`, which must be a local flake
+    /// directory (a remote flake has no lock file here to rewrite).
+    pub fn new(reference: &str) -> Result<FlakeUpdate, BuildError> {
+        let dir = reference.strip_prefix("path:").unwrap_or(reference);
+        if dir.contains(':') || !Path::new(dir).join("flake.nix").is_file() {
+            return Err(BuildError::NotBuildable(format!(
+                "--update needs a local flake directory; {reference} is not one (update it where it lives, then run without --update)"
+            )));
+        }
+        // Run in the flake's directory: `nix flake update`'s arguments changed
+        // meaning across nix versions, its working directory did not.
+        let argv = ["nix", "--extra-experimental-features", "nix-command flakes", "flake", "update"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        Ok(FlakeUpdate { dir: PathBuf::from(dir), argv })
+    }
+
+    /// Runs it: rewrites the flake's flake.lock.
+    pub async fn run(&self) -> Result<(), BuildError> {
+        run_nix_in(&self.argv, None, EVAL_TIMEOUT, Some(&self.dir))
+            .await
+            .map(drop)
+            .map_err(|message| BuildError::Eval { machines: "the flake's inputs".into(), message })
+    }
+}
+
 /// `nix flake update` in the flake at `reference` (a local directory).
 pub async fn update_flake(reference: &str) -> Result<(), BuildError> {
-    let dir = reference.strip_prefix("path:").unwrap_or(reference);
-    if dir.contains(':') || !Path::new(dir).join("flake.nix").is_file() {
-        return Err(BuildError::NotBuildable(format!(
-            "--update needs a local flake directory; {reference} is not one (update it where it lives, then run without --update)"
-        )));
-    }
-    // Run in the flake's directory: `nix flake update`'s arguments changed
-    // meaning across nix versions, its working directory did not.
-    let argv: Vec<String> = ["nix", "--extra-experimental-features", "nix-command flakes", "flake", "update"]
-        .into_iter()
-        .map(String::from)
-        .collect();
-    run_nix_in(&argv, None, EVAL_TIMEOUT, Some(Path::new(dir)))
-        .await
-        .map(drop)
-        .map_err(|message| BuildError::Eval { machines: "the flake's inputs".into(), message })
+    FlakeUpdate::new(reference)?.run().await
 }
 
 #[cfg(test)]

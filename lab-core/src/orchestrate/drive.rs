@@ -1,7 +1,8 @@
 //! Driving a whole run for a frontend: evaluate (after `nix flake update`
 //! when asked), fill in the limits from the fleet's settings, prepare, then
-//! either show it (dry run: recording executors) or take the lock, open the
-//! journal and execute it over ssh. The CLI and the C ABI both call
+//! either show it (dry run: recording executors, and the flake update only
+//! listed, never run) or take the lock, open the journal and execute it
+//! over ssh. The CLI and the C ABI both call
 //! [`start`] and [`resume`]; they only render the events and the result.
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::build::{update_flake, BuildError, Builder, NixBuilder, PlaceholderBuilder};
+use super::build::{BuildError, Builder, FlakeUpdate, NixBuilder, PlaceholderBuilder};
 use super::cancel::CancelToken;
 use super::error::OrchestrateError;
 use super::events::{Event, Events};
@@ -54,7 +55,8 @@ pub struct Drive {
     pub events: Events,
     /// Stop request: the steps in flight finish, nothing new starts.
     pub cancel: CancelToken,
-    /// Show the run; touch nothing, take no lock, write no journal.
+    /// Show the run; touch nothing, take no lock, write no journal, leave
+    /// flake.lock as it is (with `update`, the update is only listed).
     pub dry_run: bool,
     /// Hooks that override the fleet's `lab.notify` field by field.
     pub notify: NotifyConfig,
@@ -98,6 +100,9 @@ pub struct DryRun {
     pub actions: Vec<Action>,
     /// The build command that would run on the controller.
     pub build_argv: Option<Vec<String>>,
+    /// The `nix flake update` a real run would start with (`--update`);
+    /// the plans are for the inputs locked now.
+    pub flake_update: Option<FlakeUpdate>,
     /// How the simulated run ended.
     pub report: Report,
 }
@@ -105,12 +110,16 @@ pub struct DryRun {
 impl DryRun {
     /// The JSON `lab … --dry-run --json` prints.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut value = json!({
             "plans": self.prepared.phases,
             "planHash": self.prepared.hash,
             "systems": self.prepared.systems,
             "actions": self.actions,
-        })
+        });
+        if let Some(update) = &self.flake_update {
+            value["flakeUpdate"] = json!(update);
+        }
+        value
     }
 }
 
@@ -138,6 +147,7 @@ pub fn builder(source: &Source, dry_run: bool) -> Result<Arc<dyn Builder>, Build
 pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, OrchestrateError> {
     let source = spec.source.source();
     let mut options = drive.eval.clone();
+    let mut flake_update = None;
     if drive.update {
         let Source::Flake(reference) = &source else {
             return Err(BuildError::NotBuildable(
@@ -145,9 +155,19 @@ pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, Orchestra
             )
             .into());
         };
-        drive.events.send(Event::Notice { message: "updating the flake's inputs (nix flake update)".into() });
-        update_flake(reference).await?;
-        options.refresh = true;
+        let update = FlakeUpdate::new(reference)?;
+        if drive.dry_run {
+            // `nix flake update` rewrites flake.lock, and a dry run writes
+            // nothing: it is listed, and the plan is for the current lock.
+            drive.events.send(Event::Notice {
+                message: "a real run would first update the flake's inputs (nix flake update); this plan is for the inputs locked now".into(),
+            });
+            flake_update = Some(update);
+        } else {
+            drive.events.send(Event::Notice { message: "updating the flake's inputs (nix flake update)".into() });
+            update.run().await?;
+            options.refresh = true;
+        }
     }
     let evaluation = evaluate(&source, &options)?;
     let settings = &evaluation.settings;
@@ -158,7 +178,7 @@ pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, Orchestra
     let builder = needs_build(&spec).then(|| builder(&source, drive.dry_run)).transpose()?;
     let prepared = prepare(&spec, &evaluation, builder.as_deref()).await?;
     if drive.dry_run {
-        return dry_run(prepared, builder, drive).await;
+        return dry_run(prepared, builder, drive, flake_update).await;
     }
     // A reboot run outside the window that would only be refused is refused
     // before it takes the lock (an orchestrate run deploys first).
@@ -191,6 +211,7 @@ async fn dry_run(
     prepared: Prepared,
     builder: Option<Arc<dyn Builder>>,
     drive: &Drive,
+    flake_update: Option<FlakeUpdate>,
 ) -> Result<Driven, OrchestrateError> {
     let log = ActionLog::new();
     let clients = HttpClients::default();
@@ -220,7 +241,7 @@ async fn dry_run(
         }
         _ => None,
     };
-    Ok(Driven::DryRun(Box::new(DryRun { prepared, actions: log.actions(), build_argv, report })))
+    Ok(Driven::DryRun(Box::new(DryRun { prepared, actions: log.actions(), build_argv, flake_update, report })))
 }
 
 /// Executes a session over ssh: one multiplexed connection per machine,

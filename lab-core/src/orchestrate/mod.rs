@@ -28,7 +28,7 @@ mod spec;
 mod state;
 mod window_gate;
 
-pub use build::{update_flake, BuildError, Builder, NixBuilder, PlaceholderBuilder, SystemRef};
+pub use build::{update_flake, BuildError, Builder, FlakeUpdate, NixBuilder, PlaceholderBuilder, SystemRef};
 pub use cancel::CancelToken;
 pub use deploy::{Activated, Units};
 pub use error::OrchestrateError;
