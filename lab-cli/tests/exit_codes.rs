@@ -71,3 +71,29 @@ fn help_shows_the_exit_code_table() {
         assert!(readme.contains(row), "README lacks the exit-code row `{row}`");
     }
 }
+
+#[test]
+fn a_fleet_that_manages_nothing_exits_1_from_runs_as_from_read_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.nix");
+    std::fs::write(&file, "{ nixosConfigurations = { a.config.networking.hostName = \"a\"; }; }\n").unwrap();
+    let (file, state) = (file.to_str().unwrap(), dir.path().join("state"));
+    let state = state.to_str().unwrap();
+    let commands: &[&[&str]] = &[
+        &["sequence"],
+        &["reboot", "--dry-run", "--state-dir", state],
+        &["deploy", "--dry-run", "--state-dir", state],
+        &["orchestrate", "--dry-run", "--state-dir", state],
+    ];
+    for command in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .args(["--file", file])
+            .args(*command)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "lab {command:?}: {stderr}");
+        assert!(stderr.contains("nixosModules.lab-machine"), "lab {command:?}: {stderr}");
+    }
+}

@@ -91,11 +91,15 @@ pub enum OrchestrateError {
 
 impl OrchestrateError {
     /// True when the run was refused because the fleet itself is not clean:
-    /// machines fail to evaluate, the dependency graph is broken, or `lab
-    /// check` finds errors. Frontends report it as they report those
-    /// problems found by a read command (the CLI exits 1 for both), not as
-    /// a runtime failure of lab.
+    /// machines fail to evaluate, the fleet manages no configuration, the
+    /// dependency graph is broken, or `lab check` finds errors. Frontends
+    /// report it as they report those problems found by a read command (the
+    /// CLI exits 1 for both), not as a runtime failure of lab.
     pub fn fleet_not_clean(&self) -> bool {
-        matches!(self, OrchestrateError::EvalFailures(_) | OrchestrateError::Fleet(_) | OrchestrateError::Problems(_))
+        match self {
+            OrchestrateError::EvalFailures(_) | OrchestrateError::Fleet(_) | OrchestrateError::Problems(_) => true,
+            OrchestrateError::Eval(e) => e.fleet_not_clean(),
+            _ => false,
+        }
     }
 }
