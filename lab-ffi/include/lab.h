@@ -75,7 +75,14 @@ enum LabStatus lab_schema(char **out);
 
 // Every managed machine of a fleet, as `lab machines --json`.
 //
-// `request`: `{"flake"|"file"|"hostsDir"+"nixpkgs"|"jsonFile": …}`.
+// `request`: `{"flake"|"file"|"hostsDir"+"nixpkgs"|"jsonFile": …}`, plus
+// optionally how to evaluate, as every call that reads a fleet takes it:
+// `"refresh": true` ignores a cached result and evaluates again (the CLI's
+// `--refresh`), `"evalTimeout"`: seconds before nix is stopped (default
+// 600, `--eval-timeout`), `"evalJobs"`: nix processes at once (default 0:
+// automatic, `--eval-jobs`). A fleet in which no configuration has
+// `lab.machine` is `LAB_ERR_NOT_CLEAN` with an error object saying how to
+// fix it.
 //
 // # Safety
 // `request` must be NULL or a NUL-terminated string; `out` as in [`lab_schema`].

@@ -65,8 +65,16 @@ pub unsafe extern "C" fn lab_schema(out: *mut *mut c_char) -> LabStatus {
     call(out, || Ok(lab_core::schema::machine_schema()))
 }
 
+/// Fields every fleet request may carry beside its source: how to evaluate,
+/// as the CLI's `--refresh`, `--eval-timeout` and `--eval-jobs`.
+const EVAL_FIELDS: [&str; 3] = ["refresh", "evalTimeout", "evalJobs"];
+
+/// The evaluation timeout when a request gives none: the CLI's default.
+const DEFAULT_EVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// A request: the fleet source fields of [`SourceSpec`] plus the call's own
-/// fields, which are taken out first so that a misspelt field is an error.
+/// fields and [`EVAL_FIELDS`], which are taken out first so that a misspelt
+/// field is an error.
 struct Request {
     source: SourceSpec,
     rest: serde_json::Map<String, Value>,
@@ -77,7 +85,7 @@ impl Request {
         let Value::Object(mut object) = request::<Value>(ptr)? else {
             return Err(FfiError::invalid("the request must be a JSON object"));
         };
-        let rest = own_fields.iter().filter_map(|f| object.remove_entry(*f)).collect();
+        let rest = own_fields.iter().chain(&EVAL_FIELDS).filter_map(|f| object.remove_entry(*f)).collect();
         let source = serde_json::from_value(Value::Object(object))
             .map_err(|e| FfiError::invalid(format!("the request is not valid: {e}")))?;
         Ok(Request { source, rest })
@@ -93,7 +101,7 @@ impl Request {
     fn evaluate(&self) -> Result<Evaluation, FfiError> {
         let cwd = std::env::current_dir().unwrap_or_default();
         let source = self.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
-        eval::evaluate(&source, &eval_options()).map_err(|e| {
+        eval::evaluate(&source, &self.eval_options()?).map_err(|e| {
             // A fleet that manages nothing was read and is not clean, as the
             // CLI's exit 1 says; anything else is a failed evaluation.
             if e.fleet_not_clean() {
@@ -105,19 +113,45 @@ impl Request {
     }
 }
 
-/// How the FFI evaluates: the XDG cache, automatic parallelism, the
-/// CLI's default timeout.
-fn eval_options() -> eval::EvalOptions {
-    eval::EvalOptions {
-        cache_dir: eval::default_cache_dir(),
-        timeout: Some(std::time::Duration::from_secs(600)),
-        ..eval::EvalOptions::default()
+impl Request {
+    /// How to evaluate: the XDG cache (as the CLI), `refresh` (ignore a
+    /// cached result), `evalTimeout` (seconds, default 600 as the CLI's
+    /// `--eval-timeout`) and `evalJobs` (nix processes at once, 0 or absent:
+    /// automatic).
+    fn eval_options(&self) -> Result<eval::EvalOptions, FfiError> {
+        let timeout = match self.rest.get("evalTimeout") {
+            None | Some(Value::Null) => DEFAULT_EVAL_TIMEOUT,
+            Some(value) => {
+                value.as_f64().and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()).ok_or_else(|| {
+                    FfiError::invalid(format!("\"evalTimeout\" is {value}; give a number of seconds, e.g. 600"))
+                })?
+            }
+        };
+        let jobs = match self.rest.get("evalJobs") {
+            None | Some(Value::Null) => 0,
+            Some(value) => value.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                FfiError::invalid(format!("\"evalJobs\" is {value}; give a whole number (0: one per core)"))
+            })?,
+        };
+        Ok(eval::EvalOptions {
+            jobs,
+            timeout: Some(timeout),
+            cache_dir: eval::default_cache_dir(),
+            refresh: self.flag("refresh")?,
+        })
     }
 }
 
 /// Every managed machine of a fleet, as `lab machines --json`.
 ///
-/// `request`: `{"flake"|"file"|"hostsDir"+"nixpkgs"|"jsonFile": …}`.
+/// `request`: `{"flake"|"file"|"hostsDir"+"nixpkgs"|"jsonFile": …}`, plus
+/// optionally how to evaluate, as every call that reads a fleet takes it:
+/// `"refresh": true` ignores a cached result and evaluates again (the CLI's
+/// `--refresh`), `"evalTimeout"`: seconds before nix is stopped (default
+/// 600, `--eval-timeout`), `"evalJobs"`: nix processes at once (default 0:
+/// automatic, `--eval-jobs`). A fleet in which no configuration has
+/// `lab.machine` is `LAB_ERR_NOT_CLEAN` with an error object saying how to
+/// fix it.
 ///
 /// # Safety
 /// `request` must be NULL or a NUL-terminated string; `out` as in [`lab_schema`].

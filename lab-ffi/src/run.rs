@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_void, CString};
 use serde_json::Value;
 
 use crate::boundary::{call, FfiError, LabStatus};
-use crate::{eval_options, Request, ORDER_FIELDS};
+use crate::{Request, ORDER_FIELDS};
 use lab_core::orchestrate::drive::{self, Drive, Driven};
 use lab_core::orchestrate::{
     CancelToken, Escalation, Events, OrchestrateError, Outcome, RunKind, RunSpec, Secret, StateDir,
@@ -252,7 +252,7 @@ impl Request {
             max_parallel: self.count("maxParallel")?,
             max_unavailable_per_group: self.count("maxUnavailablePerGroup")?,
             update: self.flag("update")?,
-            eval: eval_options(),
+            eval: self.eval_options()?,
             ssh: self.ssh_options()?,
             state: self.opt_string("stateDir")?.map_or_else(StateDir::default_location, StateDir::new),
             escalation: Escalation { command: escalate, password: self.opt_string("sudoPassword")?.map(Secret::new) },
