@@ -200,6 +200,10 @@ fn run_error(e: OrchestrateError) -> FfiError {
         OrchestrateError::Lock(lab_core::orchestrate::lock::LockError::Held { .. }) => {
             FfiError::new(LabStatus::LabErrLocked, "locked", message)
         }
+        // A fleet that manages nothing is not clean, as for the reads.
+        OrchestrateError::Eval(inner) if inner.fleet_not_clean() => {
+            FfiError::new(LabStatus::LabErrNotClean, "fleet", message)
+        }
         OrchestrateError::Eval(_) | OrchestrateError::EvalFailures(_) => {
             FfiError::new(LabStatus::LabErrEvaluation, "evaluation", message)
         }

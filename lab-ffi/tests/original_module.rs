@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
 
-use lab::{lab_machines, lab_sequence, lab_string_free, LabStatus};
+use lab::{lab_machines, lab_reboot, lab_sequence, lab_string_free, LabStatus};
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> PathBuf {
@@ -72,6 +72,19 @@ fn a_fleet_managing_nothing_is_not_clean() {
     assert_eq!(error["kind"], "fleet");
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("nixosModules.lab-machine") && message.contains("set lab.machine"), "{message}");
+
+    // A run refuses it the same way.
+    let mut request = request("fleet-unmanaged.nix");
+    request["dryRun"] = json!(true);
+    let request = CString::new(request.to_string()).unwrap();
+    let mut out: *mut c_char = std::ptr::null_mut();
+    // SAFETY: a valid request, no callback, no cancel handle, a valid out slot.
+    let status = unsafe { lab_reboot(request.as_ptr(), None, std::ptr::null_mut(), std::ptr::null(), &mut out) };
+    // SAFETY: lab's string, freed once.
+    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+    unsafe { lab_string_free(out) };
+    assert_eq!(status, LabStatus::LabErrNotClean, "{text}");
+    assert!(text.contains("nixosModules.lab-machine"), "{text}");
 }
 
 #[test]
