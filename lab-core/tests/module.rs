@@ -261,14 +261,14 @@ fn orchestrator_module_runs_lab_orchestrate_hardened_on_a_timer() {
 
     let result = eval_orchestrator(
         &lib,
-        &json!({"enable": true, "flake": "git+https://git.example/lab?ref=main", "update": true,
+        &json!({"enable": true, "flake": "git+https://git.example/lab?ref=main",
                 "maxParallel": 2, "extraArgs": ["--keep-going"], "onFailure": "echo failed",
                 "schedule": "Sun 04:00"}),
     );
     let service = &result["service"];
     assert_eq!(
         service["ExecStart"],
-        "/nix/store/00000000000000000000000000000000-lab/bin/lab orchestrate --flake 'git+https://git.example/lab?ref=main' --goal boot --update --max-parallel 2 --keep-going"
+        "/nix/store/00000000000000000000000000000000-lab/bin/lab orchestrate --flake 'git+https://git.example/lab?ref=main' --goal boot --max-parallel 2 --keep-going"
     );
     assert_eq!(service["User"], "lab-orchestrator");
     assert_eq!(service["NoNewPrivileges"], true);

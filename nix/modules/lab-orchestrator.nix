@@ -1,5 +1,36 @@
 # services.lab-orchestrator: the original design's orchestrator loop as one
 # command, `lab orchestrate`, run by a hardened oneshot service on a timer.
+#
+# What the service may do, and why that is enough:
+#
+# - It is NOT a trusted nix user (no nix.settings.trusted-users). A trusted
+#   user can import unsigned store paths, choose substituters and set any
+#   daemon option, which makes it root-equivalent on this host and would
+#   undo the hardening below. lab does not need any of that here:
+#   * evaluating the fleet (nix-instantiate, builtins.getFlake, fetching
+#     flake inputs) and writing the systems' .drv files are allowed to every
+#     user the daemon serves: sources enter the store content-addressed;
+#   * building (`nix-store --realise`) is done by the daemon for any allowed
+#     user, with the machine's own substituters and remote builders
+#     (nix.buildMachines); lab passes no daemon option that needs trust;
+#   * `nix copy --to ssh://TARGET` only reads this host's store. The writing
+#     happens on the target, as the ssh user lab logs in as (targetUser,
+#     root by default): trust is the target's business (root, or
+#     trusted-users there for a non-root targetUser), never this host's.
+#   * activation and reboots run over ssh with the key in sshKeyFile.
+#   What it does need is to be an allowed daemon user (nix.settings.
+#   allowed-users, "*" by default; an assertion below says so if a
+#   narrower list leaves it out) and NIX_REMOTE=daemon, so nix never falls
+#   back to a private store in its home when the daemon is unreachable.
+# - `update = true` runs `nix flake update` in the flake's directory, which
+#   rewrites flake.lock there (and, in a git checkout, stages it in .git).
+#   That works only for a local flake (an absolute path, or path:/…); a
+#   remote flake has no lock file here to rewrite, so lab refuses --update
+#   for it, and this module refuses the combination when it is evaluated.
+#   For a local flake the directory is the one path outside the service's
+#   own state that it may write (ReadWritePaths); the directory must also
+#   belong to the service user, as ReadWritePaths lifts only the read-only
+#   mount, not file permissions.
 { config, lib, pkgs, ... }:
 
 let
@@ -17,6 +48,23 @@ let
   # systemd would expand (`%`, `$`).
   notify = lib.filterAttrs (_: v: v != null) cfg.notify;
   notifyFile = pkgs.writeText "lab-notify.json" (builtins.toJSON notify);
+
+  # The flake's directory when the flake is local, as lab's `--update`
+  # accepts it (an absolute path, optionally as path:/…, with no other
+  # scheme, query or fragment); null for anything remote.
+  flakePath = lib.removePrefix "path:" cfg.flake;
+  localFlakeDir =
+    if lib.hasPrefix "/" flakePath && !(lib.any (c: lib.hasInfix c flakePath) [ ":" "?" "#" ])
+    then flakePath else null;
+  # ProtectHome hides these from the service.
+  hiddenByProtectHome = dir:
+    lib.any (top: dir == top || lib.hasPrefix "${top}/" dir) [ "/home" "/root" "/run/user" ];
+
+  # Whether the nix daemon serves the service user (`*`, the user, or its group).
+  allowedUsers = config.nix.settings.allowed-users or [ "*" ];
+  userGroups = [ cfg.user ] ++ (config.users.users.${cfg.user}.extraGroups or [ ]);
+  daemonAllowed = lib.elem "*" allowedUsers || lib.elem cfg.user allowedUsers
+    || lib.any (g: lib.elem "@${g}" allowedUsers) userGroups;
 in
 {
   options.services.lab-orchestrator = {
@@ -30,7 +78,7 @@ in
     flake = mkOption {
       type = types.str;
       example = "git+https://git.example.org/homelab";
-      description = "The flake whose nixosConfigurations lab orchestrates.";
+      description = "The flake whose nixosConfigurations lab orchestrates: a remote reference, or the absolute path of a local checkout (needed for `update`).";
     };
 
     schedule = mkOption {
@@ -42,7 +90,13 @@ in
     update = mkOption {
       type = types.bool;
       default = false;
-      description = "Run `nix flake update` before orchestrating.";
+      description = ''
+        Run `nix flake update` before orchestrating. Needs a local flake
+        (an absolute path such as /var/lib/lab-orchestrator/fleet, or
+        path:/…, owned by the service user and outside /home and /root):
+        its flake.lock is rewritten, so the service may write that
+        directory. A remote flake is refused; update it where it lives.
+      '';
     };
 
     goal = mkOption {
@@ -104,6 +158,21 @@ in
   };
 
   config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !cfg.update || localFlakeDir != null;
+        message = "services.lab-orchestrator.update runs `nix flake update` in the flake's directory, so it needs a local flake (an absolute path such as /var/lib/lab-orchestrator/fleet, or path:/…); \"${cfg.flake}\" is not one. Update the flake where it lives and set update = false, or point flake at a local checkout owned by ${cfg.user}.";
+      }
+      {
+        assertion = localFlakeDir == null || !(hiddenByProtectHome localFlakeDir);
+        message = "services.lab-orchestrator.flake: the service runs with ProtectHome, so it cannot read ${toString localFlakeDir}; keep the checkout outside /home, /root and /run/user (e.g. /var/lib/lab-orchestrator/fleet, owned by ${cfg.user}).";
+      }
+      {
+        assertion = daemonAllowed;
+        message = "services.lab-orchestrator: nix.settings.allowed-users leaves out ${cfg.user}, so lab could neither evaluate nor build; add \"${cfg.user}\" to it (it needs no trusted-users).";
+      }
+    ];
+
     users.users.${cfg.user} = {
       isSystemUser = true;
       group = cfg.user;
@@ -121,6 +190,9 @@ in
         XDG_STATE_HOME = "/var/lib/lab-orchestrator";
         XDG_CACHE_HOME = "/var/cache/lab-orchestrator";
         HOME = "/var/lib/lab-orchestrator";
+        # Always through the daemon, as an untrusted user (see the top of
+        # this file); never a private store under $HOME.
+        NIX_REMOTE = "daemon";
       } // lib.optionalAttrs (notify != { }) { LAB_NOTIFY_CONFIG = notifyFile; };
       onFailure = optional (cfg.onFailure != null) "lab-orchestrator-failure.service";
       serviceConfig = {
@@ -132,7 +204,9 @@ in
         CacheDirectory = "lab-orchestrator";
         WorkingDirectory = "/var/lib/lab-orchestrator";
         # Least privilege: lab needs the network, the nix daemon socket and
-        # its own state; nothing else of the host.
+        # its own state; nothing else of the host. With `update`, also the
+        # local flake's directory, where `nix flake update` writes flake.lock.
+        ReadWritePaths = optional (cfg.update && localFlakeDir != null) localFlakeDir;
         NoNewPrivileges = true;
         ProtectSystem = "strict";
         ProtectHome = true;
@@ -172,7 +246,5 @@ in
       };
       script = cfg.onFailure;
     };
-
-    nix.settings.trusted-users = [ cfg.user ];
   };
 }

@@ -1,0 +1,160 @@
+//! nix/modules/lab-orchestrator.nix evaluated with nixpkgs' real
+//! `lib.evalModules` (LAB_NIXPKGS_LIB, else the pinned shared copy): the
+//! systemd unit it gives has least privilege that still works, and `update`
+//! works for the flakes it accepts and is refused, when the module is
+//! evaluated, for the ones lab's `--update` refuses.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lab_core::orchestrate::FlakeUpdate;
+use serde_json::{json, Value};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The module evaluated with `settings` as services.lab-orchestrator and
+/// `host` as further NixOS settings (see the fixture for what it returns).
+fn eval(lib: &Path, settings: &Value, host: &Value) -> Value {
+    let root = repo_root();
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(root.join("lab-core/tests/fixtures/module/eval-orchestrator.nix"))
+        .args(["--arg", "libPath"])
+        .arg(lib)
+        .args(["--arg", "modulePath"])
+        .arg(root.join("nix/modules/lab-orchestrator.nix"))
+        .args(["--argstr", "settingsJSON"])
+        .arg(settings.to_string())
+        .args(["--argstr", "hostJSON"])
+        .arg(host.to_string())
+        .output()
+        .expect("nix-instantiate runs");
+    assert!(out.status.success(), "module evaluation failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn enabled(flake: &str, update: bool) -> Value {
+    json!({"enable": true, "flake": flake, "update": update})
+}
+
+#[test]
+fn the_service_user_is_not_a_trusted_nix_user() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    let result = eval(&lib, &enabled("git+https://git.example/lab", false), &json!({}));
+    assert_eq!(result["failedAssertions"], json!([]));
+    // Nothing in nix.conf: trusted-users would make the user root-equivalent.
+    assert_eq!(result["nixSettings"], json!({}), "the module sets no nix.settings");
+    let unit = &result["serviceConfig"];
+    assert_eq!(unit["User"], "lab-orchestrator");
+    assert_eq!(unit["Group"], "lab-orchestrator");
+    // Hardening that the trust would have undone stays.
+    for (key, value) in [
+        ("NoNewPrivileges", json!(true)),
+        ("ProtectSystem", json!("strict")),
+        ("ProtectHome", json!(true)),
+        ("PrivateTmp", json!(true)),
+        ("PrivateDevices", json!(true)),
+        ("RestrictSUIDSGID", json!(true)),
+        ("RestrictNamespaces", json!(true)),
+        ("CapabilityBoundingSet", json!("")),
+        ("RestrictAddressFamilies", json!(["AF_UNIX", "AF_INET", "AF_INET6"])),
+        ("StateDirectory", json!("lab-orchestrator")),
+        ("CacheDirectory", json!("lab-orchestrator")),
+    ] {
+        assert_eq!(unit[key], value, "serviceConfig.{key}");
+    }
+    // Without update it writes nothing outside its own state and cache.
+    assert_eq!(unit["ReadWritePaths"], json!([]));
+    // nix always goes through the daemon, never a private store in $HOME.
+    assert_eq!(result["environment"]["NIX_REMOTE"], "daemon");
+    assert_eq!(result["environment"]["HOME"], "/var/lib/lab-orchestrator");
+}
+
+#[test]
+fn update_with_a_local_flake_may_write_its_directory_and_nothing_else() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    for (flake, dir) in [("/srv/homelab", "/srv/homelab"), ("path:/srv/homelab", "/srv/homelab")] {
+        let result = eval(&lib, &enabled(flake, true), &json!({}));
+        assert_eq!(result["failedAssertions"], json!([]), "{flake}");
+        let unit = &result["serviceConfig"];
+        assert_eq!(unit["ReadWritePaths"], json!([dir]), "{flake}: flake.lock must be writable");
+        assert_eq!(unit["ProtectSystem"], "strict", "{flake}: the rest stays read-only");
+        let exec = unit["ExecStart"].as_str().unwrap();
+        assert!(exec.ends_with(&format!("orchestrate --flake {flake} --goal boot --update")), "{exec}");
+    }
+    // The same local flake without update: read-only.
+    let result = eval(&lib, &enabled("/srv/homelab", false), &json!({}));
+    assert_eq!(result["serviceConfig"]["ReadWritePaths"], json!([]));
+}
+
+#[test]
+fn update_with_a_remote_flake_is_refused_when_the_module_is_evaluated() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    for flake in ["git+https://git.example.org/homelab", "github:me/homelab", "git+file:///srv/homelab", "homelab"] {
+        let result = eval(&lib, &enabled(flake, true), &json!({}));
+        let failed = result["failedAssertions"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{flake}: {failed:?}");
+        let message = failed[0].as_str().unwrap();
+        assert!(
+            message.starts_with("services.lab-orchestrator.update runs `nix flake update`")
+                && message.contains(&format!("\"{flake}\" is not one"))
+                && message.contains("set update = false"),
+            "{message}"
+        );
+        // Without update the same flake is fine.
+        assert_eq!(eval(&lib, &enabled(flake, false), &json!({}))["failedAssertions"], json!([]), "{flake}");
+    }
+}
+
+/// The module accepts for `update` exactly the references lab's `--update`
+/// accepts (given the directory holds a flake).
+#[test]
+fn the_module_and_lab_agree_on_what_update_accepts() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flake.nix"), "{ outputs = _: { }; }").unwrap();
+    let path = dir.path().display().to_string();
+    let references = [
+        path.clone(),
+        format!("path:{path}"),
+        format!("git+file://{path}"),
+        format!("{path}?dir=sub"),
+        format!("{path}#"),
+        "github:me/homelab".to_string(),
+        "https://example.org/homelab.tar.gz".to_string(),
+    ];
+    for reference in references {
+        let lab_accepts = FlakeUpdate::new(&reference).is_ok();
+        let module_accepts = eval(&lib, &enabled(&reference, true), &json!({}))["failedAssertions"] == json!([]);
+        assert_eq!(module_accepts, lab_accepts, "{reference}: module accepts {module_accepts}, lab {lab_accepts}");
+    }
+}
+
+#[test]
+fn a_flake_hidden_by_protect_home_is_refused() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    for flake in ["/home/me/homelab", "/root/homelab", "path:/home/me/homelab"] {
+        let result = eval(&lib, &enabled(flake, false), &json!({}));
+        let failed = result["failedAssertions"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{flake}: {failed:?}");
+        assert!(failed[0].as_str().unwrap().contains("ProtectHome"), "{failed:?}");
+    }
+    assert_eq!(eval(&lib, &enabled("/homelab", false), &json!({}))["failedAssertions"], json!([]));
+}
+
+#[test]
+fn the_service_user_must_be_allowed_to_use_the_daemon() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    let with_allowed = |users: Value| {
+        let host = json!({"nix": {"settings": {"allowed-users": users}}});
+        eval(&lib, &enabled("github:me/homelab", false), &host)["failedAssertions"].clone()
+    };
+    assert_eq!(with_allowed(json!(["*"])), json!([]));
+    assert_eq!(with_allowed(json!(["lab-orchestrator"])), json!([]));
+    assert_eq!(with_allowed(json!(["@lab-orchestrator"])), json!([]));
+    let failed = with_allowed(json!(["@wheel"]));
+    assert!(failed[0].as_str().unwrap().contains("allowed-users leaves out lab-orchestrator"), "{failed}");
+    assert!(failed[0].as_str().unwrap().contains("needs no trusted-users"), "{failed}");
+}
