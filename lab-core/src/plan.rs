@@ -282,6 +282,30 @@ impl Plan {
         self.waves.iter().map(|w| w.machines.len()).sum()
     }
 
+    /// Machines of a deploy plan that do not count towards `max_parallel`:
+    /// those deployed with `recreate`, all of a wave at once (see
+    /// [`Fleet::deploy_waves`]). Always 0 for a reboot plan.
+    pub fn uncounted_machines(&self) -> usize {
+        match self.kind {
+            PlanKind::Reboot => 0,
+            PlanKind::Deploy => self.machines().filter(|(_, m)| m.deploy_strategy == DeployStrategy::Recreate).count(),
+        }
+    }
+
+    /// The limits the waves really hold to, for the header: `max parallel
+    /// 2, recreate machines not counted (3 here), at most 1 per group`.
+    fn limits_text(&self) -> String {
+        let mut text = format!("max parallel {}", self.limits.max_parallel);
+        let uncounted = self.uncounted_machines();
+        if uncounted > 0 {
+            text.push_str(&format!(", recreate machines not counted ({uncounted} here)"));
+        }
+        if let Some(g) = self.limits.max_unavailable_per_group {
+            text.push_str(&format!(", at most {g} per group"));
+        }
+        text
+    }
+
     /// The plan as text: a summary line with the total estimate, then each
     /// wave, each machine with its target, and its numbered steps.
     pub fn render_text(&self) -> String {
@@ -290,11 +314,10 @@ impl Plan {
             PlanKind::Deploy => "Deploy",
         };
         let mut out = format!(
-            "{kind} plan: {} in {} (max parallel {}{})\n",
+            "{kind} plan: {} in {} ({})\n",
             count(self.machine_count(), "machine"),
             count(self.waves.len(), "wave"),
-            self.limits.max_parallel,
-            self.limits.max_unavailable_per_group.map_or(String::new(), |g| format!(", at most {g} per group")),
+            self.limits_text(),
         );
         let _ = writeln!(
             out,

@@ -30,6 +30,7 @@ pub struct SelectArgs {
 #[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
     /// Machines per wave (default: the fleet's lab.maxParallel, else 1: one after the other).
+    /// Deploy waves do not count machines deployed with `recreate` (all of those ready go at once).
     #[arg(long, value_name = "N")]
     pub max_parallel: Option<NonZeroUsize>,
     /// At most N machines of any one group per wave (default: the fleet's lab.maxUnavailablePerGroup).

@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use lab_core::orchestrate::{RebootWindow, WindowStatus};
 use lab_core::plan::{Plan, PlanKind};
+use serde::Serialize;
 
+use super::hooks_args::WindowArgs;
 use super::order_args::{self, LimitArgs, SelectArgs};
 use crate::exit::Exit;
 use crate::fleet::FleetArgs;
@@ -21,6 +24,9 @@ pub struct PlanArgs {
     limits: LimitArgs,
     #[command(flatten)]
     select: SelectArgs,
+    /// Plan a reboot as the run would take the fleet's rebootWindow.
+    #[command(flatten)]
+    window: WindowArgs,
     /// Print the plan as JSON.
     #[arg(long, help_heading = "Options")]
     json: bool,
@@ -32,7 +38,18 @@ enum Kind {
     Deploy,
 }
 
-/// Prints the plan of a reboot or deploy run with its estimated duration.
+/// The plan as `--json` prints it: the plan's own fields, and for a
+/// reboot under a window what the real run would do about it.
+#[derive(Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<WindowStatus>,
+}
+
+/// Prints the plan of a reboot or deploy run with its estimated duration,
+/// and, for a reboot, whether the fleet's window lets it start now.
 pub fn run(fleet: &FleetArgs, args: &PlanArgs) -> Result<ExitCode> {
     let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean.into()) };
     let kind = match args.kind {
@@ -40,10 +57,21 @@ pub fn run(fleet: &FleetArgs, args: &PlanArgs) -> Result<ExitCode> {
         Kind::Deploy => PlanKind::Deploy,
     };
     let plan = Plan::new(kind, &fleet, &args.limits.limits(&settings));
+    let window = match kind {
+        PlanKind::Reboot if !args.window.ignore_window => settings.reboot_window.clone(),
+        _ => None,
+    };
+    let window = window.map(|w| RebootWindow::new(w, args.window.outside()).status());
     if args.json {
-        render::print_json(&plan)?;
+        render::print_json(&Shown { plan: &plan, window })?;
     } else {
-        crate::out::print(plan.render_text())?;
+        let mut text = plan.render_text();
+        if let Some(window) = &window {
+            // Right below the header and the estimate, before the waves.
+            let at = text.find("\n\n").map_or(text.len(), |i| i + 1);
+            text.insert_str(at, &format!("Reboot window: {}.\n", window.describe()));
+        }
+        crate::out::print(text)?;
     }
     Ok(ExitCode::SUCCESS)
 }

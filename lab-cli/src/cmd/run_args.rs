@@ -152,13 +152,31 @@ pub fn run_resume(run_id: Option<&str>, env: &RunEnv) -> Result<ExitCode> {
     follow(env, drive, Target::Resume(run_id.map(String::from)))
 }
 
-/// Prints what a dry run would do: the plans and every command.
+/// Prints what a dry run would do: the plans and every command; then ends
+/// as the real run would begin (a reboot refused outside the window: its
+/// exit code, from the one table in `crate::exit`).
 fn show_dry_run(shown: &DryRun, json: bool) -> Result<ExitCode> {
     if json {
         crate::render::print_json(&shown.to_json())?;
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        crate::out::print(dry_run_text(shown))?;
     }
+    Ok(match shown.refusal() {
+        Some(refused) => {
+            let error = anyhow::Error::from(refused);
+            eprintln!("error: the real run would stop here: {error:#}");
+            Exit::of_error(&error).unwrap_or(Exit::Error).into()
+        }
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// The dry run as text.
+fn dry_run_text(shown: &DryRun) -> String {
     let mut out = String::new();
+    if let Some(window) = &shown.window {
+        out.push_str(&format!("Reboot window: {}.\n\n", window.describe()));
+    }
     if shown.flake_update.is_some() {
         out.push_str(
             "A real run first updates the flake's inputs (nix flake update, listed below; not run now, flake.lock is untouched); this plan is for the inputs locked now.\n\n",
@@ -187,8 +205,7 @@ fn show_dry_run(shown: &DryRun, json: bool) -> Result<ExitCode> {
     for action in &shown.actions {
         out.push_str(&format!("  {}\n", crate::progress::action_line(action)));
     }
-    crate::out::print(out)?;
-    Ok(ExitCode::SUCCESS)
+    out
 }
 
 /// Drives a run while rendering its events; Ctrl-C stops it; the exit code

@@ -22,7 +22,7 @@ use super::run::{execute, ProberDebug, Runtime};
 use super::session::Session;
 use super::spec::{RunKind, RunSpec};
 use super::state::StateDir;
-use super::window_gate::{OutsideWindow, RebootWindow};
+use super::window_gate::{OutsideWindow, RebootWindow, WindowStatus, WindowVerdict};
 use crate::eval::{evaluate, EvalOptions, Evaluation, Source};
 use crate::exec::{Action, ActionLog, DryRunExecutor, Executor, SshOptions, SshTransport};
 use crate::graph::Limits;
@@ -105,6 +105,10 @@ pub struct DryRun {
     pub flake_update: Option<FlakeUpdate>,
     /// How the simulated run ended.
     pub report: Report,
+    /// The fleet's reboot window as it stands now, for a run with a reboot
+    /// phase (absent without a window, or with `--ignore-window`): whether
+    /// the real run would reboot, wait or be refused.
+    pub window: Option<WindowStatus>,
 }
 
 impl DryRun {
@@ -119,7 +123,22 @@ impl DryRun {
         if let Some(update) = &self.flake_update {
             value["flakeUpdate"] = json!(update);
         }
+        if let Some(window) = &self.window {
+            value["window"] = json!(window);
+        }
         value
+    }
+
+    /// The error the real run would stop with as it begins, if any: a
+    /// reboot run outside the window under `--outside-window refuse` (an
+    /// orchestrate run deploys first, and skips the reboots instead). A dry
+    /// run shows its plan, then ends as the real run would begin.
+    pub fn refusal(&self) -> Option<OrchestrateError> {
+        let window = self.window.as_ref().filter(|_| self.prepared.spec.kind == RunKind::Reboot)?;
+        match (&window.verdict, &window.closed) {
+            (WindowVerdict::Refuse, Some(closed)) => Some(OrchestrateError::Window(closed.clone())),
+            _ => None,
+        }
     }
 }
 
@@ -178,7 +197,10 @@ pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, Orchestra
     let builder = needs_build(&spec).then(|| builder(&source, drive.dry_run)).transpose()?;
     let prepared = prepare(&spec, &evaluation, builder.as_deref()).await?;
     if drive.dry_run {
-        return dry_run(prepared, builder, drive, flake_update).await;
+        // Where the real run would consult the window: reboots only.
+        let window =
+            drive.window(settings).filter(|_| spec.kind.phases().contains(&PlanKind::Reboot)).map(|w| w.status());
+        return dry_run(prepared, builder, drive, flake_update, window).await;
     }
     // A reboot run outside the window that would only be refused is refused
     // before it takes the lock (an orchestrate run deploys first).
@@ -212,6 +234,7 @@ async fn dry_run(
     builder: Option<Arc<dyn Builder>>,
     drive: &Drive,
     flake_update: Option<FlakeUpdate>,
+    window: Option<WindowStatus>,
 ) -> Result<Driven, OrchestrateError> {
     let log = ActionLog::new();
     let clients = HttpClients::default();
@@ -241,7 +264,7 @@ async fn dry_run(
         }
         _ => None,
     };
-    Ok(Driven::DryRun(Box::new(DryRun { prepared, actions: log.actions(), build_argv, flake_update, report })))
+    Ok(Driven::DryRun(Box::new(DryRun { prepared, actions: log.actions(), build_argv, flake_update, report, window })))
 }
 
 /// Executes a session over ssh: one multiplexed connection per machine,

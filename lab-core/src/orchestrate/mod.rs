@@ -40,7 +40,7 @@ pub use run::{execute, planned_entries, ProberDebug, Runtime};
 pub use session::{force_unlock, read_journal, Session};
 pub use spec::{RunKind, RunSpec, SourceRecord};
 pub use state::{fleet_key, new_run_id, utc_stamp, StateDir};
-pub use window_gate::{Clock, LocalClock, OutsideWindow, RebootWindow, WindowClosed};
+pub use window_gate::{Clock, LocalClock, OutsideWindow, RebootWindow, WindowClosed, WindowStatus, WindowVerdict};
 
 #[cfg(test)]
 mod tests;

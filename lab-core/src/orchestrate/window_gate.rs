@@ -55,6 +55,66 @@ pub struct WindowClosed {
     pub wait: String,
 }
 
+/// What a reboot run started now does about the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowVerdict {
+    /// The window is open: reboots go ahead.
+    Open,
+    /// Closed, under `--outside-window wait`: reboots wait for it.
+    Wait,
+    /// Closed, under `--outside-window refuse` (the default): a reboot
+    /// run is refused; in an orchestrate run the reboots are skipped.
+    Refuse,
+}
+
+/// The window as a plan or dry run reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowStatus {
+    /// The window as written (`lab.rebootWindow`).
+    pub window: String,
+    /// What a reboot started now does.
+    pub verdict: WindowVerdict,
+    /// When the window opens next, local time (`YYYY-MM-DD HH:MM`); absent
+    /// while it is open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens: Option<String>,
+    /// How long until then, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
+    /// The refusal a real run would give (under `Refuse`), or the wait's
+    /// reason (under `Wait`).
+    #[serde(skip)]
+    pub closed: Option<WindowClosed>,
+}
+
+impl WindowStatus {
+    /// One sentence for people: what the real run would do about the
+    /// window, and when it opens.
+    pub fn describe(&self) -> String {
+        let w = &self.window;
+        let opens = || {
+            format!(
+                "it opens at {} local time, in {}",
+                self.opens.as_deref().unwrap_or("?"),
+                self.wait.as_deref().unwrap_or("?")
+            )
+        };
+        match self.verdict {
+            WindowVerdict::Open => format!("the maintenance window \"{w}\" (rebootWindow) is open now"),
+            WindowVerdict::Wait => format!(
+                "outside the maintenance window \"{w}\" (rebootWindow) now: the real run would wait for it before each reboot; {}",
+                opens()
+            ),
+            WindowVerdict::Refuse => format!(
+                "outside the maintenance window \"{w}\" (rebootWindow) now: the real run would refuse to reboot; {} (pass --outside-window wait to wait for it, or --ignore-window to reboot now)",
+                opens()
+            ),
+        }
+    }
+}
+
 /// The fleet's reboot window and what to do outside it.
 #[derive(Debug, Clone)]
 pub struct RebootWindow {
@@ -85,6 +145,24 @@ impl RebootWindow {
             opens: opens.format("%Y-%m-%d %H:%M").to_string(),
             wait: crate::exec::human_duration(Duration::from_secs(wait.as_secs().max(1))),
         })
+    }
+
+    /// What a reboot started now would do about the window: go ahead, wait
+    /// for it, or be refused, saying when it opens. Plans and dry runs show
+    /// it so they say what the real run would do.
+    pub fn status(&self) -> WindowStatus {
+        let (verdict, closed) = match self.check() {
+            Ok(()) => (WindowVerdict::Open, None),
+            Err(closed) if self.outside == OutsideWindow::Wait => (WindowVerdict::Wait, Some(closed)),
+            Err(closed) => (WindowVerdict::Refuse, Some(closed)),
+        };
+        WindowStatus {
+            window: self.window.to_string(),
+            verdict,
+            opens: closed.as_ref().map(|c| c.opens.clone()),
+            wait: closed.as_ref().map(|c| c.wait.clone()),
+            closed,
+        }
     }
 
     /// Returns once a reboot may go ahead: at once inside the window; else
@@ -167,6 +245,25 @@ mod tests {
                 && text.contains("2026-11-28 02:00")
                 && text.contains("--ignore-window"),
             "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_status_says_what_a_run_started_now_would_do() {
+        let open = window(OutsideWindow::Refuse, "2026-11-28 03:00").status();
+        assert_eq!((open.verdict, open.opens.as_deref()), (WindowVerdict::Open, None));
+        let refused = window(OutsideWindow::Refuse, "2026-11-24 10:00").status();
+        assert_eq!(refused.verdict, WindowVerdict::Refuse);
+        assert_eq!(refused.opens.as_deref(), Some("2026-11-28 02:00"));
+        assert_eq!(refused.closed.as_ref().map(|c| c.opens.as_str()), Some("2026-11-28 02:00"));
+        let text = refused.describe();
+        assert!(text.contains("would refuse to reboot") && text.contains("2026-11-28 02:00"), "{text}");
+        let waits = window(OutsideWindow::Wait, "2026-11-24 10:00").status();
+        assert_eq!(waits.verdict, WindowVerdict::Wait);
+        assert!(waits.describe().contains("would wait for it"), "{}", waits.describe());
+        assert_eq!(
+            serde_json::to_value(&refused).unwrap(),
+            serde_json::json!({"window": "Sat 02:00-05:00", "verdict": "refuse", "opens": "2026-11-28 02:00", "wait": refused.wait})
         );
     }
 
