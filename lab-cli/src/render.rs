@@ -8,10 +8,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let rows: Vec<Vec<String>> =
         rows.iter().map(|r| r.iter().map(|c| lab_core::printable::printable(c).into_owned()).collect()).collect();
     let rows = rows.as_slice();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    // Columns are as wide as their cells look on a terminal: a CJK
+    // character or an emoji takes two columns, a combining mark none.
+    let width = |cell: &str| unicode_width::UnicodeWidthStr::width(cell);
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(width(cell));
         }
     }
     let mut out = String::new();
@@ -23,7 +26,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             }
             text.push_str(cell);
             if i + 1 < cells.len() {
-                text.push_str(&" ".repeat(widths[i] - cell.chars().count()));
+                text.push_str(&" ".repeat(widths[i] - width(cell)));
             }
         }
         out.push_str(text.trim_end());

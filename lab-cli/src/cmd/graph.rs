@@ -16,6 +16,9 @@ pub struct GraphArgs {
     /// Output format: Graphviz dot (`lab graph | dot -Tsvg > fleet.svg`), Mermaid, or JSON.
     #[arg(long, value_enum, default_value_t = Format::Dot)]
     format: Format,
+    /// The graph as JSON: the same as --format json (every read command takes --json).
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -32,7 +35,7 @@ enum Format {
 /// Prints the dependency graph with waves as ranks.
 pub fn run(fleet: &FleetArgs, args: &GraphArgs) -> Result<ExitCode> {
     let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean.into()) };
-    let format = match args.format {
+    let format = match if args.json { Format::Json } else { args.format } {
         Format::Dot => GraphFormat::Dot,
         Format::Mermaid => GraphFormat::Mermaid,
         Format::Json => GraphFormat::Json,
