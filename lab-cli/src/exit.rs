@@ -11,6 +11,7 @@
 
 use std::process::ExitCode;
 
+use lab_core::graph::OrderError;
 use lab_core::orchestrate::lock::LockError;
 use lab_core::orchestrate::OrchestrateError;
 
@@ -55,6 +56,10 @@ impl Exit {
     pub fn of_error(error: &anyhow::Error) -> Option<Exit> {
         if crate::out::is_closed(error) {
             return None;
+        }
+        // A selection that needs broken machines (health, exec, status).
+        if error.chain().any(|c| c.downcast_ref::<OrderError>().is_some_and(OrderError::fleet_not_clean)) {
+            return Some(Exit::NotClean);
         }
         let run = error.chain().find_map(|cause| cause.downcast_ref::<OrchestrateError>());
         Some(match run {

@@ -239,25 +239,37 @@ impl Request {
     }
 
     /// The validated graph, narrowed by `on` / `withDependencies` / `withDependents`,
-    /// and the limits that apply to it.
+    /// and the limits that apply to it: lab-core decides what the selection
+    /// needs ([`graph::usable`]), as for the CLI; broken machines it does not
+    /// need are left alone.
     fn fleet(&self) -> Result<(graph::Fleet, Limits), FfiError> {
         let evaluation = self.evaluate()?;
         let limits = self.limits(&evaluation.settings)?;
         let expand =
             graph::Expand { dependencies: self.flag("withDependencies")?, dependents: self.flag("withDependents")? };
-        let fleet = graph::ordered(&evaluation, self.opt_string("on")?.as_deref(), expand).map_err(|e| {
-            let status = match e {
-                graph::OrderError::Select(_) => LabStatus::LabErrInvalidArgument,
-                _ => LabStatus::LabErrNotClean,
-            };
-            let mut error = FfiError::new(status, "fleet", e.to_string());
-            if let graph::OrderError::Invalid(problems) = &e {
-                error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
-            }
-            error
-        })?;
-        Ok((fleet, limits))
+        let usable = graph::usable(&evaluation, self.opt_string("on")?.as_deref(), expand).map_err(order_error)?;
+        Ok((usable.fleet, limits))
     }
+}
+
+/// A selection that cannot be used: a wrong `on` is an invalid argument;
+/// broken machines it needs are `LAB_ERR_NOT_CLEAN`, with `blocking` (each
+/// machine, what is wrong with it and why it is needed) and `problems`.
+fn order_error(e: graph::OrderError) -> FfiError {
+    let status = if e.fleet_not_clean() { LabStatus::LabErrNotClean } else { LabStatus::LabErrInvalidArgument };
+    let mut error = FfiError::new(status, "fleet", e.to_string());
+    match &e {
+        graph::OrderError::Invalid(problems) => {
+            error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
+        }
+        graph::OrderError::Blocked(blocked) => {
+            let problems: Vec<_> = blocked.blocking.iter().flat_map(|b| b.broken.problems.iter()).collect();
+            error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
+            error.object["blocking"] = serde_json::to_value(&blocked.blocking).unwrap_or_default();
+        }
+        _ => {}
+    }
+    error
 }
 
 const ORDER_FIELDS: [&str; 5] = ["maxParallel", "maxUnavailablePerGroup", "on", "withDependencies", "withDependents"];
@@ -347,10 +359,8 @@ pub unsafe extern "C" fn lab_health(request_json: *const c_char, out: *mut *mut 
     call(out, || {
         let req = Request::parse(request_json, &["on", "sshOptions", "sshConfig", "parallel"])?;
         let evaluation = req.evaluate()?;
-        let machines: Vec<_> = match req.opt_string("on")? {
-            None => evaluation.machines.values().cloned().collect(),
-            Some(_) => req.fleet()?.0.machines().to_vec(),
-        };
+        // The same choice as `lab health --on`: dependencies play no part.
+        let machines = graph::reachable(&evaluation, req.opt_string("on")?.as_deref()).map_err(order_error)?.machines;
         let ssh = req.ssh_options()?;
         let parallel = req.count("parallel")?.map_or(lab_core::health::DEFAULT_CONCURRENCY, usize::from);
         let runtime = runtime()?;

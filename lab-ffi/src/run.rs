@@ -211,13 +211,18 @@ fn run_error(e: OrchestrateError) -> FfiError {
             FfiError::invalid(message)
         }
         OrchestrateError::Build(_) => FfiError::new(LabStatus::LabErrEvaluation, "build", message),
-        OrchestrateError::Fleet(_) | OrchestrateError::Problems(_) => {
+        OrchestrateError::Fleet(_) | OrchestrateError::Problems(_) | OrchestrateError::Order(_) => {
             FfiError::new(LabStatus::LabErrNotClean, "fleet", message)
         }
         _ => FfiError::new(LabStatus::LabErrRun, "run", message),
     };
     if let OrchestrateError::Problems(problems) = &e {
         error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
+    }
+    if let OrchestrateError::Order(lab_core::graph::OrderError::Blocked(blocked)) = &e {
+        let problems: Vec<_> = blocked.blocking.iter().flat_map(|b| b.broken.problems.iter()).collect();
+        error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
+        error.object["blocking"] = serde_json::to_value(&blocked.blocking).unwrap_or_default();
     }
     error
 }

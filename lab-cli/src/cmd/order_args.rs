@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::graph::{ordered, Expand, Fleet, Limits, OrderError};
+use lab_core::graph::{usable, Expand, Fleet, Limits, OrderError, Usable};
 use lab_core::settings::FleetSettings;
 
 use crate::fleet::FleetArgs;
@@ -49,22 +49,27 @@ impl LimitArgs {
     }
 }
 
-/// Reads the fleet, builds its graph and applies `--on`. `None` when the
-/// fleet is not clean (failed hosts or graph errors): the problems are
-/// already on stderr and the command exits 1.
+/// Reads the fleet, builds its graph and applies `--on`. `None` when a
+/// machine the selection needs is broken (lab-core decides which, see
+/// `lab_core::graph::usable`): what is wrong is already on stderr and the
+/// command exits 1. Broken machines the selection leaves alone are named
+/// in warnings.
 pub fn load(fleet: &FleetArgs, select: &SelectArgs) -> Result<Option<(Fleet, FleetSettings)>> {
     let evaluation = fleet.load()?;
     let expand = Expand { dependencies: select.with_dependencies, dependents: select.with_dependents };
-    match ordered(&evaluation, select.on.as_deref(), expand) {
-        Ok(fleet) => Ok(Some((fleet, evaluation.settings))),
-        Err(OrderError::Unevaluated(failures)) => {
-            for f in &failures {
-                let at = f.location.as_deref().map_or(String::new(), |l| format!(" ({l})"));
-                eprintln!("error: machine `{}`: failed to evaluate{at}: {}", f.machine, f.message);
+    match usable(&evaluation, select.on.as_deref(), expand) {
+        Ok(Usable { fleet, outside }) => {
+            crate::selection::warn_outside(&outside);
+            Ok(Some((fleet, evaluation.settings)))
+        }
+        Err(OrderError::Blocked(blocked)) => {
+            for line in blocked.details() {
+                eprintln!("{line}");
             }
-            eprintln!(
-                "error: the fleet cannot be ordered while machines fail to evaluate; fix them first (see `lab check`)"
-            );
+            match &blocked.on {
+                None => eprintln!("error: the fleet cannot be ordered; fix the problems above (see `lab check`)"),
+                Some(_) => eprintln!("error: {}", blocked.headline()),
+            }
             Ok(None)
         }
         Err(OrderError::Invalid(problems)) => {

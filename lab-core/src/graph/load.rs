@@ -1,18 +1,21 @@
 //! From an evaluated fleet to the validated graph a command orders, with
-//! `--on` applied: the one path every frontend takes.
+//! `--on` applied: the one path every frontend takes (see [`super::usable`]
+//! for what a selection needs when part of the fleet is broken).
 
-use super::{Expand, Fleet, FleetError, SelectError, Selector};
-use crate::eval::{Evaluation, HostFailure};
+use super::usable::{usable, Blocked};
+use super::{Expand, Fleet, SelectError};
 use crate::metadata::Problem;
 
-/// Why a fleet cannot be ordered.
+/// Why a fleet, or a selection of it, cannot be ordered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OrderError {
-    /// Some hosts did not evaluate; ordering without them could break a dependency.
-    #[error("the fleet cannot be ordered while machines fail to evaluate ({}); fix them first (see `lab check`)", .0.iter().map(|f| f.machine.as_str()).collect::<Vec<_>>().join(", "))]
-    Unevaluated(Vec<HostFailure>),
-    /// The dependency graph is broken.
+    /// Machines the selection needs failed to evaluate or are not sound
+    /// (every one is named, with why it is needed).
+    #[error("{0}")]
+    Blocked(Blocked),
+    /// The needed machines' graph could not be built although none of them
+    /// is broken; kept for callers that build graphs themselves.
     #[error("the fleet cannot be ordered: {} problem(s) in its dependency graph; see `lab check`", .0.len())]
     Invalid(Vec<Problem>),
     /// `--on` is wrong.
@@ -20,20 +23,17 @@ pub enum OrderError {
     Select(#[from] SelectError),
 }
 
+impl OrderError {
+    /// True when the fleet is not clean (broken machines are needed), as
+    /// opposed to a wrong `--on`: frontends report it as they report the
+    /// problems `lab check` finds (the CLI exits 1).
+    pub fn fleet_not_clean(&self) -> bool {
+        !matches!(self, OrderError::Select(_))
+    }
+}
+
 /// The validated graph of `evaluation`, narrowed to `on` (an `--on`
-/// expression) grown by `expand`.
-pub fn ordered(evaluation: &Evaluation, on: Option<&str>, expand: Expand) -> Result<Fleet, OrderError> {
-    if !evaluation.failures.is_empty() {
-        return Err(OrderError::Unevaluated(evaluation.failures.clone()));
-    }
-    let fleet = Fleet::from_map(&evaluation.machines).map_err(|e| match e {
-        FleetError::Invalid { problems } => OrderError::Invalid(problems),
-    })?;
-    match on {
-        None => Ok(fleet),
-        Some(on) => {
-            let selector: Selector = on.parse()?;
-            Ok(fleet.select(&selector, expand)?)
-        }
-    }
+/// expression) grown by `expand`: [`usable`] without its warnings.
+pub fn ordered(evaluation: &crate::eval::Evaluation, on: Option<&str>, expand: Expand) -> Result<Fleet, OrderError> {
+    usable(evaluation, on, expand).map(|u| u.fleet)
 }

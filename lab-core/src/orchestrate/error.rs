@@ -6,7 +6,7 @@ use super::build::BuildError;
 use super::journal::JournalError;
 use super::lock::LockError;
 use crate::eval::EvalError;
-use crate::graph::{FleetError, SelectError};
+use crate::graph::{FleetError, OrderError, SelectError};
 use crate::metadata::Problem;
 
 /// Why a run could not start, resume or go on. Failures of single machines
@@ -20,6 +20,9 @@ pub enum OrchestrateError {
     /// Some machines failed to evaluate.
     #[error("machines failed to evaluate: {}; fix them first (see `lab check`)", .0.join(", "))]
     EvalFailures(Vec<String>),
+    /// Machines the run needs are broken, or `--on` is wrong.
+    #[error(transparent)]
+    Order(#[from] OrderError),
     /// The dependency graph is broken.
     #[error(transparent)]
     Fleet(#[from] FleetError),
@@ -92,13 +95,15 @@ pub enum OrchestrateError {
 impl OrchestrateError {
     /// True when the run was refused because the fleet itself is not clean:
     /// machines fail to evaluate, the fleet manages no configuration, the
-    /// dependency graph is broken, or `lab check` finds errors. Frontends
+    /// dependency graph is broken, or `lab check` finds errors on a machine
+    /// the run needs. Frontends
     /// report it as they report those problems found by a read command (the
     /// CLI exits 1 for both), not as a runtime failure of lab.
     pub fn fleet_not_clean(&self) -> bool {
         match self {
             OrchestrateError::EvalFailures(_) | OrchestrateError::Fleet(_) | OrchestrateError::Problems(_) => true,
             OrchestrateError::Eval(e) => e.fleet_not_clean(),
+            OrchestrateError::Order(e) => e.fleet_not_clean(),
             _ => false,
         }
     }

@@ -9,8 +9,7 @@ use super::build::{BuildError, Builder, SystemRef};
 use super::error::OrchestrateError;
 use super::spec::RunSpec;
 use crate::eval::Evaluation;
-use crate::graph::{fleet_problems, Expand, Fleet, Selector};
-use crate::metadata::{validate, Severity};
+use crate::graph::{usable, Broken, Expand, Fleet, OrderError, Usable};
 use crate::plan::{Plan, PlanKind};
 
 /// A run ready to execute.
@@ -24,6 +23,8 @@ pub struct Prepared {
     pub phases: Vec<Plan>,
     /// Each deployed machine's system.
     pub systems: BTreeMap<String, SystemRef>,
+    /// Broken machines the selection does not need, left alone.
+    pub outside: Vec<Broken>,
     /// Hash of the plans, the machines' metadata and their systems: a
     /// resumed run must find the same.
     pub hash: String,
@@ -36,28 +37,28 @@ impl Prepared {
     }
 }
 
-/// Checks the fleet (any error-level problem refuses the run: nothing is
-/// touched), applies `--on`, plans each phase and, for deploys, evaluates
-/// every system with `builder` (one nix process).
+/// Checks what the run needs (any broken machine the selection needs
+/// refuses the run: nothing is touched; see [`crate::graph::usable`]),
+/// applies `--on`, plans each phase and, for deploys, evaluates every
+/// system with `builder` (one nix process). Broken machines the selection
+/// does not need are left alone, each named in a warning (and in
+/// [`Prepared::outside`]).
 pub async fn prepare(
     spec: &RunSpec,
     evaluation: &Evaluation,
     builder: Option<&dyn Builder>,
 ) -> Result<Prepared, OrchestrateError> {
-    if !evaluation.failures.is_empty() {
-        return Err(OrchestrateError::EvalFailures(evaluation.failures.iter().map(|f| f.machine.clone()).collect()));
-    }
-    let mut problems: Vec<_> = evaluation.machines.iter().flat_map(|(name, m)| validate(name, &m.metadata)).collect();
-    problems.extend(fleet_problems(&evaluation.machines));
-    problems.retain(|p| p.severity == Severity::Error);
-    if !problems.is_empty() {
-        return Err(OrchestrateError::Problems(problems));
-    }
-    let mut fleet = Fleet::from_map(&evaluation.machines)?;
-    if let Some(on) = &spec.on {
-        let selector: Selector = on.parse()?;
-        let expand = Expand { dependencies: spec.with_dependencies, dependents: spec.with_dependents };
-        fleet = fleet.select(&selector, expand)?;
+    let expand = Expand { dependencies: spec.with_dependencies, dependents: spec.with_dependents };
+    let Usable { fleet, outside } = usable(evaluation, spec.on.as_deref(), expand).map_err(|e| match e {
+        OrderError::Select(e) => OrchestrateError::Select(e),
+        other => OrchestrateError::Order(other),
+    })?;
+    for broken in &outside {
+        tracing::warn!(
+            "machine `{}` is left alone, the run does not need it: {}",
+            crate::printable::printable(&broken.machine),
+            broken.reason()
+        );
     }
     let phases: Vec<Plan> =
         spec.kind.phases().iter().map(|&kind| Plan::with_options(kind, &fleet, &spec.limits, &spec.options)).collect();
@@ -78,7 +79,7 @@ pub async fn prepare(
         }
     }
     let hash = plan_hash(spec, &fleet, &phases, &systems);
-    Ok(Prepared { spec: spec.clone(), fleet, phases, systems, hash })
+    Ok(Prepared { spec: spec.clone(), fleet, phases, systems, outside, hash })
 }
 
 /// blake3 over what decides the run's actions, as canonical JSON: the
