@@ -1,8 +1,14 @@
 //! `--on`: choosing part of the fleet.
 //!
 //! An expression is a comma-separated list of terms, each a machine name,
-//! `@group` or `role:NAME`; any of them may be a glob where `*` matches any
-//! run of characters and `?` one character (`web-*`, `@dns*`). A machine is
+//! `@group`, `role:NAME` or `name:NAME`. Names, groups and roles may be
+//! globs, matched by the `glob` crate: `*` matches any run of characters,
+//! `?` one character, `[12]` / `[a-z]` / `[!x]` one character of a set
+//! (`web-*`, `@dns*`, `dns[12]`). `name:NAME` is a machine's exact name,
+//! never a glob and never a group or role, so a machine called `@x`,
+//! `role:y` or `web*` can still be selected (`name:@x`). In any term a
+//! backslash takes the next character literally: `\,` a comma inside a
+//! name (`name:a\,b`), `\*` a star, `\\` a backslash. A machine is
 //! selected when any term matches it; a term that matches nothing is an
 //! error, so a typo never turns a run into a silent no-op.
 
@@ -25,9 +31,44 @@ pub struct Selector {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Term {
-    Name(String),
-    Group(String),
-    Role(String),
+    /// A name glob.
+    Name(Glob),
+    /// A group glob.
+    Group(Glob),
+    /// A role glob.
+    Role(Glob),
+    /// `name:NAME`: exactly this name.
+    Exact(String),
+}
+
+/// A glob as written (for messages and suggestions) and as compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Glob {
+    text: String,
+    pattern: glob::Pattern,
+}
+
+impl Glob {
+    /// The glob of `chars`, each with whether a backslash made it literal.
+    fn new(chars: &[(char, bool)]) -> Result<Glob, glob::PatternError> {
+        let text: String = chars.iter().map(|&(c, _)| c).collect();
+        let source: String = chars
+            .iter()
+            .map(|&(c, literal)| if literal { glob::Pattern::escape(&c.to_string()) } else { c.to_string() })
+            .collect();
+        Ok(Glob { text, pattern: glob::Pattern::new(&source)? })
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        // `*` matches any character, `/` and a leading `.` included: names
+        // are not paths.
+        let options = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: false,
+            require_literal_leading_dot: false,
+        };
+        self.pattern.matches_with(text, options)
+    }
 }
 
 /// What to add to the machines an expression selects.
@@ -54,6 +95,16 @@ pub enum SelectError {
         /// Which part is empty, e.g. "term 2" or "the group in `@`".
         what: String,
     },
+    /// A glob cannot be read (e.g. an unclosed `[`).
+    #[error("--on \"{}\": `{}` is not a valid glob ({message}); write `[` as `\\[` or `[[]`, or select the exact name with name:NAME", printable(expression), printable(term))]
+    BadGlob {
+        /// The whole expression.
+        expression: String,
+        /// The term.
+        term: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A term matches no machine.
     #[error("--on \"{}\": `{}` selects no machine{}", printable(expression), printable(term), printable(hint))]
     NothingSelected {
@@ -75,24 +126,63 @@ impl FromStr for Selector {
             return Err(empty("the expression".into()));
         }
         let mut terms = Vec::new();
-        for (n, raw) in expression.split(',').enumerate() {
-            let raw = raw.trim();
-            let term = if let Some(group) = raw.strip_prefix('@') {
-                Term::Group(group.to_string())
-            } else if let Some(role) = raw.strip_prefix("role:") {
-                Term::Role(role.to_string())
-            } else {
-                Term::Name(raw.to_string())
+        for (n, raw) in split_terms(expression).into_iter().enumerate() {
+            let raw = trim(&raw);
+            let text: String = raw.iter().map(|&(c, _)| c).collect();
+            // A prefix counts only when written plainly (`\@x` is a name).
+            let plain = |prefix: &str| {
+                let len = prefix.chars().count();
+                raw.len() >= len && raw[..len].iter().all(|&(_, lit)| !lit) && text.starts_with(prefix)
             };
-            match &term {
-                Term::Name(s) if s.is_empty() => return Err(empty(format!("term {}", n + 1))),
-                Term::Group(s) if s.is_empty() => return Err(empty("the group name after `@`".into())),
-                Term::Role(s) if s.is_empty() => return Err(empty("the role after `role:`".into())),
-                _ => terms.push(term),
+            let glob = |rest: &[(char, bool)]| {
+                Glob::new(rest).map_err(|e| SelectError::BadGlob {
+                    expression: expression.to_string(),
+                    term: text.clone(),
+                    message: e.msg.to_string(),
+                })
+            };
+            let (term, what) = if plain("name:") {
+                (Term::Exact(raw[5..].iter().map(|&(c, _)| c).collect()), "the name after `name:`".to_string())
+            } else if plain("@") {
+                (Term::Group(glob(&raw[1..])?), "the group name after `@`".to_string())
+            } else if plain("role:") {
+                (Term::Role(glob(&raw[5..])?), "the role after `role:`".to_string())
+            } else {
+                (Term::Name(glob(&raw)?), format!("term {}", n + 1))
+            };
+            if term.text().is_empty() {
+                return Err(empty(what));
             }
+            terms.push(term);
         }
         Ok(Selector { expression: expression.to_string(), terms })
     }
+}
+
+/// The terms of `expression`: split at commas, a backslash taking the next
+/// character literally (each character comes with whether it was escaped).
+fn split_terms(expression: &str) -> Vec<Vec<(char, bool)>> {
+    let mut terms = Vec::new();
+    let mut term = Vec::new();
+    let mut chars = expression.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            // A trailing backslash stands for itself.
+            '\\' => term.push((chars.next().unwrap_or('\\'), true)),
+            ',' => terms.push(std::mem::take(&mut term)),
+            c => term.push((c, false)),
+        }
+    }
+    terms.push(term);
+    terms
+}
+
+/// `term` without unescaped white space at either end.
+fn trim(term: &[(char, bool)]) -> Vec<(char, bool)> {
+    let blank = |&(c, lit): &(char, bool)| c.is_whitespace() && !lit;
+    let start = term.iter().position(|x| !blank(x)).unwrap_or(term.len());
+    let end = term.iter().rposition(|x| !blank(x)).map_or(start, |e| e + 1);
+    term[start..end.max(start)].to_vec()
 }
 
 impl Selector {
@@ -103,27 +193,37 @@ impl Selector {
 
     fn term_text(term: &Term) -> String {
         match term {
-            Term::Name(s) => s.clone(),
-            Term::Group(s) => format!("@{s}"),
-            Term::Role(s) => format!("role:{s}"),
+            Term::Name(g) => g.text.clone(),
+            Term::Group(g) => format!("@{}", g.text),
+            Term::Role(g) => format!("role:{}", g.text),
+            Term::Exact(s) => format!("name:{s}"),
         }
     }
 }
 
 impl Term {
+    /// What the term names, without its prefix.
+    fn text(&self) -> &str {
+        match self {
+            Term::Name(g) | Term::Group(g) | Term::Role(g) => &g.text,
+            Term::Exact(s) => s,
+        }
+    }
+
     fn matches(&self, fleet: &Fleet, i: usize) -> bool {
         let m = &fleet.machines[i];
         match self {
-            Term::Name(p) => glob_match(p, &m.name),
-            Term::Role(p) => glob_match(p, &m.metadata.role),
-            Term::Group(p) => fleet.groups[i].iter().any(|&g| glob_match(p, &fleet.group_names[g as usize])),
+            Term::Name(g) => g.matches(&m.name),
+            Term::Exact(name) => *name == m.name,
+            Term::Role(g) => g.matches(&m.metadata.role),
+            Term::Group(g) => fleet.groups[i].iter().any(|&n| g.matches(&fleet.group_names[n as usize])),
         }
     }
 
     /// Names this kind of term could have meant, for the suggestion.
     fn universe<'a>(&self, fleet: &'a Fleet) -> Vec<&'a str> {
         let mut all: Vec<&str> = match self {
-            Term::Name(_) => fleet.machines.iter().map(|m| m.name.as_str()).collect(),
+            Term::Name(_) | Term::Exact(_) => fleet.machines.iter().map(|m| m.name.as_str()).collect(),
             Term::Group(_) => fleet.group_names.iter().map(String::as_str).collect(),
             Term::Role(_) => fleet.machines.iter().map(|m| m.metadata.role.as_str()).collect(),
         };
@@ -182,13 +282,12 @@ impl Fleet {
     }
 
     fn nothing_selected(&self, selector: &Selector, term: &Term) -> SelectError {
-        let text = match term {
-            Term::Name(s) | Term::Group(s) | Term::Role(s) => s,
-        };
+        let text = term.text();
         let universe = term.universe(self);
         let close = nearest(text, universe.iter().copied());
         let prefix = match term {
             Term::Name(_) => "",
+            Term::Exact(_) => "name:",
             Term::Group(_) => "@",
             Term::Role(_) => "role:",
         };
@@ -197,7 +296,7 @@ impl Fleet {
             did_you_mean(&close)
         } else {
             let kind = match term {
-                Term::Name(_) => "machines",
+                Term::Name(_) | Term::Exact(_) => "machines",
                 Term::Group(_) => "groups",
                 Term::Role(_) => "roles",
             };
@@ -211,30 +310,4 @@ impl Fleet {
         };
         SelectError::NothingSelected { expression: selector.expression.clone(), term: Selector::term_text(term), hint }
     }
-}
-
-/// True when `text` matches `pattern`, where `*` matches any run of
-/// characters (also none) and `?` exactly one; everything else is literal.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    // Where the last `*` was and which text position it is trying to cover up to.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            // Let the last `*` swallow one more character and retry.
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
 }

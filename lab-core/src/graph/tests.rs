@@ -5,7 +5,6 @@ use std::num::NonZeroUsize;
 
 use serde_json::json;
 
-use super::select::glob_match;
 use super::*;
 use crate::metadata::{parse_machine, Severity};
 
@@ -320,19 +319,6 @@ fn a_term_selecting_nothing_is_an_error_naming_it() {
         "--on \"a,,b\": term 2 is empty; give machine names, @group or role:NAME, separated by commas"
     );
     assert!(matches!(select("@", none), Err(SelectError::Empty { .. })));
-}
-
-#[test]
-fn globs_match_star_and_question_mark_only() {
-    assert!(glob_match("web-*", "web-1"));
-    assert!(glob_match("web-*", "web-"));
-    assert!(glob_match("*-1", "web-1"));
-    assert!(glob_match("w?b*1", "web-01"));
-    assert!(glob_match("*a*b*c*", "xxaxxbxxcxx"));
-    assert!(!glob_match("web-*", "db"));
-    assert!(!glob_match("web", "web-1"));
-    assert!(!glob_match("a?", "a"));
-    assert!(!glob_match("[ab]", "a"));
 }
 
 #[test]
