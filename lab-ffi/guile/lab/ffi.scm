@@ -4,9 +4,13 @@
 ;;; returns the result as guile-json's json-string->scm gives it: objects as
 ;;; alists with string keys, arrays as vectors. Errors raise a &lab-error
 ;;; carrying the status code and the error object (kind, message, machine,
-;;; file). The library is found through LAB_FFI_LIB (a path to liblab.so),
+;;; file). lab-check and lab-health do not raise when the result is merely
+;;; "not clean" (LAB_ERR_NOT_CLEAN with a report): they return the report,
+;;; whose "clean" / per-check results say so, as `lab check --json` prints
+;;; it. The library is found through LAB_FFI_LIB (a path to liblab.so),
 ;;; then the install prefix (PREFIX/lib beside PREFIX/share/guile/site), then
-;;; the system linker path.
+;;; the system linker path; when none loads, the error says so and how to
+;;; point LAB_FFI_LIB at liblab.so.
 ;;;
 ;;; Long runs (lab-deploy, lab-reboot, lab-orchestrate) take the request and
 ;;; an event procedure, called with each event (as `lab … --json` prints
@@ -34,7 +38,9 @@
   (object lab-error-object))
 
 (define (lab-error-message e)
-  (let ((m (assoc-ref (lab-error-object e) "message"))) (if (string? m) m "")))
+  (let* ((object (lab-error-object e))
+         (m (and (list? object) (assoc-ref object "message"))))
+    (if (string? m) m (format #f "lab status ~a" (lab-error-status e)))))
 
 (define (prefix-library)
   ;; This file is PREFIX/share/guile/site/3.0/lab/ffi.scm when installed.
@@ -46,7 +52,34 @@
 (define lab-library-path
   (or (getenv "LAB_FFI_LIB") (prefix-library) "liblab"))
 
-(define liblab (dynamic-link lab-library-path))
+(define (dlopen-message e)
+  ;; Guile's message is a format string with the reason among its irritants.
+  (or (and (exception-with-message? e)
+           (false-if-exception
+            (apply format #f (exception-message e)
+                   (if (exception-with-irritants? e) (exception-irritants e) '()))))
+      "dlopen failed"))
+
+(define liblab
+  ;; A bare dlopen message ("file not found") does not tell where lab
+  ;; looked or what to set: say both.
+  (with-exception-handler
+      (lambda (e)
+        (raise-exception
+         (make-exception
+          (make-error)
+          (make-exception-with-origin 'lab-ffi)
+          (make-exception-with-message
+           (string-append
+            "cannot load lab's C library from \"" lab-library-path "\""
+            (if (getenv "LAB_FFI_LIB") " (LAB_FFI_LIB)" " (LAB_FFI_LIB is unset, none beside this module)")
+            ": "
+            (dlopen-message e)
+            "; build it with `cargo build -p lab-ffi` and set LAB_FFI_LIB to the path of liblab.so"
+            " (e.g. LAB_FFI_LIB=target/debug/liblab.so)"))
+          (make-exception-with-irritants (list lab-library-path)))))
+    (lambda () (dynamic-link lab-library-path))
+    #:unwind? #t))
 
 (define (bind name ret args)
   (pointer->procedure ret (dynamic-func name liblab) args))
@@ -64,20 +97,41 @@
 (define (finish status out)
   (let* ((ptr (dereference-pointer (bytevector->pointer out)))
          (value (json-string->scm (take-string ptr))))
-    (if (= status 0)
-        value
-        (raise-exception
-         (make-exception (make-lab-error status value)
-                         (make-exception-with-message
-                          (let ((m (assoc-ref value "message"))) (if (string? m) m "lab error")))
-                         (make-exception-with-irritants (list value)))))))
+    (finish-value status value)))
 
-(define (request-call name)
+(define (finish-value status value)
+  ;; VALUE for status 0, else a &lab-error carrying it.
+  (if (= status 0)
+      value
+      (raise-exception
+       (make-exception (make-lab-error status value)
+                       (make-exception-with-message
+                        (let ((m (and (list? value) (assoc-ref value "message"))))
+                          (if (string? m) m (format #f "lab status ~a" status))))
+                       (make-exception-with-irritants (list value))))))
+
+(define %not-clean 4) ; LAB_ERR_NOT_CLEAN
+
+(define (error-object? value)
+  ;; What lab returns for a failure: an object with a string "message".
+  (and (list? value) (string? (assoc-ref value "message"))))
+
+(define* (request-call name #:key report)
+  ;; REPORT: the call returns a report that may merely be "not clean"
+  ;; (lab_check, lab_health); then the report is the result, not an error.
+  ;; A not-clean status carrying an error object (e.g. a fleet managing no
+  ;; configuration) still raises.
   (let ((f (bind name int '(* *))))
     (lambda* (#:optional (request '()))
-      (let ((out (make-bytevector (sizeof '*) 0))
-            (json (scm->json-string request)))
-        (finish (f (string->pointer json "UTF-8") (bytevector->pointer out)) out)))))
+      (let* ((out (make-bytevector (sizeof '*) 0))
+             (json (scm->json-string request))
+             (status (f (string->pointer json "UTF-8") (bytevector->pointer out))))
+        (if (and report (= status %not-clean))
+            (let ((value (json-string->scm (take-string (dereference-pointer (bytevector->pointer out))))))
+              (if (error-object? value)
+                  (finish-value status value)
+                  value))
+            (finish status out))))))
 
 (define-record-type <lab-cancel>
   (%make-lab-cancel pointer)
@@ -136,10 +190,10 @@ new starts. Callable from any thread."
 
 (define lab-machines (request-call "lab_machines"))
 (define lab-show (request-call "lab_show"))
-(define lab-check (request-call "lab_check"))
+(define lab-check (request-call "lab_check" #:report #t))
 (define lab-sequence (request-call "lab_sequence"))
 (define lab-plan (request-call "lab_plan"))
 (define lab-graph (request-call "lab_graph"))
-(define lab-health (request-call "lab_health"))
+(define lab-health (request-call "lab_health" #:report #t))
 (define lab-eval-nix (request-call "lab_eval_nix"))
 (define lab-build (request-call "lab_build"))
