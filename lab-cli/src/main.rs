@@ -80,8 +80,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
+    // `--flake .#` (the nixos-rebuild and deploy-rs habit) is the flake `.`;
+    // an attribute after `#` is a usage error saying to use --on.
+    if let Some(reference) = cli.fleet.flake.take() {
+        match lab_core::flake_ref::whole_flake(&reference) {
+            Ok(flake) => cli.fleet.flake = Some(flake.to_string()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::Exit::Error.into();
+            }
+        }
+    }
     let result = match cli.command {
         Command::Schema => cmd::schema::run(),
         Command::Sequence(args) => cmd::sequence::run(&cli.fleet, &args),

@@ -14,6 +14,7 @@ extern crate self as lab_core;
 pub mod check;
 pub mod eval;
 pub mod exec;
+pub mod flake_ref;
 pub mod graph;
 pub mod health;
 pub mod metadata;
