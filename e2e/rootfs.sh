@@ -61,6 +61,8 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UseDNS no
 CONF
+# localhost resolves as on NixOS (minbase leaves /etc/hosts without it).
+printf '127.0.0.1 localhost\n::1 localhost\n' >"$r/etc/hosts"
 # Nothing on a test host waits for a console or the network to settle.
 ln -sf /dev/null "$r/etc/systemd/system/getty@.service"
 ln -sf /dev/null "$r/etc/systemd/system/console-getty.service"

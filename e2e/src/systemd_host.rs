@@ -31,7 +31,7 @@ use crate::ssh::{keygen, Client};
 
 /// How long a host may take to boot to sshd (stops a hang; a boot takes
 /// about a second on an idle machine).
-const BOOT_LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const BOOT_LIMIT: Duration = Duration::from_secs(120);
 
 /// The boot loop: joins the host's cgroups, mounts its private /run/systemd/nspawn
 /// and its overlay, then boots until a boot ends in anything but a reboot.
@@ -54,6 +54,20 @@ while [ "$boots" -lt 1000 ]; do
   boots=$((boots + 1))
 done
 "#;
+
+/// The model of NixOS's stage 2 (see `e2e/nix/switch-to-configuration.sh`).
+const STAGE_2_UNIT: &str = "[Unit]
+Description=lab e2e: NixOS stage 2 (booted-system, current-system, the boot default's units)
+After=local-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'd=$(readlink -f /boot/lab-default) || exit 0; [ -x \"$d/bin/switch-to-configuration\" ] || exit 0; ln -sfn \"$d\" /run/booted-system; exec \"$d/bin/switch-to-configuration\" test'
+
+[Install]
+WantedBy=multi-user.target
+";
 
 /// The shared root file system (built by `e2e/rootfs.sh` on first use).
 pub fn rootfs() -> Result<PathBuf> {
@@ -110,7 +124,7 @@ impl SystemdHost {
         self.dir.join("upper")
     }
 
-    fn prepare(name: &str, slot: Slot, dir: &Path, client: &Client) -> Result<SystemdHost> {
+    pub(crate) fn prepare(name: &str, slot: Slot, dir: &Path, client: &Client) -> Result<SystemdHost> {
         let ns = netns::ns_name(&slot);
         for sub in ["upper/etc/ssh", "upper/root/.ssh", "work", "merged"] {
             std::fs::create_dir_all(dir.join(sub))?;
@@ -120,6 +134,15 @@ impl SystemdHost {
         let key = upper.join("etc/ssh/ssh_host_ed25519_key");
         let host_key = keygen(&key, name)?;
         std::fs::write(upper.join("root/.ssh/authorized_keys"), format!("{}\n", client.public))?;
+        // What NixOS's stage 2 does at every boot: the boot default becomes
+        // the booted and the current system, and its units start.
+        let units = upper.join("etc/systemd/system");
+        std::fs::create_dir_all(units.join("multi-user.target.wants"))?;
+        std::fs::write(units.join("lab-boot.service"), STAGE_2_UNIT)?;
+        std::os::unix::fs::symlink(
+            "/etc/systemd/system/lab-boot.service",
+            units.join("multi-user.target.wants/lab-boot.service"),
+        )?;
         netns::create(&ns, &slot)?;
         let mut cgroups = Vec::new();
         for hierarchy in ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"] {
@@ -136,7 +159,7 @@ impl SystemdHost {
         Ok(SystemdHost { name: name.to_string(), slot, ns, dir: dir.to_path_buf(), cgroups, boot_loop: None, host_key })
     }
 
-    fn start(&mut self, lower: &Path) -> Result<()> {
+    pub(crate) fn start(&mut self, lower: &Path) -> Result<()> {
         let console = std::fs::File::create(self.dir.join("console.log"))?;
         let mut cmd = Command::new("unshare");
         cmd.args(["--mount", "--propagation", "private", "sh", "-c", BOOT_LOOP, "lab-e2e-boot"])
@@ -212,123 +235,5 @@ fn remove_cgroup_tree(cg: &Path) {
 impl Drop for SystemdHost {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Hosts booted together, with the controller's ssh client material.
-pub struct SystemdFleet {
-    dir: PathBuf,
-    client: Client,
-    hosts: Vec<SystemdHost>,
-}
-
-impl SystemdFleet {
-    /// Boots one host per name, in parallel, and waits until each answers
-    /// over ssh with its own host key.
-    pub fn boot(names: &[&str]) -> Result<SystemdFleet> {
-        preflight()?;
-        netns::remove_stale();
-        let lower = rootfs()?;
-        let dir = std::env::temp_dir().join(format!("{}-{}-sd", netns::PREFIX, std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let client = Client::new(&dir.join("client"))?;
-        let slots = netns::take_slots(names.len())?;
-        let mut fleet = SystemdFleet { dir: dir.clone(), client, hosts: Vec::new() };
-        for (name, slot) in names.iter().zip(slots) {
-            let host_dir = dir.join(format!("host-{}", slot.n));
-            let host = SystemdHost::prepare(name, slot, &host_dir, &fleet.client)?;
-            fleet.hosts.push(host);
-        }
-        let entries: Vec<(String, String, String, Option<String>)> =
-            fleet.hosts.iter().map(|h| (h.name.clone(), h.addr().to_string(), h.host_key.clone(), None)).collect();
-        fleet.client.write(&entries)?;
-        for host in &mut fleet.hosts {
-            host.start(&lower)?;
-        }
-        for host in &fleet.hosts {
-            fleet.wait_for_ssh(host.name(), BOOT_LIMIT)?;
-        }
-        Ok(fleet)
-    }
-
-    /// The ssh client config naming every host (`ssh -F`, `lab --ssh-config`).
-    pub fn ssh_config(&self) -> &Path {
-        &self.client.config
-    }
-
-    /// The host called `name`.
-    pub fn host(&self, name: &str) -> &SystemdHost {
-        self.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("no host {name}"))
-    }
-
-    /// `ssh -F <config> <host> ARGS…` (argv; the remote shell joins them).
-    pub fn ssh(&self, host: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ssh");
-        cmd.arg("-F").arg(&self.client.config).arg(host).args(args).stdin(Stdio::null());
-        cmd
-    }
-
-    /// Runs `ARGS…` on `host`; its stdout when it exits 0, else an error
-    /// with its stderr. Bounded in time.
-    pub fn run(&self, host: &str, args: &[&str]) -> Result<String> {
-        let out = crate::output_within(&mut self.ssh(host, args), Duration::from_secs(120))?;
-        if !out.status.success() {
-            bail!("{host}: {args:?} exited {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr).trim());
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// The host's boot id, read over ssh.
-    pub fn boot_id(&self, host: &str) -> Result<String> {
-        Ok(self.run(host, &["cat", "/proc/sys/kernel/random/boot_id"])?.trim().to_string())
-    }
-
-    /// Waits until `host` runs a command over ssh, or fails after `limit`
-    /// with its console's last lines.
-    pub fn wait_for_ssh(&self, host: &str, limit: Duration) -> Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let mut cmd = self.ssh(host, &["true"]);
-            if crate::output_within(&mut cmd, Duration::from_secs(30)).is_ok_and(|o| o.status.success()) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let console = self.host(host).console();
-                let tail: Vec<&str> = console.lines().rev().take(20).collect();
-                bail!("{host} did not answer over ssh within {limit:?}; console:\n{}", tail.join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits until `host` is back with a boot id other than `old`.
-    pub fn wait_for_new_boot(&self, host: &str, old: &str, limit: Duration) -> Result<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(id) = self.boot_id(host) {
-                if id != old {
-                    return Ok(id);
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("{host} did not come back with a new boot id within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Stops every host and removes what the fleet made.
-    pub fn teardown(mut self) {
-        self.hosts.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Drop for SystemdFleet {
-    fn drop(&mut self) {
-        self.hosts.clear();
-        if std::env::var_os("LAB_E2E_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use lab_e2e::systemd_host::SystemdFleet;
+use lab_e2e::systemd_fleet::SystemdFleet;
 
 /// Every wait here stops a hang; none measures.
 const LIMIT: Duration = Duration::from_secs(120);

@@ -41,8 +41,22 @@ exec "$system/bin/switch-to-configuration" switch"#;
 /// $1 system, $2 goal, $3 systemd-run, $4 span, $5 unit, $6... watchdog argv.
 const ACTIVATE_SCRIPT: &str = r#"system=$1 goal=$2 run=$3 span=$4 unit=$5; shift 5
 "$system/bin/switch-to-configuration" "$goal"; rc=$?
-"$run" --on-active="$span" --unit="$unit" --collect --quiet -- "$@" || echo "lab: cannot arm the confirmation watchdog $unit" >&2
+"$run" --on-active="$span" --timer-property=AccuracySec=1s --description="lab: confirmation watchdog" --unit="$unit" --collect --quiet -- "$@" || echo "lab: cannot arm the confirmation watchdog $unit" >&2
 exit $rc"#;
+
+/// Every transient unit lab starts gets a one-line description of its own.
+/// Without one, systemd-run describes a unit by its command line, and a
+/// multi-line script there breaks the unit file systemd keeps under
+/// /run/systemd/transient: at the next `daemon-reload` (every switch does
+/// one) a script line such as `[ "$#" -eq 0 ] || …` reads as a section
+/// header, the unit fails to load, and an armed watchdog is gone.
+fn description(what: &str) -> String {
+    format!("--description=lab: {what}")
+}
+
+/// Timers fire within a second of their deadline (systemd's default
+/// AccuracySec is a minute: a watchdog could roll back a minute late).
+const TIMER_ACCURACY: &str = "--timer-property=AccuracySec=1s";
 
 /// Whether the booted kernel, initrd or modules differ from the boot
 /// default's; prints one line per path (`-` when missing).
@@ -202,6 +216,8 @@ impl Remote<'_> {
         let mut argv = vec![
             probe.systemd_run.clone(),
             format!("--on-active={}", span.as_secs().max(1)),
+            TIMER_ACCURACY.into(),
+            description("rollback watchdog"),
             format!("--unit={unit}"),
             "--collect".into(),
             "--quiet".into(),
@@ -223,7 +239,7 @@ impl Remote<'_> {
         goal: Goal,
         confirm: Option<(&str, Duration, &Rollback)>,
     ) -> Result<Output, ExecError> {
-        let mut argv = waited_unit(probe, unit, &["LOCALE_ARCHIVE", "NIXOS_INSTALL_BOOTLOADER"]);
+        let mut argv = waited_unit(probe, unit, "activation", &["LOCALE_ARCHIVE", "NIXOS_INSTALL_BOOTLOADER"]);
         match confirm {
             None => {
                 argv.push(format!("{system}/bin/switch-to-configuration"));
@@ -250,7 +266,7 @@ impl Remote<'_> {
 
     /// Rolls back now, in a transient unit that survives this connection.
     pub async fn rollback_now(&self, probe: &Probe, unit: &str, rollback: &Rollback) -> Result<Output, ExecError> {
-        let mut argv = waited_unit(probe, unit, &[]);
+        let mut argv = waited_unit(probe, unit, "rollback", &[]);
         argv.push("--".into());
         argv.extend(self.rollback_argv(probe, rollback));
         self.exec.run(&self.privileged(argv).timeout(ACTIVATION_TIMEOUT)).await
@@ -305,8 +321,8 @@ impl Remote<'_> {
 /// `systemd-run` starting the transient unit `unit` and waiting for it,
 /// passing on the environment variables `env` (as nixos-rebuild does), its
 /// output piped back; the command follows.
-fn waited_unit(probe: &Probe, unit: &str, env: &[&str]) -> Vec<String> {
-    let mut argv = vec![probe.systemd_run.clone()];
+fn waited_unit(probe: &Probe, unit: &str, what: &str, env: &[&str]) -> Vec<String> {
+    let mut argv = vec![probe.systemd_run.clone(), description(what)];
     for name in env {
         argv.extend(["-E".to_string(), name.to_string()]);
     }

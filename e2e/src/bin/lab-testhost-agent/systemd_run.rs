@@ -8,7 +8,7 @@
 //! `--pipe`/`-P` (with `--wait`: relay its stdout and stderr; stdin is not
 //! forwarded), `--collect`/`-G` (a failed unit is unloaded, so its name can be
 //! reused), `--quiet`/`-q`, `--no-ask-password`, `--no-block`,
-//! `--service-type=…`, `--description …` and `-p/--property …` (accepted,
+//! `--service-type=…`, `--description …`, `--timer-property …` and `-p/--property …` (accepted,
 //! ignored), `-E/--setenv K=V`, `--on-active=SPAN` (a timer: the command
 //! runs SPAN later unless `systemctl stop NAME.timer` or `systemctl stop
 //! NAME` cancels it first; SPAN is seconds, or with `ms`/`s`/`min`).
@@ -84,7 +84,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--collect" | "-G" => o.collect = true,
             "--quiet" | "-q" => o.quiet = true,
             "--no-ask-password" | "--no-block" => {}
-            "--service-type" | "--description" | "--property" | "-p" => {
+            "--service-type" | "--description" | "--property" | "-p" | "--timer-property" => {
                 value(&mut i, arg, name)?;
             }
             "--setenv" | "-E" => o.env.push(value(&mut i, arg, name)?),
