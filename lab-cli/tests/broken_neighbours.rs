@@ -108,7 +108,11 @@ fn a_machine_with_a_bad_target_blocks_only_what_needs_it() {
     let ok = lab(dir.path(), &source, &["reboot", "--dry-run", "--on", "b", "--no-delay"]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     assert!(ok.stderr.contains("machine `a` is left alone") && ok.stderr.contains("targetHost"), "{}", ok.stderr);
-    for args in [&["reboot", "--dry-run", "--on", "c"][..], &["sequence", "--on", "c"], &["deploy", "--dry-run"]] {
+    // Reading the order needs sound dependencies only: a bad targetHost
+    // does not change it.
+    let read = lab(dir.path(), &source, &["sequence", "--on", "c"]);
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    for args in [&["reboot", "--dry-run", "--on", "c"][..], &["deploy", "--dry-run"]] {
         let out = lab(dir.path(), &source, args);
         assert_eq!(out.code, 1, "lab {args:?}: {}", out.stderr);
         assert!(out.stderr.contains("machine `a`: targetHost"), "lab {args:?}: {}", out.stderr);

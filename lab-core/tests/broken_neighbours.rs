@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use lab_core::eval::{Evaluation, HostFailure};
-use lab_core::graph::{reachable, usable, Expand, Need, OrderError, Usable};
+use lab_core::graph::{reachable, usable, Expand, Need, OrderError, Purpose, Usable};
 use lab_core::metadata::{parse_machine, Machine};
 use serde_json::json;
 
@@ -60,7 +60,7 @@ fn blocking(result: Result<Usable, OrderError>) -> Vec<(String, Need)> {
 #[test]
 fn an_unrelated_selection_is_usable_and_names_the_broken_as_left_alone() {
     let eval = fleet();
-    let used = usable(&eval, Some("b,d"), Expand::default()).unwrap();
+    let used = usable(&eval, Some("b,d"), Expand::default(), Purpose::Run).unwrap();
     assert_eq!(names(&used), ["b", "d"]);
     assert_eq!(
         used.fleet.sequence(&Default::default()).iter().map(|e| e.machine.as_str()).collect::<Vec<_>>(),
@@ -73,22 +73,31 @@ fn an_unrelated_selection_is_usable_and_names_the_broken_as_left_alone() {
     assert!(used.outside[2].reason().starts_with("dependencies[0]: dependency cycle x -> y -> x"));
     assert_eq!(used.outside[3].reason(), "on a dependency cycle with `x`");
     // --with-dependencies reaches only sound machines.
-    assert_eq!(names(&usable(&eval, Some("d"), Expand { dependencies: true, dependents: false }).unwrap()), ["b", "d"]);
+    assert_eq!(
+        names(&usable(&eval, Some("d"), Expand { dependencies: true, dependents: false }, Purpose::Run).unwrap()),
+        ["b", "d"]
+    );
 }
 
 #[test]
 fn a_broken_dependency_blocks_also_through_machines_left_out() {
     let eval = fleet();
-    assert_eq!(blocking(usable(&eval, Some("c"), Expand::default())), [("a".into(), Need::DependencyOf("c".into()))]);
-    assert_eq!(blocking(usable(&eval, Some("g"), Expand::default())), [("e".into(), Need::DependencyOf("g".into()))]);
     assert_eq!(
-        blocking(usable(&eval, Some("w"), Expand::default())),
+        blocking(usable(&eval, Some("c"), Expand::default(), Purpose::Run)),
+        [("a".into(), Need::DependencyOf("c".into()))]
+    );
+    assert_eq!(
+        blocking(usable(&eval, Some("g"), Expand::default(), Purpose::Run)),
+        [("e".into(), Need::DependencyOf("g".into()))]
+    );
+    assert_eq!(
+        blocking(usable(&eval, Some("w"), Expand::default(), Purpose::Run)),
         [("x".into(), Need::DependencyOf("w".into())), ("y".into(), Need::DependencyOf("w".into()))]
     );
-    assert_eq!(blocking(usable(&eval, Some("e,b"), Expand::default())), [("e".into(), Need::Selected)]);
+    assert_eq!(blocking(usable(&eval, Some("e,b"), Expand::default(), Purpose::Run)), [("e".into(), Need::Selected)]);
     // A name selects a machine that failed to evaluate: it blocks, rather
     // than "selects no machine".
-    assert_eq!(blocking(usable(&eval, Some("a"), Expand::default())), [("a".into(), Need::Selected)]);
+    assert_eq!(blocking(usable(&eval, Some("a"), Expand::default(), Purpose::Run)), [("a".into(), Need::Selected)]);
 }
 
 #[test]
@@ -96,26 +105,56 @@ fn dependents_are_unknown_through_a_machine_that_failed_to_evaluate() {
     let eval = fleet();
     // `a`'s dependencies are unknown: it may depend on `b`.
     let with_dependents = Expand { dependencies: false, dependents: true };
-    let blocked = blocking(usable(&eval, Some("b"), with_dependents));
+    let blocked = blocking(usable(&eval, Some("b"), with_dependents, Purpose::Run));
     assert_eq!(blocked, [("a".into(), Need::MayDependOnSelection)]);
     // Known broken dependents are selected by --with-dependents.
     let mut sound = fleet();
     sound.failures.clear();
     sound.machines.remove("c");
-    assert_eq!(names(&usable(&sound, Some("b"), with_dependents).unwrap()), ["b", "d"]);
-    assert_eq!(blocking(usable(&sound, Some("f"), with_dependents)), [("e".into(), Need::DependencyOf("f".into()))]);
+    assert_eq!(names(&usable(&sound, Some("b"), with_dependents, Purpose::Run).unwrap()), ["b", "d"]);
+    assert_eq!(
+        blocking(usable(&sound, Some("f"), with_dependents, Purpose::Run)),
+        [("e".into(), Need::DependencyOf("f".into()))]
+    );
 }
 
 #[test]
 fn the_whole_fleet_is_blocked_by_every_broken_machine() {
     let eval = fleet();
-    let blocked: Vec<String> = blocking(usable(&eval, None, Expand::default())).into_iter().map(|(m, _)| m).collect();
+    let blocked: Vec<String> =
+        blocking(usable(&eval, None, Expand::default(), Purpose::Run)).into_iter().map(|(m, _)| m).collect();
     assert_eq!(blocked, ["a", "e", "x", "y"]);
-    let Err(OrderError::Blocked(b)) = usable(&eval, None, Expand::default()) else { panic!() };
+    let Err(OrderError::Blocked(b)) = usable(&eval, None, Expand::default(), Purpose::Run) else { panic!() };
     let text = b.to_string();
     assert!(text.contains("error: machine `a`: failed to evaluate (a.nix:3): error: a is broken"), "{text}");
     assert!(text.contains("dependency cycle"), "{text}");
     assert!(text.contains("machine `e`: targetHost"), "{text}");
+}
+
+#[test]
+fn reading_the_order_needs_only_sound_dependencies() {
+    let eval = fleet();
+    // `e`'s bad targetHost does not change the order: `g` can be ordered,
+    // and `e` is no warning for a read.
+    let read = usable(&eval, Some("g"), Expand::default(), Purpose::Order).unwrap();
+    assert_eq!(names(&read), ["g"]);
+    assert_eq!(read.outside.iter().map(|b| b.machine.as_str()).collect::<Vec<_>>(), ["a", "x", "y"]);
+    // A failure, a cycle and an unknown dependency still block it.
+    assert_eq!(
+        blocking(usable(&eval, Some("c"), Expand::default(), Purpose::Order)),
+        [("a".into(), Need::DependencyOf("c".into()))]
+    );
+    assert_eq!(blocking(usable(&eval, Some("w"), Expand::default(), Purpose::Order)).len(), 2);
+    let mut ghost = fleet();
+    ghost.failures.clear();
+    ghost.machines.insert(
+        machine("h", json!({ "dependencies": ["ghost"] })).0,
+        machine("h", json!({ "dependencies": ["ghost"] })).1,
+    );
+    let Err(OrderError::Blocked(blocked)) = usable(&ghost, Some("h"), Expand::default(), Purpose::Order) else {
+        panic!()
+    };
+    assert_eq!(blocked.details(), ["error: machine `h`: dependencies[0]: no machine is called `ghost` (did you mean `g`?); fix the name or remove it from lab.machine.dependencies"]);
 }
 
 #[test]
@@ -128,7 +167,7 @@ fn the_order_of_a_selection_is_kept_beside_broken_machines() {
         machine("z", json!({ "role": "" })),
     ];
     let eval = Evaluation { machines: machines.into_iter().collect(), ..Evaluation::default() };
-    let used = usable(&eval, Some("a,c"), Expand::default()).unwrap();
+    let used = usable(&eval, Some("a,c"), Expand::default(), Purpose::Run).unwrap();
     let order: Vec<String> = used.fleet.sequence(&Default::default()).into_iter().map(|e| e.machine).collect();
     assert_eq!(order, ["a", "c"]);
     assert_eq!(used.outside.iter().map(|b| b.machine.as_str()).collect::<Vec<_>>(), ["z"]);

@@ -247,7 +247,8 @@ impl Request {
         let limits = self.limits(&evaluation.settings)?;
         let expand =
             graph::Expand { dependencies: self.flag("withDependencies")?, dependents: self.flag("withDependents")? };
-        let usable = graph::usable(&evaluation, self.opt_string("on")?.as_deref(), expand).map_err(order_error)?;
+        let usable = graph::usable(&evaluation, self.opt_string("on")?.as_deref(), expand, graph::Purpose::Order)
+            .map_err(order_error)?;
         Ok((usable.fleet, limits))
     }
 }

@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::graph::{usable, Expand, Fleet, Limits, OrderError, Usable};
+use lab_core::graph::{usable, Expand, Fleet, Limits, OrderError, Purpose, Usable};
 use lab_core::settings::FleetSettings;
 
 use crate::fleet::FleetArgs;
@@ -58,7 +58,7 @@ impl LimitArgs {
 pub fn load(fleet: &FleetArgs, select: &SelectArgs) -> Result<Option<(Fleet, FleetSettings)>> {
     let evaluation = fleet.load()?;
     let expand = Expand { dependencies: select.with_dependencies, dependents: select.with_dependents };
-    match usable(&evaluation, select.on.as_deref(), expand) {
+    match usable(&evaluation, select.on.as_deref(), expand, Purpose::Order) {
         Ok(Usable { fleet, outside }) => {
             crate::selection::warn_outside(&outside);
             Ok(Some((fleet, evaluation.settings)))

@@ -2,7 +2,7 @@
 //! `--on` applied: the one path every frontend takes (see [`super::usable`]
 //! for what a selection needs when part of the fleet is broken).
 
-use super::usable::{usable, Blocked};
+use super::usable::{usable, Blocked, Purpose};
 use super::{Expand, Fleet, SelectError};
 use crate::metadata::Problem;
 
@@ -33,7 +33,8 @@ impl OrderError {
 }
 
 /// The validated graph of `evaluation`, narrowed to `on` (an `--on`
-/// expression) grown by `expand`: [`usable`] without its warnings.
+/// expression) grown by `expand`: [`usable`] for reading the order,
+/// without its warnings.
 pub fn ordered(evaluation: &crate::eval::Evaluation, on: Option<&str>, expand: Expand) -> Result<Fleet, OrderError> {
-    usable(evaluation, on, expand).map(|u| u.fleet)
+    usable(evaluation, on, expand, Purpose::Order).map(|u| u.fleet)
 }

@@ -30,7 +30,7 @@ pub use check::{dependency_cycles, fleet_problems};
 pub use load::{ordered, OrderError};
 pub use render::{render_graph, GraphFormat, SequenceEntry};
 pub use select::{Expand, SelectError, Selector};
-pub use usable::{reachable, usable, Blocked, Blocking, Broken, Need, Reachable, Usable};
+pub use usable::{reachable, usable, Blocked, Blocking, Broken, Need, Purpose, Reachable, Usable};
 pub use waves::Limits;
 
 /// A validated fleet: machines by name and their dependency DAG.

@@ -2,11 +2,12 @@
 //! broken: the one decision every frontend (CLI, C API, runs) takes before
 //! it orders or reaches machines.
 //!
-//! A machine is *broken* when it failed to evaluate, or when `lab check`
-//! reports an error on it (its fields, an unknown dependency, a shared
-//! address, a dependency on an unmanaged configuration), or when it lies on
-//! a dependency cycle. A broken machine blocks a command only when the
-//! command needs it; the others are left alone and named as warnings.
+//! A machine is *broken* when it failed to evaluate, when its dependencies
+//! are not sound (an unknown or unmanaged name, itself, a dependency cycle
+//! it lies on), and, for a run ([`Purpose::Run`]), when `lab check` reports
+//! any other error on it (its fields, a shared address). A broken machine
+//! blocks a command only when the command needs it; the others are left
+//! alone and named as warnings.
 //!
 //! What a command *needs*, for ordering ([`usable`]):
 //!
@@ -52,6 +53,19 @@ use super::{Expand, Fleet, FleetError, OrderError, Selector};
 use crate::eval::{Evaluation, HostFailure};
 use crate::metadata::{parse_machine, Machine, Problem, Severity};
 use crate::printable::printable;
+
+/// What the selection is for, which decides what counts as broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Reading the order (sequence, graph, plan): a needed machine must
+    /// have evaluated and its dependencies must be sound (all known, none on
+    /// a cycle, none on itself). Other problems (a bad targetHost, a bad
+    /// health check) do not change the order and are left to `lab check`.
+    Order,
+    /// Running (deploy, reboot, orchestrate, their dry runs): a needed
+    /// machine must also be free of every error `lab check` reports.
+    Run,
+}
 
 /// A machine that cannot be acted on, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -211,11 +225,16 @@ pub struct Reachable {
 }
 
 /// The selection `on` (all machines when `None`) grown by `expand`, as a
-/// validated graph ordered as the whole fleet orders it, when every machine
-/// it needs (see the module documentation) evaluated and is sound; else
+/// validated graph ordered as the whole fleet orders it, when no machine it
+/// needs (see the module documentation) is broken for `purpose`; else
 /// [`OrderError::Blocked`] naming the broken machines it needs and why.
 /// Broken machines it does not need are returned in [`Usable::outside`].
-pub fn usable(evaluation: &Evaluation, on: Option<&str>, expand: Expand) -> Result<Usable, OrderError> {
+pub fn usable(
+    evaluation: &Evaluation,
+    on: Option<&str>,
+    expand: Expand,
+    purpose: Purpose,
+) -> Result<Usable, OrderError> {
     let world = World::new(evaluation);
     let selected = world.selected(evaluation, on)?;
     let n = world.names.len();
@@ -234,8 +253,8 @@ pub fn usable(evaluation: &Evaluation, on: Option<&str>, expand: Expand) -> Resu
 
     let mut blocking = Vec::new();
     let mut outside = Vec::new();
-    for (i, broken) in world.broken.iter().enumerate() {
-        let Some(broken) = broken else { continue };
+    for i in 0..n {
+        let Some(broken) = world.broken_for(i, purpose) else { continue };
         let need = if grown[i] {
             Some(Need::Selected)
         } else if needed[i] {
@@ -246,8 +265,8 @@ pub fn usable(evaluation: &Evaluation, on: Option<&str>, expand: Expand) -> Resu
             None
         };
         match need {
-            Some(needed) => blocking.push(Blocking { broken: broken.clone(), needed }),
-            None => outside.push(broken.clone()),
+            Some(needed) => blocking.push(Blocking { broken, needed }),
+            None => outside.push(broken),
         }
     }
     if !blocking.is_empty() {
@@ -313,6 +332,9 @@ struct World {
     graph: DiGraph<(), (), u32>,
     /// What is wrong with each machine, `None` when it is sound.
     broken: Vec<Option<Broken>>,
+    /// Whether each machine is broken for ordering: failed to evaluate, or
+    /// a dependency unknown, unmanaged, itself, or on a cycle.
+    unorderable: Vec<bool>,
 }
 
 impl World {
@@ -326,16 +348,23 @@ impl World {
         for _ in &names {
             graph.add_node(());
         }
+        let mut unorderable = vec![false; names.len()];
+        for failure in &evaluation.failures {
+            unorderable[index[&failure.machine]] = true;
+        }
         for (name, machine) in &evaluation.machines {
             let from = index[name];
             let mut seen = BTreeSet::new();
             for dep in &machine.metadata.dependencies {
                 // Unknown and unmanaged names have no node; `lab check`
-                // reports them, which makes this machine broken.
-                if let Some(&to) = index.get(dep) {
-                    if to != from && seen.insert(to) {
-                        graph.add_edge(NodeIndex::new(from), NodeIndex::new(to), ());
+                // reports them (and a dependency on itself).
+                match index.get(dep) {
+                    Some(&to) if to != from => {
+                        if seen.insert(to) {
+                            graph.add_edge(NodeIndex::new(from), NodeIndex::new(to), ());
+                        }
                     }
+                    _ => unorderable[from] = true,
                 }
             }
         }
@@ -374,6 +403,7 @@ impl World {
                 let members: Vec<usize> = component.iter().map(|v| v.index()).collect();
                 for &i in &members {
                     entry(&mut broken, i);
+                    unorderable[i] = true;
                     let mut others: Vec<String> =
                         members.iter().filter(|&&j| j != i).map(|&j| names[j].clone()).collect();
                     others.sort();
@@ -383,7 +413,23 @@ impl World {
                 }
             }
         }
-        World { names, index, graph, broken }
+        World { names, index, graph, broken, unorderable }
+    }
+
+    /// What is wrong with machine `i` for `purpose`, `None` when nothing.
+    /// For ordering, only its failure, its cycle and the problems of its
+    /// dependencies count.
+    fn broken_for(&self, i: usize, purpose: Purpose) -> Option<Broken> {
+        let broken = self.broken[i].as_ref()?;
+        match purpose {
+            Purpose::Run => Some(broken.clone()),
+            Purpose::Order if self.unorderable[i] => {
+                let mut broken = broken.clone();
+                broken.problems.retain(|p| p.field.starts_with("dependencies"));
+                Some(broken)
+            }
+            Purpose::Order => None,
+        }
     }
 
     /// The evaluated machine of node `i`; `None` for a failed host.

@@ -9,7 +9,7 @@ use super::build::{BuildError, Builder, SystemRef};
 use super::error::OrchestrateError;
 use super::spec::RunSpec;
 use crate::eval::Evaluation;
-use crate::graph::{usable, Broken, Expand, Fleet, OrderError, Usable};
+use crate::graph::{usable, Broken, Expand, Fleet, OrderError, Purpose, Usable};
 use crate::plan::{Plan, PlanKind};
 
 /// A run ready to execute.
@@ -49,10 +49,11 @@ pub async fn prepare(
     builder: Option<&dyn Builder>,
 ) -> Result<Prepared, OrchestrateError> {
     let expand = Expand { dependencies: spec.with_dependencies, dependents: spec.with_dependents };
-    let Usable { fleet, outside } = usable(evaluation, spec.on.as_deref(), expand).map_err(|e| match e {
-        OrderError::Select(e) => OrchestrateError::Select(e),
-        other => OrchestrateError::Order(other),
-    })?;
+    let Usable { fleet, outside } =
+        usable(evaluation, spec.on.as_deref(), expand, Purpose::Run).map_err(|e| match e {
+            OrderError::Select(e) => OrchestrateError::Select(e),
+            other => OrchestrateError::Order(other),
+        })?;
     for broken in &outside {
         tracing::warn!(
             "machine `{}` is left alone, the run does not need it: {}",
