@@ -39,8 +39,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the JSON Schema of one machine's lab.machine metadata.
-    Schema,
+    /// Print the JSON Schema of one machine's lab.machine metadata (--fleet: of a fleet's JSON form).
+    Schema(cmd::schema::Args),
     /// Show the reboot sequence: position, machine, delay and wave.
     Sequence(cmd::sequence::SequenceArgs),
     /// Draw the dependency graph (dot, mermaid or json), waves as ranks.
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
-        Command::Schema => cmd::schema::run(),
+        Command::Schema(args) => cmd::schema::run(&args),
         Command::Sequence(args) => cmd::sequence::run(&cli.fleet, &args),
         Command::Graph(args) => cmd::graph::run(&cli.fleet, &args),
         Command::Plan(args) => cmd::plan::run(&cli.fleet, &args),

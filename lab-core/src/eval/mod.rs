@@ -7,12 +7,12 @@
 //! are still returned. Clean results are cached (see [`EvalOptions::cache_dir`]).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::metadata::{parse_fleet_json, parse_machine, parse_machine_options, Machine, MetadataError};
+use crate::metadata::{parse_machine, parse_machine_options, read_fleet_json, Machine, MetadataError};
 use crate::settings::FleetSettings;
 
 mod cache;
@@ -244,9 +244,7 @@ fn fleet_hint(message: &str) -> &'static str {
 /// no configuration has `lab.metadata` or `lab.machine`, and none failed).
 pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, EvalError> {
     if let Source::JsonFile(path) = source {
-        let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.clone(), source })?;
-        let machines = parse_fleet_json(&text, Some(path)).map_err(EvalError::Metadata)?;
-        return Ok(Evaluation { machines, ..Evaluation::default() });
+        return read_json_fleet(path);
     }
     let resolved = source::resolve(source)?;
     let nix = nix::Nix::locate().ok_or(EvalError::NixNotFound)?;
@@ -281,6 +279,40 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
         let _ = cache::store(key, &evaluation, work);
     }
     Ok(evaluation)
+}
+
+/// Reads the JSON contract from `path` (`-`: standard input) with the same
+/// contract as a nix source: a machine whose metadata does not read is a
+/// failed host (named, with what is wrong and where) beside the machines
+/// that read, which `lab check` then validates as any other; only text that
+/// is no fleet at all (not JSON, not an object, a key given twice) makes
+/// the whole source unreadable; a fleet of no machine manages nothing.
+fn read_json_fleet(path: &Path) -> Result<Evaluation, EvalError> {
+    let stdin = path.as_os_str() == "-";
+    let text = if stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+            .map(|_| text)
+            .map_err(|source| EvalError::Io { path: "standard input".into(), source })?
+    } else {
+        std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })?
+    };
+    let file = (!stdin).then_some(path);
+    let (machines, errors) = read_fleet_json(&text, file).map_err(|e| EvalError::Metadata(vec![e]))?;
+    let failures = errors
+        .into_iter()
+        .map(|e| match e {
+            MetadataError::Invalid { machine, path, message, .. } => HostFailure {
+                machine,
+                message: if path == "." { message } else { format!("{path}: {message}") },
+                location: Some(file.map_or("standard input".into(), |f| f.display().to_string())),
+            },
+            // read_fleet_json reports a whole-text problem as its Err.
+            MetadataError::NotAFleet { message, .. } => HostFailure { machine: String::new(), message, location: None },
+        })
+        .collect();
+    let describe = if stdin { "JSON from standard input".to_string() } else { format!("JSON file {}", path.display()) };
+    require_managed(&describe, Evaluation { machines, failures, ..Evaluation::default() })
 }
 
 /// The fleet's settings from nix's answer; settings that throw or have the

@@ -139,7 +139,9 @@ pub fn parse_machine(name: &str, value: Value, file: Option<&Path>) -> Result<Ma
     };
     let hostname = read_hostname(object.remove("hostname")).map_err(|m| invalid("hostname".into(), m))?;
     let services = read_services(object.remove("services")).map_err(|m| invalid("services".into(), m))?;
-    let metadata: MachineMetadata = serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
+    let mut object = Value::Object(object);
+    whole_numbers(&mut object);
+    let metadata: MachineMetadata = serde_path_to_error::deserialize(object).map_err(|e| {
         let path = e.path().to_string();
         invalid(path, e.into_inner().to_string())
     })?;
@@ -173,6 +175,8 @@ pub fn parse_machine_options(
     }
     let hostname = read_hostname(Some(hostname)).map_err(|m| invalid("networking.hostName".into(), m))?;
     let services = read_services(Some(services)).map_err(|m| invalid("services".into(), m))?;
+    let mut options = options;
+    whole_numbers(&mut options);
     let mut metadata: MachineMetadata = serde_path_to_error::deserialize(options).map_err(|e| {
         let path = e.path().to_string();
         invalid(path, e.into_inner().to_string())
@@ -205,13 +209,51 @@ fn read_services(value: Option<Value>) -> Result<Vec<String>, String> {
     }
 }
 
+/// Every number written with a fraction of zero (`1.0`, `1e2`) as the
+/// integer it is. JSON has one number type and the JSON Schema of the
+/// contract says `integer`, which such numbers satisfy; nix writes integers
+/// without a fraction, other producers (jq, Python) may not. Every number
+/// of the metadata is an integer, so nothing else changes meaning.
+fn whole_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64() {
+                // Within i64, exactly: beyond 2^63 a float cannot say which integer it is.
+                if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
 /// Reads a fleet from its JSON contract: an object keyed by machine name
 /// (what `lab machines --json` prints, or collected
 /// `/etc/lab-machine-metadata.json` files). Every machine is read; all the
 /// errors are returned together.
 pub fn parse_fleet_json(text: &str, file: Option<&Path>) -> Result<BTreeMap<String, Machine>, Vec<MetadataError>> {
-    let not_a_fleet = |message: String| vec![MetadataError::NotAFleet { file: file.map(Path::to_path_buf), message }];
-    let value: Value = serde_json::from_str(text).map_err(|e| not_a_fleet(format!("not valid JSON: {e}")))?;
+    let (machines, errors) = read_fleet_json(text, file).map_err(|e| vec![e])?;
+    if errors.is_empty() {
+        Ok(machines)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads a fleet from its JSON contract, keeping the machines that read
+/// beside the errors of those that do not (as a nix source keeps the hosts
+/// that evaluate beside the failed ones). `Err` when the text as a whole is
+/// no fleet: not JSON, not an object, or a key given twice anywhere (JSON
+/// parsers disagree on which one wins, so lab takes neither and names it).
+pub fn read_fleet_json(
+    text: &str,
+    file: Option<&Path>,
+) -> Result<(BTreeMap<String, Machine>, Vec<MetadataError>), MetadataError> {
+    let not_a_fleet = |message: String| MetadataError::NotAFleet { file: file.map(Path::to_path_buf), message };
+    let value = strict_json(text).map_err(|e| not_a_fleet(format!("not valid JSON: {e}")))?;
     let Value::Object(object) = value else {
         return Err(not_a_fleet(format!(
             "expected an object keyed by machine name (as `lab machines --json` prints), found {}",
@@ -228,10 +270,100 @@ pub fn parse_fleet_json(text: &str, file: Option<&Path>) -> Result<BTreeMap<Stri
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() {
-        Ok(machines)
-    } else {
-        Err(errors)
+    Ok((machines, errors))
+}
+
+/// Parses JSON like `serde_json::from_str`, but a key given twice in one
+/// object is an error naming the key and where it is (serde_json keeps the
+/// last one silently).
+pub fn strict_json(text: &str) -> Result<Value, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde::de::DeserializeSeed::deserialize(Strict { path: "" }, &mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// Builds a [`Value`], refusing repeated keys; `path` says where it is.
+struct Strict<'a> {
+    path: &'a str,
+}
+
+impl Strict<'_> {
+    fn child(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict { path: &format!("{}[{}]", self.path, items.len()) })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = self.child(&key);
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key `{}` is given twice (at {}); keep one",
+                    printable(&key),
+                    printable(&path)
+                )));
+            }
+            let value = map.next_value_seed(Strict { path: &path })?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 

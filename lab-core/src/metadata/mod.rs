@@ -538,6 +538,8 @@ impl JsonSchema for HealthCheck {
 mod machine;
 mod validate;
 
-pub use machine::{parse_fleet_json, parse_machine, parse_machine_options, Machine, MetadataError};
+pub use machine::{
+    parse_fleet_json, parse_machine, parse_machine_options, read_fleet_json, strict_json, Machine, MetadataError,
+};
 pub(crate) use validate::not_a_host;
 pub use validate::{parse_status_range, validate, Problem, Severity};
