@@ -114,7 +114,9 @@ enum LabStatus lab_sequence(const char *request_json, char **out);
 
 // The plan of a run, as `lab plan KIND --json`.
 //
-// `request`: as [`lab_sequence`] plus `"kind": "reboot" | "deploy"`.
+// `request`: as [`lab_sequence`] plus `"kind": "reboot" | "deploy"`. A
+// selection that needs a machine the run would refuse (any error
+// `lab_check` reports on it) is `LAB_ERR_NOT_CLEAN`, as the run is.
 //
 // # Safety
 // As [`lab_machines`].

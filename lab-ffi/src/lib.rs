@@ -243,12 +243,17 @@ impl Request {
     /// needs ([`graph::usable`]), as for the CLI; broken machines it does not
     /// need are left alone.
     fn fleet(&self) -> Result<(graph::Fleet, Limits), FfiError> {
+        self.fleet_for(graph::Purpose::Order)
+    }
+
+    /// [`Request::fleet`] for `purpose`: a plan needs what its run needs.
+    fn fleet_for(&self, purpose: graph::Purpose) -> Result<(graph::Fleet, Limits), FfiError> {
         let evaluation = self.evaluate()?;
         let limits = self.limits(&evaluation.settings)?;
         let expand =
             graph::Expand { dependencies: self.flag("withDependencies")?, dependents: self.flag("withDependents")? };
-        let usable = graph::usable(&evaluation, self.opt_string("on")?.as_deref(), expand, graph::Purpose::Order)
-            .map_err(order_error)?;
+        let usable =
+            graph::usable(&evaluation, self.opt_string("on")?.as_deref(), expand, purpose).map_err(order_error)?;
         Ok((usable.fleet, limits))
     }
 }
@@ -311,7 +316,9 @@ pub unsafe extern "C" fn lab_sequence(request_json: *const c_char, out: *mut *mu
 
 /// The plan of a run, as `lab plan KIND --json`.
 ///
-/// `request`: as [`lab_sequence`] plus `"kind": "reboot" | "deploy"`.
+/// `request`: as [`lab_sequence`] plus `"kind": "reboot" | "deploy"`. A
+/// selection that needs a machine the run would refuse (any error
+/// `lab_check` reports on it) is `LAB_ERR_NOT_CLEAN`, as the run is.
 ///
 /// # Safety
 /// As [`lab_machines`].
@@ -326,7 +333,7 @@ pub unsafe extern "C" fn lab_plan(request_json: *const c_char, out: *mut *mut c_
             "deploy" => PlanKind::Deploy,
             other => return Err(FfiError::invalid(format!("\"kind\" is \"{other}\"; use \"reboot\" or \"deploy\""))),
         };
-        let (fleet, limits) = req.fleet()?;
+        let (fleet, limits) = req.fleet_for(graph::Purpose::Run)?;
         let plan = Plan::new(kind, &fleet, &limits);
         Ok(serde_json::to_value(&plan).unwrap_or_default())
     })

@@ -5,7 +5,8 @@ use std::num::NonZeroUsize;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::graph::{usable, Expand, Fleet, Limits, OrderError, Purpose, Usable};
+pub use lab_core::graph::Purpose;
+use lab_core::graph::{usable, Expand, Fleet, Limits, OrderError, Usable};
 use lab_core::settings::FleetSettings;
 
 use crate::fleet::FleetArgs;
@@ -56,9 +57,15 @@ impl LimitArgs {
 /// command exits 1. Broken machines the selection leaves alone are named
 /// in warnings.
 pub fn load(fleet: &FleetArgs, select: &SelectArgs) -> Result<Option<(Fleet, FleetSettings)>> {
+    load_for(fleet, select, Purpose::Order)
+}
+
+/// [`load`] for `purpose`: `lab plan` shows a run, so it needs what the
+/// run needs ([`Purpose::Run`]) and refuses what the run would refuse.
+pub fn load_for(fleet: &FleetArgs, select: &SelectArgs, purpose: Purpose) -> Result<Option<(Fleet, FleetSettings)>> {
     let evaluation = fleet.load()?;
     let expand = Expand { dependencies: select.with_dependencies, dependents: select.with_dependents };
-    match usable(&evaluation, select.on.as_deref(), expand, Purpose::Order) {
+    match usable(&evaluation, select.on.as_deref(), expand, purpose) {
         Ok(Usable { fleet, outside }) => {
             crate::selection::warn_outside(&outside);
             Ok(Some((fleet, evaluation.settings)))

@@ -51,7 +51,9 @@ struct Shown<'a> {
 /// Prints the plan of a reboot or deploy run with its estimated duration,
 /// and, for a reboot, whether the fleet's window lets it start now.
 pub fn run(fleet: &FleetArgs, args: &PlanArgs) -> Result<ExitCode> {
-    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean.into()) };
+    let Some((fleet, settings)) = order_args::load_for(fleet, &args.select, order_args::Purpose::Run)? else {
+        return Ok(Exit::NotClean.into());
+    };
     let kind = match args.kind {
         Kind::Reboot => PlanKind::Reboot,
         Kind::Deploy => PlanKind::Deploy,
