@@ -15,7 +15,7 @@ use crate::fleet::FleetArgs;
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Selection")]
 pub struct SelectArgs {
-    /// Only these machines: names, @group, role:NAME, comma-separated; globs like web-* or dns[12];
+    /// Only these machines: names, @group, role:NAME, comma-separated; globs like `web-*` or `dns[12]`;
     /// name:NAME for an exact name (`name:@x`), `\,` for a comma inside one.
     #[arg(long, value_name = "EXPR")]
     pub on: Option<String>,
