@@ -17,11 +17,13 @@ use serde_json::Value;
 
 use super::nix::{Nix, EXPR};
 use super::source::{git_root, Inputs, Resolved};
-use super::Evaluation;
+use super::{Evaluation, HostFailure};
 use crate::metadata::parse_machine;
 use crate::settings::FleetSettings;
 
-const MAGIC: &str = "lab-eval-cache 1";
+// 2: entries may name hosts that failed (`failed`), which version 1 would
+// have read as a clean fleet without them; the version is also in the key.
+const MAGIC: &str = "lab-eval-cache 2";
 /// More files than this to hash, and the source is not cached: the key
 /// would cost more than the evaluation it saves.
 const MAX_KEY_FILES: usize = 20_000;
@@ -213,7 +215,14 @@ pub(crate) fn load(key: &Key) -> Option<Evaluation> {
     }
     let unmanaged: Vec<String> = serde_json::from_value(object.remove("unmanaged")?).ok()?;
     let settings = FleetSettings::from_json(object.remove("settings")?).ok()?;
-    Some(Evaluation { machines, unmanaged, failures: Vec::new(), settings, from_cache: true })
+    // Hosts that failed are only named: the caller reads them again.
+    let failed: Vec<String> = match object.remove("failed") {
+        Some(value) => serde_json::from_value(value).ok()?,
+        None => Vec::new(),
+    };
+    let failures =
+        failed.into_iter().map(|machine| HostFailure { machine, message: String::new(), location: None }).collect();
+    Some(Evaluation { machines, unmanaged, failures, settings, from_cache: true })
 }
 
 /// How long the evaluation stored for this source took, whatever its key:
@@ -225,19 +234,23 @@ pub(crate) fn previous_work(key: &Key) -> Option<Duration> {
     Some(Duration::from_micros(micros))
 }
 
-/// Stores a clean evaluation under `key`: written beside, then renamed, so a
-/// reader never sees half an entry.
+/// Stores an evaluation under `key`: written beside, then renamed, so a
+/// reader never sees half an entry. Hosts that failed are stored by name
+/// only: their failure may not last (a download that failed), so a reader
+/// evaluates them again and takes the rest from here.
 pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::io::Result<()> {
     #[derive(serde::Serialize)]
     struct Entry<'a> {
         machines: &'a BTreeMap<String, crate::metadata::Machine>,
         unmanaged: &'a [String],
         settings: &'a FleetSettings,
+        failed: Vec<&'a str>,
     }
     let payload = serde_json::to_vec(&Entry {
         machines: &evaluation.machines,
         unmanaged: &evaluation.unmanaged,
         settings: &evaluation.settings,
+        failed: evaluation.failures.iter().map(|f| f.machine.as_str()).collect(),
     })?;
     let dir = key.file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;

@@ -4,7 +4,8 @@
 //! expr.nix beside this file) or the JSON contract itself. Nix sources are
 //! read by `jobs` nix processes at once, each taking a share of the hosts; a
 //! broken host is reported with nix's message and position while the others
-//! are still returned. Clean results are cached (see [`EvalOptions::cache_dir`]).
+//! are still returned. Results are cached (see [`EvalOptions::cache_dir`]); the
+//! hosts that failed are read again on every use of a cached result.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -251,12 +252,36 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
     // The key is taken before nix runs: a file edited meanwhile changes the
     // next key rather than hiding behind a stale entry.
     let key = options.cache_dir.as_deref().and_then(|dir| cache::key(dir, &resolved, &nix));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // A timeout too long to be a point in time (e.g. 1.5e19 s) is no deadline.
+    let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
+    let stopped = |e| match e {
+        EvalError::Timeout(_) => EvalError::Timeout(options.timeout.unwrap_or_default()),
+        other => other,
+    };
     if let (Some(key), false) = (&key, options.refresh) {
-        if let Some(cached) = cache::load(key) {
+        if let Some(mut cached) = cache::load(key) {
+            if cached.failures.is_empty() {
+                return require_managed(&resolved.describe, cached);
+            }
+            // What evaluated is kept; the hosts that failed are read again,
+            // alone: a failure may not last (a download), and its message
+            // is not stored.
+            let names: Vec<String> = cached.failures.drain(..).map(|f| f.machine).collect();
+            let jobs = if options.jobs == 0 { cores } else { options.jobs };
+            let again = assemble(run::read_hosts(&nix, &resolved, names, jobs, deadline).map_err(stopped)?);
+            cached.machines.extend(again.machines);
+            cached.unmanaged.extend(again.unmanaged);
+            cached.unmanaged.sort();
+            cached.failures = again.failures;
+            cached.from_cache = false;
+            if cached.failures.is_empty() {
+                // Fixed meanwhile without a change lab can see: keep the whole.
+                let _ = cache::store(key, &cached, cache::previous_work(key).unwrap_or_default());
+            }
             return require_managed(&resolved.describe, cached);
         }
     }
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let (chunks, jobs) = match options.jobs {
         0 => match key.as_ref().and_then(cache::previous_work) {
             Some(work) if work < SPLIT_THRESHOLD => (1, cores),
@@ -264,18 +289,15 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
         },
         n => (n, n),
     };
-    // A timeout too long to be a point in time (e.g. 1.5e19 s) is no deadline.
-    let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
-    let read = run::read_fleet(&nix, &resolved, chunks, jobs, deadline).map_err(|e| match e {
-        EvalError::Timeout(_) => EvalError::Timeout(options.timeout.unwrap_or_default()),
-        other => other,
-    })?;
+    let read = run::read_fleet(&nix, &resolved, chunks, jobs, deadline).map_err(stopped)?;
     let work = read.work;
     let mut evaluation = assemble(read.hosts);
     evaluation.settings = settings(&resolved.describe, read.settings)?;
     let evaluation = require_managed(&resolved.describe, evaluation)?;
-    if let (Some(key), true) = (&key, evaluation.is_clean()) {
-        // A cache that cannot be written only costs the next run time.
+    if let Some(key) = &key {
+        // What evaluated is cached even when hosts failed (those are read
+        // again next time). A cache that cannot be written only costs the
+        // next run time.
         let _ = cache::store(key, &evaluation, work);
     }
     Ok(evaluation)

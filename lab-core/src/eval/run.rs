@@ -116,12 +116,36 @@ pub(crate) fn read_fleet(
         );
     }
 
-    again.sort();
-    let outputs = parallel(jobs, &again, |name| {
+    hosts.extend(read_hosts(nix, source, again, jobs, deadline)?);
+    if failed_chunks.contains(&0) {
+        // Chunk 0 carried the settings; read them on their own.
+        let stdout = run(&[("only", "[]".into())]).map_err(fatal)?;
+        settings = parse_output(&stdout)?.1;
+    }
+    Ok(Read { hosts, settings, work: Duration::from_micros(work.into_inner()) })
+}
+
+/// Reads the hosts `names` one by one, `jobs` at once: each alone, so one
+/// that fails cannot hide another's result.
+pub(crate) fn read_hosts(
+    nix: &Nix,
+    source: &Resolved,
+    mut names: Vec<String>,
+    jobs: usize,
+    deadline: Option<Instant>,
+) -> Result<BTreeMap<String, HostResult>, EvalError> {
+    let base = source.args();
+    let run = |extra: &[(&'static str, String)]| {
+        let args: Vec<(&str, &str)> = base.iter().chain(extra).map(|(k, v)| (*k, v.as_str())).collect();
+        nix.eval(&args, deadline)
+    };
+    let mut hosts = BTreeMap::new();
+    names.sort();
+    let outputs = parallel(jobs, &names, |name| {
         let only = serde_json::to_string(&[name]).unwrap_or_default();
         run(&[("only", only)])
     });
-    for (name, output) in again.into_iter().zip(outputs) {
+    for (name, output) in names.into_iter().zip(outputs) {
         let result = match output {
             Ok(stdout) => parse_output(&stdout)?.0.into_iter().find(|(n, _)| *n == name).and_then(|(_, r)| r),
             Err(Failure::Nix(mut e)) => {
@@ -133,12 +157,7 @@ pub(crate) fn read_fleet(
         let result = result.ok_or_else(|| EvalError::Output(format!("no result for host `{name}`")))?;
         hosts.insert(name, result);
     }
-    if failed_chunks.contains(&0) {
-        // Chunk 0 carried the settings; read them on their own.
-        let stdout = run(&[("only", "[]".into())]).map_err(fatal)?;
-        settings = parse_output(&stdout)?.1;
-    }
-    Ok(Read { hosts, settings, work: Duration::from_micros(work.into_inner()) })
+    Ok(hosts)
 }
 
 /// A host's answer: `None` for a host tryEval flagged.
