@@ -22,7 +22,7 @@ pub struct FleetArgs {
     /// The nixpkgs path used with --hosts-dir.
     #[arg(long, global = true, value_name = "PATH")]
     pub nixpkgs: Option<PathBuf>,
-    /// The JSON contract itself (what `lab machines --json` prints).
+    /// The JSON contract itself (what `lab machines --json` prints; `-` reads standard input).
     #[arg(long, global = true, value_name = "PATH")]
     pub json_file: Option<PathBuf>,
     /// Evaluate again even when the cached result is current.
