@@ -160,7 +160,8 @@ fn hostile_on_expressions_are_clear_errors() {
     let long = "y".repeat(10_000);
     let cases: Vec<(String, &str)> = vec![
         (format!("$(touch {c})"), "selects no machine (the fleet's machines: web-01)"),
-        ("esc\u{1b}[2J".into(), "--on \"esc\\u{1b}[2J\": `esc\\u{1b}[2J` selects no machine"),
+        // `[` opens a glob character class: unclosed, it is a bad glob, said escaped.
+        ("esc\u{1b}[2J".into(), "--on \"esc\\u{1b}[2J\": `esc\\u{1b}[2J` is not a valid glob"),
         ("".into(), "--on \"\": the expression is empty"),
         ("web-01,".into(), "term 2 is empty"),
         ("@".into(), "the group name after `@` is empty"),
