@@ -10,7 +10,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 
 use super::ExecError;
@@ -31,7 +31,9 @@ impl ArmedReboot {
     /// Starts `command` (which runs [`ARMED_REBOOT_SCRIPT`] on the machine)
     /// with its standard input kept for [`fire`](Self::fire).
     pub(crate) fn spawn(machine: &str, mut command: Command) -> Result<ArmedReboot, ExecError> {
-        command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+        // Its standard error is kept: a machine that refuses the reboot (a
+        // block inhibitor, a masked reboot.target) says why there.
+        command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
         let program = command.as_std().get_program().to_string_lossy().into_owned();
         let mut child =
             command.spawn().map_err(|source| ExecError::Spawn { machine: machine.to_string(), program, source })?;
@@ -40,8 +42,10 @@ impl ArmedReboot {
     }
 
     /// Starts the reboot and waits (up to `timeout`) for its session to end,
-    /// as it does when the machine goes down. `Err` when the session had
-    /// already ended, so the reboot was not started: reboot another way.
+    /// as it does when the machine goes down. `Err(ExecError::Connection)`
+    /// when the session had already ended, so the reboot was not started:
+    /// reboot another way. `Err(ExecError::NonZeroExit)` when the machine
+    /// refused the reboot: its command failed, with its own message.
     pub async fn fire(mut self, timeout: Duration) -> Result<(), ExecError> {
         let gone = |why: String| ExecError::Connection {
             machine: self.machine.clone(),
@@ -57,9 +61,27 @@ impl ArmedReboot {
         }
         drop(stdin);
         // Its end (the command returning, or the connection dropping as the
-        // machine goes down) is not the proof; the new boot id is.
-        let _ = tokio::time::timeout(timeout, self.child.wait()).await;
-        Ok(())
+        // machine goes down) is not the proof; the new boot id is. But a
+        // command that failed on the machine is a refusal, known at once.
+        let mut stderr = self.child.stderr.take();
+        let ended = tokio::time::timeout(timeout, async {
+            let mut text = String::new();
+            if let Some(pipe) = stderr.as_mut() {
+                let _ = pipe.read_to_string(&mut text).await;
+            }
+            (self.child.wait().await, text)
+        })
+        .await;
+        match ended {
+            // 255: ssh's own failure, which a machine going down causes.
+            Ok((Ok(status), text)) if !status.success() && status.code() != Some(255) => Err(ExecError::NonZeroExit {
+                machine: self.machine.clone(),
+                command: "reboot".into(),
+                status: status.code(),
+                stderr: text,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -87,6 +109,15 @@ mod tests {
         drop(armed);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!other.exists());
+    }
+
+    #[tokio::test]
+    async fn a_refused_reboot_is_an_error_with_the_machines_message() {
+        let refuse = ["sh", "-c", "echo 'Operation inhibited by \"backup\" (PID 42)' >&2; exit 1"];
+        let armed = ArmedReboot::spawn("m", local(&refuse)).unwrap();
+        let err = armed.fire(Duration::from_secs(10)).await.unwrap_err();
+        assert!(matches!(err, ExecError::NonZeroExit { status: Some(1), .. }), "{err}");
+        assert!(err.to_string().contains("Operation inhibited by \"backup\""), "{err}");
     }
 
     #[tokio::test]

@@ -171,6 +171,12 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// drops because the machine goes down is not an error.
     async fn reboot(&self) -> Result<(), ExecError>;
 
+    /// The command that reboots the machine (argv), for callers that run it
+    /// another way (behind sudo).
+    fn reboot_command(&self) -> Vec<String> {
+        vec!["reboot".into()]
+    }
+
     /// Opens, ahead of time, the session a reboot will run in (as root), so
     /// that [`ArmedReboot::fire`] starts it without connection or session
     /// setup. `None`: nothing to prepare; use [`reboot`](Self::reboot).

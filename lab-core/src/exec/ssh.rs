@@ -392,6 +392,10 @@ impl Executor for SshExecutor {
         }
     }
 
+    fn reboot_command(&self) -> Vec<String> {
+        self.transport.inner.options.reboot_command.clone()
+    }
+
     async fn arm_reboot(&self) -> Option<ArmedReboot> {
         let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), ARMED_REBOOT_SCRIPT.into(), "lab-reboot".into()];
         argv.extend(self.transport.inner.options.reboot_command.iter().cloned());

@@ -109,13 +109,20 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
         )?;
         let deadline = Instant::now() + seconds(o.reboot_timeout);
         match ctx.exec(name).wait_for_boot(&before, deadline).await {
-            Ok(new) => ctx.finish(
-                &step,
-                name,
-                Action::WaitForBoot,
-                format!("back with boot id {new}"),
-                json!({ "bootId": new }),
-            )?,
+            Ok(new) => {
+                if let Some(why) = booted_elsewhere(ctx, name).await {
+                    let error =
+                        format!("{name} came back (boot id {new}) but {why}; nothing that depends on it was touched");
+                    return ctx.fail(&step, name, Action::WaitForBoot, error);
+                }
+                ctx.finish(
+                    &step,
+                    name,
+                    Action::WaitForBoot,
+                    format!("back with boot id {new}"),
+                    json!({ "bootId": new }),
+                )?
+            }
             Err(e) => {
                 let when = match e {
                     ExecError::HostKey { .. } => {
@@ -132,6 +139,23 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
         ctx.set_outcome(name, MachineOutcome::Done, String::new());
     }
     Ok(())
+}
+
+/// Why the machine, back from its reboot, does not run its boot default
+/// (the system profile, which a deploy set): `/run/booted-system` is
+/// another generation (a boot loader that was not updated, an older entry
+/// chosen at the console). `None` when it does, or when it cannot tell (no
+/// NixOS links, a dry run).
+async fn booted_elsewhere(ctx: &Ctx<'_>, name: &str) -> Option<String> {
+    if ctx.rt.dry_run {
+        return None;
+    }
+    let read = Cmd::new(["readlink", "-f", "/run/booted-system"]).timeout(Duration::from_secs(30));
+    let booted = ctx.exec(name).run_ok(&read).await.ok()?.stdout_text().trim().to_string();
+    let default = ctx.remote(name).profile().await.ok()?;
+    let store = |p: &str| p.starts_with("/nix/store/");
+    (store(&booted) && store(&default) && booted != default)
+        .then(|| format!("it booted {booted}, not its boot default {default}"))
 }
 
 /// Whether `m` may reboot now under the run's maintenance window: at once
@@ -268,21 +292,26 @@ async fn reboot(
     let step = ctx.start(KIND, name, Action::Reboot, "reboot".into(), json!({ "bootIdBefore": before }))?;
     let user = &ctx.machine(name).metadata.target_user;
     let result = if user == "root" {
-        // The session opened during rebootDelay, else a new one.
+        // The session opened during rebootDelay, else a new one. A refusal
+        // (the machine's reboot command failed, e.g. a block inhibitor) is
+        // the answer, at once: reissuing it would only be refused again.
         let fired = match armed {
-            Some(armed) => armed.fire(ARMED_REBOOT_TIMEOUT).await.is_ok(),
-            None => false,
+            Some(armed) => Some(armed.fire(ARMED_REBOOT_TIMEOUT).await),
+            None => None,
         };
-        if fired {
-            exec.close().await;
-            Ok(())
-        } else {
-            exec.reboot().await
+        match fired {
+            Some(Ok(())) => {
+                exec.close().await;
+                Ok(())
+            }
+            Some(Err(refused @ ExecError::NonZeroExit { .. })) => Err(refused),
+            // Not prepared, or its session was gone: a new one.
+            _ => exec.reboot().await,
         }
     } else {
         // Privileged: through the escalation command; the connection
         // dropping as the machine goes down is the expected end.
-        let cmd = ctx.rt.escalation.wrap(user, vec!["reboot".into()]).timeout(Duration::from_secs(20));
+        let cmd = ctx.rt.escalation.wrap(user, exec.reboot_command()).timeout(Duration::from_secs(20));
         let result = exec.run_ok(&Cmd { ..cmd }).await;
         exec.close().await;
         match result {
@@ -294,6 +323,11 @@ async fn reboot(
         Ok(()) => {
             ctx.finish(&step, name, Action::Reboot, "reboot issued".into(), json!({ "bootIdBefore": before }))?;
             Ok(Some(before))
+        }
+        Err(e @ ExecError::NonZeroExit { .. }) => {
+            let why = format!("the machine refused the reboot: {e}; nothing that depends on it was touched");
+            ctx.fail(&step, name, Action::Reboot, why)?;
+            Ok(None)
         }
         Err(e) => {
             ctx.fail(&step, name, Action::Reboot, e.to_string())?;
