@@ -122,8 +122,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_that_ended_says_so() {
-        let armed = ArmedReboot::spawn("m", Command::new("true")).unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut armed = ArmedReboot::spawn("m", Command::new("true")).unwrap();
+        // Until it has ended (a sleep alone raced a busy machine).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while armed.child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "`true` did not end");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let err = armed.fire(Duration::from_secs(1)).await.unwrap_err();
         assert!(matches!(err, ExecError::Connection { .. }), "{err}");
     }

@@ -237,6 +237,16 @@ impl SshExecutor {
         format!("{}@{}", self.user, self.host)
     }
 
+    /// The `ssh://` store URL `nix copy` copies to. An IPv6 literal goes in
+    /// brackets: nix 2.31 and later refuse it bare (NixOS/nix#13937), and
+    /// older nix (2.4 on) takes the brackets off again before calling ssh.
+    pub fn store_url(&self) -> String {
+        match self.host.contains(':') {
+            true => format!("ssh://{}@[{}]", self.user, self.host),
+            false => format!("ssh://{}", self.destination()),
+        }
+    }
+
     /// The control socket of this machine's multiplexed connection, if multiplexing.
     pub fn control_path(&self) -> Option<&Path> {
         self.control_path.as_deref()
@@ -356,7 +366,7 @@ impl Executor for SshExecutor {
             "nix-command".into(),
             "copy".into(),
             "--to".into(),
-            format!("ssh://{}", self.destination()),
+            self.store_url(),
         ];
         if options.substitute_on_destination {
             argv.push("--substitute-on-destination".into());
@@ -415,6 +425,15 @@ impl Executor for SshExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_store_urls_are_bracketed() {
+        let transport = SshTransport::new(SshOptions::default()).unwrap();
+        let url = |host: &str| transport.executor_for("m", host, "root", 22).unwrap().store_url();
+        assert_eq!(url("2001:db8::1"), "ssh://root@[2001:db8::1]");
+        assert_eq!(url("web.lab"), "ssh://root@web.lab");
+        assert_eq!(url("10.0.0.1"), "ssh://root@10.0.0.1");
+    }
 
     #[test]
     fn argv_puts_batch_mode_first_user_options_before_defaults_and_host_last() {
