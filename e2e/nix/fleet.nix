@@ -1,6 +1,7 @@
 # A lab-e2e test fleet, in the shape `lab --file` reads. Generated data
 # (names, metadata, system knobs) comes from ./fleet.json; nothing from it is
-# spliced into expression text.
+# spliced into expression text. ./system-builder.sh is the stand-in hosts'
+# builder or the systemd hosts' (which installs ./switch-to-configuration.sh).
 let
   fleet = builtins.fromJSON (builtins.readFile ./fleet.json);
   system = builtins.currentSystem;
@@ -19,6 +20,7 @@ let
     builder = "/bin/sh";
     args = [ ./system-builder.sh ];
     hostName = name;
+    switchModel = ./switch-to-configuration.sh;
     inherit (h) generation behaviour activationDelayMs activationExit;
     kernel = part "linux-lab-test" "bzImage" h.kernel;
     initrd = part "initrd-lab-test" "initrd" h.initrd;

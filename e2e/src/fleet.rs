@@ -259,11 +259,7 @@ impl TestFleet {
         generation: u32,
         systems: &[(&str, SystemSpec)],
     ) -> Result<BTreeMap<String, PathBuf>> {
-        for (name, system) in systems {
-            let entry = self.entries.get_mut(*name).with_context(|| format!("no test host {name}"))?;
-            entry.generation = generation;
-            entry.system = system.clone();
-        }
+        nixsys::set_generation(&mut self.entries, generation, systems)?;
         self.build()
     }
 

@@ -16,6 +16,9 @@ use crate::netns::run;
 
 const FLEET_NIX: &str = include_str!("../nix/fleet.nix");
 const SYSTEM_BUILDER: &str = include_str!("../nix/system-builder.sh");
+/// The systemd hosts' builder: systems with a model of switch-to-configuration.
+pub(crate) const SYSTEMD_BUILDER: &str = include_str!("../nix/sd-system-builder.sh");
+const SWITCH_MODEL: &str = include_str!("../nix/switch-to-configuration.sh");
 
 /// What a system does when activated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,12 +102,33 @@ pub(crate) struct FleetEntry {
     pub metadata: Value,
 }
 
-/// Writes fleet.nix and system-builder.sh (once) into `dir`.
+/// Writes fleet.nix, the stand-in hosts' system-builder.sh and the model
+/// of switch-to-configuration (once) into `dir`.
 pub(crate) fn write_static(dir: &Path) -> Result<PathBuf> {
-    std::fs::write(dir.join("system-builder.sh"), SYSTEM_BUILDER)?;
+    write_static_with(dir, SYSTEM_BUILDER)
+}
+
+/// [`write_static`] with another system builder.
+pub(crate) fn write_static_with(dir: &Path, builder: &str) -> Result<PathBuf> {
+    std::fs::write(dir.join("system-builder.sh"), builder)?;
+    std::fs::write(dir.join("switch-to-configuration.sh"), SWITCH_MODEL)?;
     let fleet = dir.join("fleet.nix");
     std::fs::write(&fleet, FLEET_NIX)?;
     Ok(fleet)
+}
+
+/// Sets generation `generation` of these hosts' systems in `entries`.
+pub(crate) fn set_generation(
+    entries: &mut BTreeMap<String, FleetEntry>,
+    generation: u32,
+    systems: &[(&str, SystemSpec)],
+) -> Result<()> {
+    for (name, system) in systems {
+        let entry = entries.get_mut(*name).with_context(|| format!("no test host {name}"))?;
+        entry.generation = generation;
+        entry.system = system.clone();
+    }
+    Ok(())
 }
 
 /// Writes fleet.json and builds every host's toplevel with one nix-build;

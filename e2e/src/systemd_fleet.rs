@@ -24,9 +24,6 @@ use crate::spec::HostSpec;
 use crate::ssh::Client;
 use crate::systemd_host::{preflight, rootfs, SystemdHost, BOOT_LIMIT};
 
-const FLEET_NIX: &str = include_str!("../nix/sd-fleet.nix");
-const SYSTEM_BUILDER: &str = include_str!("../nix/sd-system-builder.sh");
-const SWITCH_MODEL: &str = include_str!("../nix/switch-to-configuration.sh");
 /// Longest any one command of the harness may take (stops a hang).
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 
@@ -67,9 +64,7 @@ impl SystemdFleet {
                 .insert(h.name.clone(), FleetEntry { generation: 1, system: h.system.clone(), metadata: value });
         }
         std::fs::create_dir_all(fleet.nix_dir())?;
-        std::fs::write(fleet.nix_dir().join("fleet.nix"), FLEET_NIX)?;
-        std::fs::write(fleet.nix_dir().join("system-builder.sh"), SYSTEM_BUILDER)?;
-        std::fs::write(fleet.nix_dir().join("switch-to-configuration.sh"), SWITCH_MODEL)?;
+        nixsys::write_static_with(&fleet.nix_dir(), nixsys::SYSTEMD_BUILDER)?;
         let systems = fleet.build()?;
         fleet.start_hosts()?;
         for (name, system) in &systems {
@@ -152,11 +147,7 @@ impl SystemdFleet {
         generation: u32,
         systems: &[(&str, SystemSpec)],
     ) -> Result<BTreeMap<String, PathBuf>> {
-        for (name, system) in systems {
-            let entry = self.entries.get_mut(*name).with_context(|| format!("no test host {name}"))?;
-            entry.generation = generation;
-            entry.system = system.clone();
-        }
+        nixsys::set_generation(&mut self.entries, generation, systems)?;
         self.build()
     }
 
