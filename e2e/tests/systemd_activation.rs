@@ -87,3 +87,94 @@ fn a_generation_that_closes_port_22_is_rolled_back_by_the_machine_within_confirm
     assert!(late <= 4.0 + 2.0, "the rollback began {late:.1} s after the switch ended: {switches:?}");
     fleet.teardown();
 }
+
+/// Kills every ssh session on the host but the one running this script
+/// (and its ancestors): lab's connection drops as on a network stall. Prints
+/// how many it killed.
+const DROP_OTHER_SESSIONS: &str = "keep=\" \"; p=$$; while [ \"$p\" -gt 1 ]; do keep=\"$keep$p \"; p=$(cut -d\" \" -f4 /proc/$p/stat); done; n=0; for s in $(pgrep -f \"sshd: root@notty\"); do case \"$keep\" in *\" $s \"*) ;; *) kill -9 \"$s\" && n=$((n+1)) ;; esac; done; echo $n";
+
+/// When lab's journal says `step` finished, in seconds since the epoch.
+fn finished_at(journal: &std::path::Path, step: &str) -> f64 {
+    use lab_core::orchestrate::journal::{self, Entry, StepState};
+    let records = journal::read(journal).unwrap();
+    let finished = records
+        .iter()
+        .find(|r| matches!(&r.entry, Entry::Step { step: s, state: StepState::Finished, .. } if s == step));
+    finished.unwrap_or_else(|| panic!("{step} never finished: {records:?}")).time_ms as f64 / 1000.0
+}
+
+/// The journal a `lab … --json` run wrote, from its run-started event.
+fn journal_of(out: &std::process::Output) -> PathBuf {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let started = text.lines().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        (v["event"] == "run-started").then(|| PathBuf::from(v["journal"].as_str().unwrap()))
+    });
+    started.expect("a run-started event")
+}
+
+#[test]
+fn a_connection_dropped_mid_switch_is_followed_to_the_switch_end_and_nothing_rolls_back_after() {
+    let mut fleet = SystemdFleet::start(vec![host("act3", 3)]).unwrap();
+    let gen1 = fleet.links("act3").unwrap();
+    // The switch runs 8 s, longer than confirmTimeout (3 s).
+    let slow = SystemSpec { activation_delay: Duration::from_secs(8), ..SystemSpec::healthy() };
+    let gen2 = fleet.write_generation(2, &[("act3", slow)]).unwrap()["act3"].clone();
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = fleet.lab(state.path(), &["deploy", "--json"]);
+    let lab = std::thread::spawn(move || lab_e2e::output_within(&mut cmd, LIMIT).unwrap());
+    // Once the switch to gen2 runs, drop lab's connection under it.
+    let until = std::time::Instant::now() + LIMIT;
+    while !switches(&fleet, "act3").iter().any(|s| s.1 == "start" && s.3 == gen2) {
+        assert!(std::time::Instant::now() < until, "the switch to gen2 never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let dropped = fleet.run("act3", &["sh", "-c", &format!("'{DROP_OTHER_SESSIONS}'")]).unwrap();
+    let dropped_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert_ne!(dropped.trim(), "0", "lab's session was found and killed");
+    let out = lab.join().unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+
+    let log_switches = switches(&fleet, "act3");
+    let ended = log_switches.iter().find(|s| s.1.starts_with("end-") && s.3 == gen2).expect("the switch ended");
+    assert_eq!(ended.1, "end-0", "the switch ran to its end, its output not closed under it: {log_switches:?}");
+    assert!(ended.0 > dropped_at, "the connection dropped mid-switch: {log_switches:?}");
+    let confirmed = finished_at(&journal_of(&out), "deploy/act3/activate");
+    assert!(confirmed >= ended.0, "lab confirmed at {confirmed:.2}, before the switch ended at {:.2}", ended.0);
+    assert_eq!(fleet.lab_timers("act3").unwrap(), Vec::<String>::new(), "no watchdog is left");
+    // Past confirmTimeout + 3 s nothing rolls it back.
+    std::thread::sleep(Duration::from_secs(3 + 3));
+    let links = fleet.links("act3").unwrap();
+    assert_eq!((links.current, links.profile, links.boot_default), (gen2.clone(), gen2.clone(), gen2), "{log}");
+    let after = switches(&fleet, "act3");
+    assert!(!after.iter().any(|s| s.3 == gen1.current && s.0 > ended.0), "no switch back to gen1: {after:?}");
+    assert_eq!(fleet.lab_timers("act3").unwrap(), Vec::<String>::new());
+    fleet.teardown();
+}
+
+#[test]
+fn a_switch_that_exits_4_is_reported_with_its_status_and_rolled_back() {
+    let mut fleet = SystemdFleet::start(vec![host("act4", 3)]).unwrap();
+    let gen1 = fleet.links("act4").unwrap();
+    let failing = SystemSpec { activation_exit: 4, ..SystemSpec::healthy() };
+    let gen2 = fleet.write_generation(2, &[("act4", failing)]).unwrap()["act4"].clone();
+    let state = tempfile::tempdir().unwrap();
+    let out = deploy(&fleet, state.path());
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("switch-to-configuration switch exited with status 4"), "{log}");
+    assert!(log.contains("rolled-back"), "{log}");
+    let links = fleet.links("act4").unwrap();
+    assert_eq!(links.current, gen1.current, "{links:?}");
+    assert_eq!(links.profile, gen1.profile, "{links:?}");
+    assert_eq!(links.boot_default, gen1.current, "{links:?}");
+    let log_switches = switches(&fleet, "act4");
+    assert!(log_switches.iter().any(|s| s.1 == "end-4" && s.3 == gen2), "{log_switches:?}");
+    assert_eq!(fleet.lab_timers("act4").unwrap(), Vec::<String>::new(), "no watchdog is left");
+    // Past every deadline the machine stays on gen1.
+    std::thread::sleep(Duration::from_secs(3 + 3));
+    assert_eq!(fleet.links("act4").unwrap().current, gen1.current);
+    fleet.teardown();
+}

@@ -42,7 +42,7 @@ fn machine(i: usize) -> impl Strategy<Value = (MachineSpec, Faults)> {
         move |(deps, critical, strategy, activation_fails, unhealthy, never_returns, reboot_order)| {
             let deps = if i == 0 { vec![] } else { deps.into_iter().map(|d| format!("m{d}")).collect() };
             let spec = MachineSpec { name: format!("m{i}"), deps, critical, strategy, reboot_order };
-            (spec, Faults { activation_fails, unhealthy, never_returns, breaks_ssh: false })
+            (spec, Faults { activation_fails, unhealthy, never_returns, ..Faults::default() })
         },
     )
 }

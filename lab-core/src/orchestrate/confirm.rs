@@ -1,13 +1,16 @@
 //! After an activation, lab must reach the machine again over a fresh
 //! connection and disarm its watchdogs within confirmTimeout; otherwise the
 //! machine rolls itself back (deploy-rs's "magic rollback"). A configuration
-//! that breaks networking or sshd thereby undoes itself.
+//! that breaks networking or sshd thereby undoes itself. Confirming starts
+//! only once the switch's exit status is known and 0 (activation.rs); it
+//! stops the watchdogs, verifies none is left and reads the running system.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::deploy::Activated;
+use super::remote::DisarmError;
 use super::run::Ctx;
 use crate::health::seconds;
 
@@ -22,6 +25,12 @@ const AFTERMATH: Duration = Duration::from_secs(60);
 pub(super) enum Confirmed {
     /// Reached, watchdogs stopped, the new system runs.
     Yes,
+    /// Reached, but a watchdog could not be stopped or is still there
+    /// (armed, or its rollback running): never reported as confirmed.
+    StillArmed {
+        /// What is left and what to do.
+        error: String,
+    },
     /// Reached, but the watchdog had already rolled it back.
     RolledBack {
         /// What it runs.
@@ -37,12 +46,18 @@ pub(super) enum Confirmed {
 }
 
 /// Reaches `name` over fresh connections until confirmTimeout, disarms the
-/// watchdogs and reads what it runs.
+/// watchdogs, verifies they are gone and reads what it runs.
 pub(super) async fn confirm(ctx: &Ctx<'_>, name: &str, activated: &Activated, system: &str) -> Confirmed {
     let timeout = seconds(ctx.machine(name).metadata.orchestration.confirm_timeout);
     let deadline = Instant::now() + timeout;
     let exec = ctx.exec(name);
     let remote = ctx.remote(name);
+    if ctx.rt.dry_run {
+        // Show the commands; a dry run's machine answers nothing to judge.
+        let _ = remote.disarm(&activated.probe, &activated.rollback.timers).await;
+        let _ = remote.current_system().await;
+        return Confirmed::Yes;
+    }
     let mut error;
     loop {
         // A fresh connection: the one activation used may survive a broken
@@ -50,12 +65,17 @@ pub(super) async fn confirm(ctx: &Ctx<'_>, name: &str, activated: &Activated, sy
         exec.close().await;
         let attempt = async {
             remote.disarm(&activated.probe, &activated.rollback.timers).await?;
-            remote.current_system().await
+            Ok::<_, DisarmError>(remote.current_system().await?)
         };
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()) + RETRY, attempt).await {
-            Ok(Ok(current)) if current == system || ctx.rt.dry_run => return Confirmed::Yes,
+            Ok(Ok(current)) if current == system => return Confirmed::Yes,
             Ok(Ok(current)) => return Confirmed::RolledBack { current },
-            Ok(Err(e)) => error = e.to_string(),
+            // The machine answered and refused, or a watchdog is left: asking
+            // again would not change that before it fires.
+            Ok(Err(e @ (DisarmError::Refused { .. } | DisarmError::StillArmed { .. }))) => {
+                return Confirmed::StillArmed { error: e.to_string() }
+            }
+            Ok(Err(DisarmError::Exec(e))) => error = e.to_string(),
             Err(_) => error = "no answer".into(),
         }
         if Instant::now() >= deadline {
@@ -75,22 +95,4 @@ pub(super) async fn confirm(ctx: &Ctx<'_>, name: &str, activated: &Activated, sy
         tokio::time::sleep(RETRY * 2).await;
     }
     Confirmed::Unreachable { error, after: None }
-}
-
-/// The connection dropped during activation: wait (bounded) until the
-/// machine answers and its activation unit has ended.
-pub(super) async fn follow(ctx: &Ctx<'_>, name: &str, activated: &Activated) {
-    let timeout = seconds(ctx.machine(name).metadata.orchestration.confirm_timeout);
-    let until = Instant::now() + timeout;
-    let exec = ctx.exec(name);
-    let remote = ctx.remote(name);
-    while Instant::now() < until {
-        exec.close().await;
-        if let Ok(Ok(false)) =
-            tokio::time::timeout(timeout, remote.unit_active(&activated.probe, &activated.units.switch)).await
-        {
-            return;
-        }
-        tokio::time::sleep(RETRY).await;
-    }
 }

@@ -13,7 +13,8 @@
 //!
 //! Activation runs detached on the machine (`systemd-run`), guarded by a
 //! watchdog the machine runs itself unless lab reaches it again over a fresh
-//! connection within confirmTimeout (see confirm.rs).
+//! connection within confirmTimeout: the protocol is written down in
+//! activation.rs (and docs/activation.md), confirming in confirm.rs.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+use super::activation::{self, Ended};
 use super::confirm::{self, Confirmed};
 use super::error::OrchestrateError;
 use super::gate;
@@ -239,29 +241,25 @@ async fn commit(ctx: &Ctx<'_>, goal: Goal, name: &str, activated: &Activated) ->
     let system = &ctx.prepared.systems[name].out_path;
     let step = ctx.start(KIND, name, Action::Commit, format!("boot default {system}"), json!({ "system": system }))?;
     let remote = ctx.remote(name);
+    let unit = format!("{}-commit", activated.units.switch);
     let result = match remote.set_profile(&activated.probe, system).await {
-        Ok(()) => {
-            let unit = format!("{}-commit", activated.units.switch);
-            remote.activate(&activated.probe, &unit, system, Goal::Boot, None).await
-        }
+        Ok(()) => remote.start_activation(&activated.probe, &unit, system, Goal::Boot, None).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(out) if out.success() => {
+    if let Err(e) = result {
+        return ctx.fail(&step, name, Action::Commit, format!("{e}; it runs the new generation until its next boot"));
+    }
+    let bound = activation::bound(ctx, name);
+    let ended = activation::follow(ctx, name, &activated.probe, &unit, bound).await;
+    match ended.failure("switch-to-configuration boot", bound) {
+        None => {
             ctx.finish(&step, name, Action::Commit, "boot default".into(), serde_json::Value::Null)?;
             ctx.set_outcome(name, MachineOutcome::Done, String::new());
             Ok(())
         }
-        Ok(out) => ctx.fail(
-            &step,
-            name,
-            Action::Commit,
-            format!(
-                "switch-to-configuration boot failed: {}; it runs the new generation until its next boot",
-                crate::exec::tail(&out.stderr, 400)
-            ),
-        ),
-        Err(e) => ctx.fail(&step, name, Action::Commit, format!("{e}; it runs the new generation until its next boot")),
+        Some(why) => {
+            ctx.fail(&step, name, Action::Commit, format!("{why}; it runs the new generation until its next boot"))
+        }
     }
 }
 
@@ -282,13 +280,14 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
         return Ok(Some(activated.clone()));
     }
     // In flight when the run stopped: if the machine already runs the new
-    // system, the activation happened; confirm it and go on.
+    // system, the activation happened; follow its unit to its end and
+    // confirm it only on a status of 0.
     if let (Some(StepState::Started), Some(activated)) = (state, prior_activated) {
         let on_new = remote.current_system().await.ok().as_deref() == Some(system.as_str());
         if goal.changes_running_system() && on_new {
             let detail = json!({ "system": system, "goal": goal, "activated": activated });
             let step = ctx.start(KIND, name, Action::Activate, "verify the interrupted activation".into(), detail)?;
-            return finish_activation(ctx, name, &step, &system, activated).await;
+            return judge(ctx, name, goal, &step, &system, activated).await;
         }
     }
     let probe = match remote.probe().await {
@@ -328,22 +327,22 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
             false => Ok(()),
         };
         let result = match result {
-            Ok(()) => remote.activate(probe, &activated.units.switch, &system, goal, None).await,
+            Ok(()) => remote.start_activation(probe, &activated.units.switch, &system, goal, None).await,
             Err(e) => Err(e),
         };
-        return match result {
-            Ok(out) if out.success() => {
+        if let Err(e) = result {
+            ctx.fail(&step, name, Action::Activate, e.to_string())?;
+            return Ok(None);
+        }
+        let bound = activation::bound(ctx, name);
+        let ended = activation::follow(ctx, name, probe, &activated.units.switch, bound).await;
+        return match ended.failure(&format!("switch-to-configuration {}", goal.name()), bound) {
+            None => {
                 ctx.finish(&step, name, Action::Activate, goal.name().into(), json!({ "activated": activated }))?;
                 Ok(Some(activated))
             }
-            Ok(out) => {
-                let error =
-                    format!("switch-to-configuration {} failed: {}", goal.name(), crate::exec::tail(&out.stderr, 400));
-                ctx.fail(&step, name, Action::Activate, error)?;
-                Ok(None)
-            }
-            Err(e) => {
-                ctx.fail(&step, name, Action::Activate, e.to_string())?;
+            Some(why) => {
+                ctx.fail(&step, name, Action::Activate, why)?;
                 Ok(None)
             }
         };
@@ -374,27 +373,49 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
         }
     }
     let confirm = Some((activated.units.confirm.as_str(), confirm_timeout, &activated.rollback));
-    match remote.activate(probe, &activated.units.switch, &system, goal, confirm).await {
-        Ok(out) if out.success() => finish_activation(ctx, name, &step, &system, activated).await,
-        Ok(out) => {
+    match remote.start_activation(probe, &activated.units.switch, &system, goal, confirm).await {
+        Ok(()) => {}
+        // The connection dropped (or hung) while starting: the unit may
+        // run; following it by its name tells.
+        Err(e) if e.is_unreachable() || matches!(e, crate::exec::ExecError::Timeout { .. }) => {}
+        Err(e) => {
+            // systemd-run refused: nothing runs; put the watchdog and the
+            // profile back now rather than leave the watchdog to do it.
+            ctx.fail(&step, name, Action::Activate, format!("cannot start the activation: {e}"))?;
+            rollback(ctx, name, &activated, format!("its activation did not start ({e})")).await?;
+            return Ok(None);
+        }
+    }
+    judge(ctx, name, goal, &step, &system, activated).await
+}
+
+/// Follows the activation unit to its end and acts on how it ended: a status
+/// of 0 goes on to confirmation; any other end fails the machine, and lab
+/// rolls it back, except past the bound, where the watchdog does.
+async fn judge(
+    ctx: &Ctx<'_>,
+    name: &str,
+    goal: Goal,
+    step: &str,
+    system: &str,
+    activated: Activated,
+) -> Result<Option<Activated>, JournalError> {
+    let bound = activation::bound(ctx, name);
+    let ended = activation::follow(ctx, name, &activated.probe, &activated.units.switch, bound).await;
+    let what = format!("switch-to-configuration {}", goal.name());
+    match (&ended, ended.failure(&what, bound)) {
+        (_, None) => finish_activation(ctx, name, step, system, activated).await,
+        (Ended::OutOfTime { .. }, Some(why)) => {
             let why = format!(
-                "switch-to-configuration {} exited with {:?}: {}",
-                goal.name(),
-                out.status,
-                crate::exec::tail(&out.stderr, 400)
+                "{why}; lab did not confirm it, so its watchdog {} rolls it back to {}; check it by hand",
+                activated.units.watchdog, activated.rollback.system
             );
-            ctx.fail(&step, name, Action::Activate, why.clone())?;
-            rollback(ctx, name, &activated, why).await?;
+            ctx.fail(step, name, Action::Activate, why)?;
             Ok(None)
         }
-        // The connection dropped (or hung) while the detached activation ran on.
-        Err(e) if e.is_unreachable() || matches!(e, crate::exec::ExecError::Timeout { .. }) => {
-            confirm::follow(ctx, name, &activated).await;
-            finish_activation(ctx, name, &step, &system, activated).await
-        }
-        Err(e) => {
-            let _ = remote.disarm(probe, &activated.rollback.timers).await;
-            ctx.fail(&step, name, Action::Activate, e.to_string())?;
+        (_, Some(why)) => {
+            ctx.fail(step, name, Action::Activate, why.clone())?;
+            rollback(ctx, name, &activated, why).await?;
             Ok(None)
         }
     }
@@ -418,6 +439,17 @@ async fn finish_activation(
                 json!({ "activated": activated }),
             )?;
             Ok(Some(activated))
+        }
+        Confirmed::StillArmed { error } => {
+            let current = ctx.remote(name).current_system().await.unwrap_or_else(|e| format!("unknown ({e})"));
+            if current == activated.rollback.system {
+                let reason = format!("its watchdog rolled it back before lab confirmed the activation ({error})");
+                let healthy = gate::recheck(ctx, name).await;
+                ctx.rolled_back(step, name, reason, current, healthy)?;
+            } else {
+                ctx.fail(step, name, Action::Activate, format!("lab cannot confirm the activation: {error}"))?;
+            }
+            Ok(None)
         }
         Confirmed::RolledBack { current } => {
             let reason = format!("its watchdog rolled it back before lab confirmed the activation (it runs {current})");
@@ -451,23 +483,34 @@ async fn finish_activation(
 }
 
 /// Puts `name` back on its previous generation (profile, then switch), in
-/// a unit that survives this connection, and checks it again.
+/// a detached unit followed to its end, and checks it again.
 async fn rollback(ctx: &Ctx<'_>, name: &str, activated: &Activated, reason: String) -> Result<(), JournalError> {
     let id = step_id(KIND, name, Action::Activate);
     let remote = ctx.remote(name);
     let previous = &activated.rollback.system;
-    let result = remote.rollback_now(&activated.probe, &activated.units.undo, &activated.rollback).await;
+    let probe = &activated.probe;
+    let bound = activation::bound(ctx, name);
+    let result = match remote.start_rollback(probe, &activated.units.undo, &activated.rollback).await {
+        Ok(()) => Ok(activation::follow(ctx, name, probe, &activated.units.undo, bound).await),
+        Err(e) => Err(e),
+    };
     let current = remote.current_system().await;
-    match (result, current) {
+    let failure = match &result {
+        Ok(ended) => ended.failure("the rollback", bound),
+        Err(e) => Some(e.to_string()),
+    };
+    match (failure, current) {
+        // What the machine runs decides; a rollback whose switch reported
+        // failed units still put the previous system back.
         (_, Ok(current)) if &current == previous || ctx.rt.dry_run => {
             let healthy = gate::recheck(ctx, name).await;
             ctx.rolled_back(&id, name, reason, previous.clone(), healthy)
         }
-        (result, current) => {
-            let why = match (result, current) {
-                (Err(e), _) => e.to_string(),
-                (Ok(out), Ok(current)) => format!("it runs {current}: {}", crate::exec::tail(&out.stderr, 300)),
+        (failure, current) => {
+            let why = match (failure, current) {
                 (_, Err(e)) => e.to_string(),
+                (Some(why), Ok(current)) => format!("it runs {current}: {why}"),
+                (None, Ok(current)) => format!("it runs {current}"),
             };
             ctx.fail(
                 &id,

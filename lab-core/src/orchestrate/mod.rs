@@ -7,6 +7,7 @@
 //! [`Event`]s) → [`Report`]. [`resume::find`] and [`Session::resume`]
 //! continue an interrupted run from its journal.
 
+mod activation;
 mod build;
 mod cancel;
 mod confirm;

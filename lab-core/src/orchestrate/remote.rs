@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{Cmd, ExecError, Executor, Output};
+use crate::exec::{Cmd, ExecError, Executor};
 use crate::plan::Goal;
 
 /// The system profile NixOS boots from.
 pub const SYSTEM_PROFILE: &str = "/nix/var/nix/profiles/system";
-/// How long switch-to-configuration may run.
+/// The activation bound: how long lab follows a switch or rollback unit
+/// before it gives up on it; the long watchdog fires this plus
+/// confirmTimeout after it was armed.
 pub const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// How long a quick command (readlink, systemctl stop) may take.
 const QUICK: Duration = Duration::from_secs(30);
@@ -35,14 +37,120 @@ const ROLLBACK_SCRIPT: &str = r#"nixenv=$1 profile=$2 system=$3 systemctl=$4; sh
 if [ -n "$profile" ]; then "$nixenv" -p /nix/var/nix/profiles/system --set "$profile" || exit 1; fi
 exec "$system/bin/switch-to-configuration" switch"#;
 
-/// The activation unit: switch, then arm the short confirmation watchdog on
-/// the machine itself (no ssh needed), so the confirmation window starts
-/// when activation ends however long it took.
+/// The activation: switch, then arm the short confirmation watchdog on the
+/// machine itself (no ssh needed), so the confirmation window starts when
+/// activation ends however long it took. Runs inside [`DETACHED_SCRIPT`],
+/// which records its exit status only after this ends, so a status on the
+/// machine means the watchdog is armed (or its arming failed, logged).
 /// $1 system, $2 goal, $3 systemd-run, $4 span, $5 unit, $6... watchdog argv.
 const ACTIVATE_SCRIPT: &str = r#"system=$1 goal=$2 run=$3 span=$4 unit=$5; shift 5
 "$system/bin/switch-to-configuration" "$goal"; rc=$?
 "$run" --on-active="$span" --timer-property=AccuracySec=1s --description="lab: confirmation watchdog" --unit="$unit" --collect --quiet -- "$@" || echo "lab: cannot arm the confirmation watchdog $unit" >&2
 exit $rc"#;
+
+/// The body of every detached unit lab starts (activation, rollback): runs
+/// the command with its output in a file (never a pipe back to lab: a
+/// switch whose output closes dies, nixpkgs #462179), then writes the
+/// command's exit status atomically (temporary file, then `mv`), so a
+/// status file on the machine is always whole and means the command ended.
+/// $1 log file, $2 status file, $3... the command. No `${…}` here nor in any
+/// script a unit runs: systemd expands it in a unit's command line
+/// (unknown names to nothing) before the shell sees it.
+const DETACHED_SCRIPT: &str = r#"log=$1 status=$2; shift 2
+mkdir -p "$(dirname "$status")" || exit 1
+rm -f "$status"
+"$@" >"$log" 2>&1 </dev/null; rc=$?
+printf '%s\n' "$rc" >"$status.tmp" && mv -f "$status.tmp" "$status"
+exit $rc"#;
+
+/// Where a detached unit stands, in one round trip: `ended`, its status and
+/// the tail of its log; or `running`; or `gone` (neither running nor a
+/// status: it died, or never started). The status is read again after the
+/// unit's state, so a unit ending between the two reads is not `gone`.
+/// $1 status file, $2 log file, $3 systemctl, $4 unit.
+const POLL_SCRIPT: &str = r#"status=$1 log=$2 systemctl=$3 unit=$4
+ended() { if [ -s "$status" ]; then echo ended; head -n 1 "$status"; tail -c 2000 "$log" 2>/dev/null; exit 0; fi; }
+ended
+case $("$systemctl" is-active "$unit.service" 2>/dev/null) in
+  active | activating | deactivating | reloading | refreshing) echo running; exit 0 ;;
+esac
+ended
+echo gone"#;
+
+/// Whether anything of lab's watchdogs is left, in one round trip: prints
+/// `armed UNIT.timer` per timer still active, `running UNIT.service` per
+/// watchdog rollback still running, then `verified` (so that an answer cut
+/// short is not read as "nothing left").
+/// $1 systemctl, $2... watchdog units (without suffix).
+const VERIFY_DISARMED_SCRIPT: &str = r#"systemctl=$1; shift
+for u in "$@"; do
+  case $("$systemctl" is-active "$u.timer" 2>/dev/null) in
+    active | activating | reloading) echo "armed $u.timer" ;;
+  esac
+  case $("$systemctl" is-active "$u.service" 2>/dev/null) in
+    active | activating | deactivating | reloading) echo "running $u.service" ;;
+  esac
+done
+echo verified"#;
+
+/// Where lab's detached units leave their output and exit status on the
+/// machine (a tmpfs: a reboot clears it, and every unit name is new).
+pub const STATE_DIR: &str = "/run/lab";
+
+/// The output file of the detached unit `unit`.
+pub fn log_path(unit: &str) -> String {
+    format!("{STATE_DIR}/{unit}.log")
+}
+
+/// The exit-status file of the detached unit `unit`.
+pub fn status_path(unit: &str) -> String {
+    format!("{STATE_DIR}/{unit}.status")
+}
+
+/// Where a detached unit stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitState {
+    /// Still running.
+    Running,
+    /// Ended with `status` (`None`: the status file did not read as a
+    /// number); `log` is the tail of its output.
+    Ended {
+        /// The command's exit status.
+        status: Option<i32>,
+        /// The tail of its output.
+        log: String,
+    },
+    /// Neither running nor ended with a status: killed, or never started.
+    Gone,
+}
+
+/// Why lab could not disarm a machine's watchdogs.
+#[derive(Debug, thiserror::Error)]
+pub enum DisarmError {
+    /// The machine was not reached, or a command did not run.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// `systemctl stop` ran and failed (e.g. sudo or polkit refused it).
+    #[error("{machine}: stopping its watchdog timers failed ({status}): {stderr}; they are still armed and will roll it back unless stopped by hand (`systemctl stop {units}`)")]
+    Refused {
+        /// The machine.
+        machine: String,
+        /// `exit code N`.
+        status: String,
+        /// What systemctl or sudo said.
+        stderr: String,
+        /// The timers, for the hint.
+        units: String,
+    },
+    /// After the stop, watchdogs of the attempt are still there.
+    #[error("{machine}: after stopping its watchdogs, {left} still armed or running; it may roll back on its own; check `systemctl list-timers 'lab-*'` on it")]
+    StillArmed {
+        /// The machine.
+        machine: String,
+        /// What is left (`lab-confirm-x.timer armed`, …).
+        left: String,
+    },
+}
 
 /// Every transient unit lab starts gets a one-line description of its own.
 /// Without one, systemd-run describes a unit by its command line, and a
@@ -227,19 +335,21 @@ impl Remote<'_> {
         self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
     }
 
-    /// Runs `switch-to-configuration goal` of `system` in a transient unit
-    /// (as nixos-rebuild does), so it survives the loss of this connection;
-    /// then, on the machine, arms the confirmation watchdog `confirm_unit`
-    /// for `confirm` (when given). Returns the command's output.
-    pub async fn activate(
+    /// Starts `switch-to-configuration goal` of `system` in the detached
+    /// transient unit `unit` (as nixos-rebuild does), so it survives the
+    /// loss of this connection; then, on the machine, the unit arms the
+    /// confirmation watchdog `confirm_unit` for `confirm` (when given) and
+    /// records the switch's exit status ([`status_path`]). Returns once the
+    /// unit started; [`poll`](Self::poll) follows it.
+    pub async fn start_activation(
         &self,
         probe: &Probe,
         unit: &str,
         system: &str,
         goal: Goal,
         confirm: Option<(&str, Duration, &Rollback)>,
-    ) -> Result<Output, ExecError> {
-        let mut argv = waited_unit(probe, unit, "activation", &["LOCALE_ARCHIVE", "NIXOS_INSTALL_BOOTLOADER"]);
+    ) -> Result<(), ExecError> {
+        let mut argv = detached_unit(probe, unit, "activation", &["LOCALE_ARCHIVE", "NIXOS_INSTALL_BOOTLOADER"]);
         match confirm {
             None => {
                 argv.push(format!("{system}/bin/switch-to-configuration"));
@@ -247,7 +357,6 @@ impl Remote<'_> {
             }
             Some((confirm_unit, span, rollback)) => {
                 argv.extend([
-                    "--".into(),
                     probe.sh.clone(),
                     "-c".into(),
                     ACTIVATE_SCRIPT.into(),
@@ -261,30 +370,90 @@ impl Remote<'_> {
                 argv.extend(self.rollback_argv(probe, rollback));
             }
         }
-        self.exec.run(&self.privileged(argv).timeout(ACTIVATION_TIMEOUT)).await
+        self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
     }
 
-    /// Rolls back now, in a transient unit that survives this connection.
-    pub async fn rollback_now(&self, probe: &Probe, unit: &str, rollback: &Rollback) -> Result<Output, ExecError> {
-        let mut argv = waited_unit(probe, unit, "rollback", &[]);
-        argv.push("--".into());
+    /// Starts a rollback now, in a detached unit that survives this
+    /// connection; [`poll`](Self::poll) follows it.
+    pub async fn start_rollback(&self, probe: &Probe, unit: &str, rollback: &Rollback) -> Result<(), ExecError> {
+        let mut argv = detached_unit(probe, unit, "rollback", &[]);
         argv.extend(self.rollback_argv(probe, rollback));
-        self.exec.run(&self.privileged(argv).timeout(ACTIVATION_TIMEOUT)).await
+        self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
     }
 
-    /// Stops the watchdog timers `units` (missing ones are fine).
-    pub async fn disarm(&self, probe: &Probe, units: &[String]) -> Result<(), ExecError> {
+    /// Where the detached unit `unit` stands (one round trip).
+    pub async fn poll(&self, probe: &Probe, unit: &str) -> Result<UnitState, ExecError> {
+        let argv = vec![
+            probe.sh.clone(),
+            "-c".into(),
+            POLL_SCRIPT.into(),
+            "lab-poll".into(),
+            status_path(unit),
+            log_path(unit),
+            probe.systemctl.clone(),
+            unit.into(),
+        ];
+        let out = self.exec.run_ok(&Cmd::new(argv).timeout(QUICK)).await?;
+        let text = out.stdout_text();
+        let mut lines = text.lines();
+        match lines.next().map(str::trim) {
+            Some("ended") => {
+                let status = lines.next().and_then(|l| l.trim().parse().ok());
+                Ok(UnitState::Ended { status, log: lines.collect::<Vec<_>>().join("\n") })
+            }
+            Some("running") => Ok(UnitState::Running),
+            Some("gone") => Ok(UnitState::Gone),
+            _ => Err(ExecError::Invalid {
+                machine: self.exec.machine().into(),
+                message: format!(
+                    "asked where the unit {unit} stands, it answered {:?}",
+                    crate::exec::tail(&out.stdout, 200)
+                ),
+            }),
+        }
+    }
+
+    /// Stops the watchdog timers `units` and verifies, in a second round
+    /// trip, that none of them is armed and none of their rollbacks runs.
+    /// A timer that is already gone is fine (`systemctl stop` exit 5, "not
+    /// loaded"); any other failure of the stop is an error, as is anything
+    /// left after it.
+    pub async fn disarm(&self, probe: &Probe, units: &[String]) -> Result<(), DisarmError> {
+        let machine = self.exec.machine().to_string();
         let mut argv = vec![probe.systemctl.clone(), "stop".into()];
         argv.extend(units.iter().map(|u| format!("{u}.timer")));
-        // `systemctl stop` of a timer that already went is exit 5; what
-        // matters is the system running afterwards, which the caller reads.
-        self.exec.run(&self.privileged(argv).timeout(QUICK)).await.map(drop)
-    }
-
-    /// True while the transient unit `unit` is still running.
-    pub async fn unit_active(&self, probe: &Probe, unit: &str) -> Result<bool, ExecError> {
-        let argv = vec![probe.systemctl.clone(), "is-active".into(), "--quiet".into(), format!("{unit}.service")];
-        Ok(self.exec.run(&Cmd::new(argv).timeout(QUICK)).await?.success())
+        let out = self.exec.run(&self.privileged(argv).timeout(QUICK)).await?;
+        if !matches!(out.status, Some(0) | Some(5)) {
+            return Err(DisarmError::Refused {
+                machine,
+                status: out.status.map_or("killed by a signal".into(), |c| format!("exit code {c}")),
+                stderr: crate::exec::tail(&out.stderr, 300),
+                units: units.iter().map(|u| format!("{u}.timer")).collect::<Vec<_>>().join(" "),
+            });
+        }
+        let mut argv = vec![probe.sh.clone(), "-c".into(), VERIFY_DISARMED_SCRIPT.into(), "lab-verify-disarmed".into()];
+        argv.push(probe.systemctl.clone());
+        argv.extend(units.iter().cloned());
+        let out = self.exec.run_ok(&Cmd::new(argv).timeout(QUICK)).await?;
+        let text = out.stdout_text();
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        if lines.last() != Some(&"verified") {
+            return Err(DisarmError::Exec(ExecError::Invalid {
+                machine,
+                message: format!(
+                    "asked whether its watchdogs are gone, it answered {:?}",
+                    crate::exec::tail(&out.stdout, 200)
+                ),
+            }));
+        }
+        let left: Vec<String> = lines[..lines.len() - 1]
+            .iter()
+            .filter_map(|l| l.split_once(' ').map(|(what, unit)| format!("{unit} {what}")))
+            .collect();
+        match left.is_empty() {
+            true => Ok(()),
+            false => Err(DisarmError::StillArmed { machine, left: left.join(", ") }),
+        }
     }
 
     /// Makes the store path `system` by building its derivation `drv` on
@@ -318,16 +487,19 @@ impl Remote<'_> {
     }
 }
 
-/// `systemd-run` starting the transient unit `unit` and waiting for it,
-/// passing on the environment variables `env` (as nixos-rebuild does), its
-/// output piped back; the command follows.
-fn waited_unit(probe: &Probe, unit: &str, what: &str, env: &[&str]) -> Vec<String> {
+/// `systemd-run` starting the detached transient unit `unit` (no `--wait`,
+/// no `--pipe`: its output goes to [`log_path`] on the machine, its exit
+/// status to [`status_path`], through [`DETACHED_SCRIPT`]), passing on the
+/// environment variables `env` (as nixos-rebuild does); the command follows.
+fn detached_unit(probe: &Probe, unit: &str, what: &str, env: &[&str]) -> Vec<String> {
     let mut argv = vec![probe.systemd_run.clone(), description(what)];
     for name in env {
         argv.extend(["-E".to_string(), name.to_string()]);
     }
-    argv.extend(["--collect", "--no-ask-password", "--pipe", "--quiet", "--service-type=exec"].map(String::from));
-    argv.extend([format!("--unit={unit}"), "--wait".into()]);
+    argv.extend(["--collect", "--no-ask-password", "--quiet", "--service-type=exec"].map(String::from));
+    argv.extend([format!("--unit={unit}"), "--".into()]);
+    argv.extend([probe.sh.clone(), "-c".into(), DETACHED_SCRIPT.into(), "lab-detached".into()]);
+    argv.extend([log_path(unit), status_path(unit)]);
     argv
 }
 
@@ -359,6 +531,34 @@ mod tests {
         assert!(!format!("{with_password:?}").contains("pw\""));
         let doas = Escalation { command: vec!["doas".into()], password: None };
         assert_eq!(doas.wrap("deploy", vec!["reboot".into()]).argv, ["doas", "reboot"]);
+    }
+
+    /// systemd expands `${NAME}` (and collapses `$$`) in a unit's command
+    /// line, so the scripts units run must hold neither.
+    #[test]
+    fn unit_scripts_survive_systemd_expansion() {
+        for script in [DETACHED_SCRIPT, ACTIVATE_SCRIPT, ROLLBACK_SCRIPT] {
+            assert!(!script.contains("${") && !script.contains("$$"), "{script}");
+        }
+    }
+
+    /// A detached unit's body records the command's status only after it
+    /// ended, atomically, and its output in the log.
+    #[test]
+    fn the_detached_body_records_status_and_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, status) = (dir.path().join("u/u.log"), dir.path().join("u/u.status"));
+        let out = std::process::Command::new("sh")
+            .args(["-c", DETACHED_SCRIPT, "lab-detached"])
+            .arg(&log)
+            .arg(&status)
+            .args(["sh", "-c", "echo said; exit 4"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4));
+        assert_eq!(std::fs::read_to_string(&status).unwrap(), "4\n");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "said\n");
+        assert!(!dir.path().join("u/u.status.tmp").exists());
     }
 
     /// The constant scripts take their data as arguments: run them with a

@@ -227,6 +227,40 @@ async fn a_generation_that_breaks_ssh_is_rolled_back_by_the_machine_itself() {
     assert!(fired - switched <= 10_000, "within confirmTimeout: {log:?}");
 }
 
+/// A switch's exit status is read from the machine and reported; the
+/// machine goes back.
+#[tokio::test(start_paused = true)]
+async fn a_failed_switch_is_reported_with_its_status_and_rolled_back() {
+    let eval = evaluation(&[("a", &[], json!({}))]);
+    let h = Harness::new(&eval);
+    h.sim.fault("a", |f| f.activation_fails = true);
+    let rt = h.sim.runtime();
+    let report = h.run(&spec(RunKind::Deploy), &eval, &rt).await;
+    assert_eq!(outcome(&report, "a"), MachineOutcome::RolledBack, "{report:?}");
+    assert!(report.machines["a"].1.contains("switch-to-configuration switch exited with status 1"), "{report:?}");
+    assert_eq!(h.sim.machine("a").current, "/nix/store/a-old");
+    assert!(h.sim.machine("a").timers.is_empty());
+}
+
+/// Confirming checks its own stop and that nothing is left armed: a
+/// refused stop or a timer still armed is never reported confirmed.
+#[tokio::test(start_paused = true)]
+async fn a_watchdog_lab_could_not_disarm_is_never_reported_confirmed() {
+    for (fault, says) in [("refused", "stopping its watchdog timers failed"), ("ignored", ".timer armed")] {
+        let eval = evaluation(&[("a", &[], json!({ "confirmTimeout": 10 }))]);
+        let h = Harness::new(&eval);
+        h.sim.fault("a", |f| match fault {
+            "refused" => f.disarm_refused = true,
+            _ => f.disarm_ignored = true,
+        });
+        let rt = h.sim.runtime();
+        let report = h.run(&spec(RunKind::Deploy), &eval, &rt).await;
+        assert_ne!(outcome(&report, "a"), MachineOutcome::Done, "{fault}: {report:?}");
+        assert!(report.machines["a"].1.contains(says), "{fault}: {report:?}");
+        assert!(h.sim.log().iter().all(|(_, _, w)| !w.starts_with("disarm")), "{fault}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn reboots_follow_the_order_and_a_lost_machine_stops_the_run_at_its_deadline() {
     let eval = evaluation(&[("a", &[], json!({})), ("b", &["a"], json!({})), ("c", &["b"], json!({}))]);

@@ -91,36 +91,39 @@ impl SimExec {
         });
     }
 
-    /// `systemd-run`: a rollback timer, an activation (bare, or wrapped in
-    /// `lab-activate` with its confirm watchdog) or a rollback now.
+    /// `systemd-run`: a rollback timer, or a detached unit (`lab-detached`)
+    /// running an activation (bare, or wrapped in `lab-activate` with its
+    /// confirm watchdog) or a rollback now. A detached unit of the
+    /// simulation has ended, its status recorded, when systemd-run returns:
+    /// lab's first look finds it, so timings stay exact.
     async fn systemd_run(&self, argv: &[String]) -> Result<Output, ExecError> {
         let unit = opt(argv, "--unit").unwrap_or_default();
-        let rest = argv.iter().position(|a| a == "--").map(|d| &argv[d + 1..]);
+        let rest = &argv[at(argv, "--") + 1..];
         if let Some(span) = opt(argv, "--on-active") {
-            let rest = rest.unwrap();
             self.arm(unit, Duration::from_secs(span.parse().unwrap()), rest[at(rest, "lab-rollback")..].to_vec());
             return ok("");
         }
+        assert!(!argv.iter().any(|a| a == "--wait" || a == "--pipe"), "activation is detached: {argv:?}");
+        let d = at(rest, "lab-detached");
+        assert_eq!(rest[d + 2], format!("/run/lab/{unit}.status"), "{rest:?}");
+        let inner = &rest[d + 3..];
         tokio::time::sleep(self.sim.with(|s| s.activation_time)).await;
-        match rest {
-            None => {
-                let goal = argv.last().unwrap();
-                let system = argv[argv.len() - 2].trim_end_matches("/bin/switch-to-configuration");
-                exit(self.switch(system, goal))
-            }
-            Some(rest) if rest.iter().any(|a| a == "lab-activate") => {
-                let a = at(rest, "lab-activate");
-                let (system, goal, span, confirm) = (&rest[a + 1], &rest[a + 2], &rest[a + 4], &rest[a + 5]);
-                let code = self.switch(system, goal);
-                let rollback = rest[at(rest, "lab-rollback")..].to_vec();
-                self.arm(confirm.clone(), Duration::from_secs(span.parse().unwrap()), rollback);
-                exit(code)
-            }
-            Some(rest) => {
-                self.rollback(&rest[at(rest, "lab-rollback")..]);
-                ok("")
-            }
-        }
+        let code = if inner.iter().any(|a| a == "lab-activate") {
+            let a = at(inner, "lab-activate");
+            let (system, goal, span, confirm) = (&inner[a + 1], &inner[a + 2], &inner[a + 4], &inner[a + 5]);
+            let code = self.switch(system, goal);
+            let rollback = inner[at(inner, "lab-rollback")..].to_vec();
+            self.arm(confirm.clone(), Duration::from_secs(span.parse().unwrap()), rollback);
+            code
+        } else if inner.iter().any(|a| a == "lab-rollback") {
+            self.rollback(&inner[at(inner, "lab-rollback")..]);
+            0
+        } else {
+            let system = inner[0].trim_end_matches("/bin/switch-to-configuration");
+            self.switch(system, &inner[1])
+        };
+        self.sim.with(|s| s.machines.get_mut(&self.name).unwrap().statuses.insert(unit, code));
+        ok("")
     }
 }
 
@@ -142,6 +145,15 @@ impl Executor for SimExec {
                 let (b, p) = (&m.booted, &m.profile);
                 ok(format!("{b}\n{b}\n{b}\n{p}\n{p}\n{p}\n"))
             }
+            ["sh", "-c", _, "lab-poll", _, _, _, unit] => match m.statuses.get(*unit) {
+                Some(code) => ok(format!("ended\n{code}\n")),
+                None => ok("gone\n"),
+            },
+            ["sh", "-c", _, "lab-verify-disarmed", _, units @ ..] => {
+                let left: String =
+                    units.iter().filter(|u| m.timers.contains(**u)).map(|u| format!("armed {u}.timer\n")).collect();
+                ok(format!("{left}verified\n"))
+            }
             ["sh", "-c", _] => ok(format!("sh\nnix-env\nsystemd-run\nsystemctl\n{}\n{}\n", m.current, m.profile)),
             ["readlink", "-f", "/run/current-system"] => ok(m.current.clone()),
             ["readlink", "-f", _] => ok(m.profile.clone()),
@@ -157,6 +169,10 @@ impl Executor for SimExec {
                 });
                 ok("")
             }
+            ["systemctl", "stop", _, ..] if m.faults.disarm_refused => {
+                Ok(Output { status: Some(1), stdout: Vec::new(), stderr: b"sudo: a password is required".to_vec() })
+            }
+            ["systemctl", "stop", _, ..] if m.faults.disarm_ignored => ok(""),
             ["systemctl", "stop", timers @ ..] => {
                 self.sim.note(&self.name, "disarm".into());
                 let timers: Vec<String> = timers.iter().map(|t| t.trim_end_matches(".timer").to_string()).collect();
@@ -212,6 +228,7 @@ impl Executor for SimExec {
                 m.booted = m.profile.clone();
                 m.current = m.profile.clone();
                 m.timers.clear();
+                m.statuses.clear();
                 m.up = true;
                 m.up_at = None;
             });

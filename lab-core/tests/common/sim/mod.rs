@@ -44,6 +44,10 @@ pub struct Faults {
     pub never_returns: bool,
     /// The new system breaks sshd: unreachable (and unhealthy) while it runs.
     pub breaks_ssh: bool,
+    /// `systemctl stop` of the watchdogs fails (sudo refuses): exit 1.
+    pub disarm_refused: bool,
+    /// `systemctl stop` of the watchdogs says 0 but leaves them armed.
+    pub disarm_ignored: bool,
 }
 
 /// One simulated machine.
@@ -62,6 +66,8 @@ pub struct SimMachine {
     /// Activations of a system other than the one it ran at start.
     pub activations: usize,
     pub timers: BTreeSet<String>,
+    /// Exit statuses lab's detached units recorded in /run/lab, by unit.
+    pub statuses: BTreeMap<String, i32>,
     pub deps: Vec<String>,
     pub critical: bool,
 }
@@ -123,6 +129,7 @@ impl Sim {
                     reboots: 0,
                     activations: 0,
                     timers: BTreeSet::new(),
+                    statuses: BTreeMap::new(),
                     deps: m.metadata.dependencies.clone(),
                     critical: m.metadata.orchestration.criticality_level == Criticality::Critical,
                 };
