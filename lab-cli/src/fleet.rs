@@ -61,8 +61,9 @@ impl FleetArgs {
         })
     }
 
-    /// Reads the fleet, warning on stderr about configurations without the
-    /// lab module. A fleet that manages no configuration ends lab with exit
+    /// Reads the fleet, warning (through tracing, so `-q` silences it) about
+    /// configurations without the lab module, except those the fleet's
+    /// `lab.unmanaged` names as unmanaged on purpose. A fleet that manages no configuration ends lab with exit
     /// 1 (the fleet is not clean), not 2 (lab could not run).
     pub fn load(&self) -> Result<Evaluation> {
         let evaluation = match eval::evaluate(&self.source()?, &self.options()?) {
@@ -75,9 +76,11 @@ impl FleetArgs {
             }
             Err(e) => return Err(e.into()),
         };
-        for name in &evaluation.unmanaged {
-            eprintln!(
-                "warning: `{name}` has no lab module (unmanaged); import nix/modules/lab-machine.nix to manage it"
+        for name in evaluation.unexpected_unmanaged() {
+            tracing::warn!(
+                "`{}` has no lab module (unmanaged); import nix/modules/lab-machine.nix to manage it, \
+                 or list it in the fleet's lab.unmanaged if that is on purpose",
+                lab_core::printable::printable(name)
             );
         }
         Ok(evaluation)

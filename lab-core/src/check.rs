@@ -52,8 +52,37 @@ fn fleet_problems(eval: &Evaluation) -> Vec<Problem> {
     }
     out.extend(graph::fleet_problems(&machines));
     out.extend(eval.machines.values().flat_map(name_problems));
+    out.extend(stale_unmanaged(eval));
     out.sort_by(|a, b| (&a.machine, &a.field).cmp(&(&b.machine, &b.field)));
     out
+}
+
+/// Names in the fleet's `lab.unmanaged` setting that are not configurations
+/// without lab's module: a machine since given the module (the entry is
+/// stale but harmless) or no configuration at all (a typo, which would
+/// leave the real one warned about). Warnings: nothing runs differently.
+fn stale_unmanaged(eval: &Evaluation) -> Vec<Problem> {
+    let failed = |name: &str| eval.failures.iter().any(|f| f.machine == name);
+    eval.settings
+        .unmanaged
+        .iter()
+        .filter(|name| !eval.unmanaged.contains(name) && !failed(name))
+        .map(|name| {
+            let why = if eval.machines.contains_key(name) {
+                "has lab's module and is managed"
+            } else {
+                "is no configuration of the fleet"
+            };
+            Problem::warning(
+                name,
+                "lab.unmanaged",
+                format!(
+                    "the fleet's lab.unmanaged names `{}`, which {why}; remove it from lab.unmanaged",
+                    crate::printable::printable(name)
+                ),
+            )
+        })
+        .collect()
 }
 
 /// What the name stands for beyond the metadata: a name that garbles every

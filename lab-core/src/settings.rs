@@ -10,6 +10,7 @@
 //!   rebootWindow = "Sat 02:00-05:00";     # reboots only inside it (--ignore-window overrides)
 //!   notify = { command = [ "/run/current-system/sw/bin/notify-send-lab" ]; webhook = "https://…"; timeout = 10; };
 //!   ssh.options = [ "ConnectTimeout=10" ];
+//!   unmanaged = [ "installer" ];          # without lab's module on purpose: no warning
 //! };
 //! ```
 
@@ -39,6 +40,12 @@ pub struct FleetSettings {
     /// ssh settings for every machine.
     #[serde(default, skip_serializing_if = "SshSettings::is_empty")]
     pub ssh: SshSettings,
+    /// Configurations that are without lab's module on purpose (an
+    /// installer image, a test VM): lab does not warn about them. A name
+    /// here that is managed, or no configuration at all, is a `lab check`
+    /// warning, so a stale entry does not hide a machine later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmanaged: Vec<String>,
 }
 
 /// `lab.ssh`.
@@ -59,7 +66,7 @@ impl SshSettings {
 
 /// Settings that do not have the expected shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the fleet's lab settings: {path}: {message}; see the documented settings (maxParallel, maxUnavailablePerGroup, rebootWindow, notify, ssh.options)")]
+#[error("the fleet's lab settings: {path}: {message}; see the documented settings (maxParallel, maxUnavailablePerGroup, rebootWindow, notify, ssh.options, unmanaged)")]
 pub struct SettingsError {
     /// Where, e.g. `rebootWindow`.
     pub path: String,
@@ -94,6 +101,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.max_parallel, NonZeroUsize::new(3));
         assert_eq!(s.reboot_window.unwrap().to_string(), "Sat 02:00-05:00");
+        let s = FleetSettings::from_json(json!({"unmanaged": ["installer"]})).unwrap();
+        assert_eq!(s.unmanaged, ["installer"]);
         let err = FleetSettings::from_json(json!({"maxParalel": 3})).unwrap_err().to_string();
         assert!(err.starts_with("the fleet's lab settings: maxParalel: unknown field `maxParalel`"), "{err}");
         let err = FleetSettings::from_json(json!({"rebootWindow": "Caturday"})).unwrap_err().to_string();

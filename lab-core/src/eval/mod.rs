@@ -119,6 +119,14 @@ impl Evaluation {
     pub fn is_clean(&self) -> bool {
         self.failures.is_empty()
     }
+
+    /// The configurations without lab's module that the fleet does not say
+    /// are unmanaged on purpose (its `lab.unmanaged` setting): the ones a
+    /// frontend warns about, since a machine that forgot the module is
+    /// otherwise silently left out of every run.
+    pub fn unexpected_unmanaged(&self) -> Vec<&str> {
+        self.unmanaged.iter().filter(|name| !self.settings.unmanaged.contains(name)).map(String::as_str).collect()
+    }
 }
 
 fn settings_are_default(settings: &FleetSettings) -> bool {
