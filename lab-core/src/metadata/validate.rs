@@ -133,8 +133,11 @@ pub fn validate(machine: &str, metadata: &MachineMetadata) -> Vec<Problem> {
         }
     }
 
+    // A machine reached at the controller itself (lab managing the host it
+    // runs on) is what a local check on the controller tests: nothing to flag.
+    let target_is_controller = metadata.target_host.as_deref().is_some_and(is_controller);
     for (i, check) in metadata.health_checks.iter().enumerate() {
-        validate_check(&mut out, machine, &format!("healthChecks[{i}]"), check);
+        validate_check(&mut out, machine, &format!("healthChecks[{i}]"), check, target_is_controller);
         if let Some(first) = metadata.health_checks[..i].iter().position(|c| c == check) {
             err(
                 &mut out,
@@ -172,9 +175,14 @@ fn check_port(out: &mut Vec<Problem>, machine: &str, field: &str, port: i64) {
     }
 }
 
-fn validate_check(out: &mut Vec<Problem>, machine: &str, at: &str, check: &HealthCheck) {
+/// `target_is_controller`: the machine's targetHost is the controller, so a
+/// check on the controller that tests the controller tests the machine.
+fn validate_check(out: &mut Vec<Problem>, machine: &str, at: &str, check: &HealthCheck, target_is_controller: bool) {
     let mut err = |field: &str, message: String| out.push(Problem::error(machine, format!("{at}.{field}"), message));
     let common = check.common();
+    // Whether a check that would test the controller is a mistake: it is
+    // unless the machine is the controller.
+    let on_other_controller = common.run_on == RunOn::Controller && !target_is_controller;
     match check {
         HealthCheck::Http { url, expected_status, headers, .. } => {
             // Messages show the url without its credentials.
@@ -188,7 +196,7 @@ fn validate_check(out: &mut Vec<Problem>, machine: &str, at: &str, check: &Healt
                     err("url", format!("\"{shown}\" has no host; write it as http://HOST[:PORT]/PATH"))
                 }
                 Ok(parsed) => {
-                    if common.run_on == RunOn::Controller && is_local(parsed.host_str().unwrap_or_default()) {
+                    if on_other_controller && is_local(parsed.host_str().unwrap_or_default()) {
                         err("url", local_on_controller(&shown));
                     }
                 }
@@ -220,10 +228,10 @@ fn validate_check(out: &mut Vec<Problem>, machine: &str, at: &str, check: &Healt
             if let Some(h) = host {
                 if h.trim().is_empty() {
                     err("host", "host is empty; leave it unset to check the machine itself".into());
-                } else if common.run_on == RunOn::Controller && is_local(h) {
+                } else if on_other_controller && is_local(h) {
                     err("host", local_on_controller(h));
                 }
-            } else if common.run_on == RunOn::Controller {
+            } else if on_other_controller {
                 err("host", "a tcp check that runs on the controller needs `host`: without it, it would test the controller; set host or use runOn = \"target\"".into());
             }
         }
@@ -257,6 +265,14 @@ fn validate_check(out: &mut Vec<Problem>, machine: &str, at: &str, check: &Healt
 fn is_local(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost") || host.starts_with("127.") || host == "::1"
+}
+
+/// Whether `host` is the controller lab runs on: a loopback name or address,
+/// or this host's own name (as the kernel has it, case and a final dot aside).
+fn is_controller(host: &str) -> bool {
+    static HOSTNAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let own = HOSTNAME.get_or_init(crate::orchestrate::lock::hostname);
+    is_local(host) || host.trim_end_matches('.').eq_ignore_ascii_case(own.trim_end_matches('.'))
 }
 
 fn local_on_controller(what: &str) -> String {
