@@ -198,6 +198,9 @@ void lab_cancel_free(struct LabCancel *cancel);
 // [outcome, reason]}}`. Status: `LAB_OK`; `LAB_ERR_NOT_CLEAN` when a
 // machine failed or was rolled back; `LAB_ERR_CANCELLED` when stopped;
 // `LAB_ERR_LOCKED` when another run holds the fleet; else an error object.
+// A dry run the real run would refuse as it begins (a reboot outside the
+// fleet's rebootWindow) ends with that refusal's status and error object,
+// as the CLI's exit code does, its JSON under `dryRun`.
 //
 // # Safety
 // `request_json` NULL or NUL-terminated; `cancel` NULL or live; `out` as in

@@ -80,6 +80,9 @@ pub unsafe extern "C" fn lab_cancel_free(cancel: *mut LabCancel) {
 /// [outcome, reason]}}`. Status: `LAB_OK`; `LAB_ERR_NOT_CLEAN` when a
 /// machine failed or was rolled back; `LAB_ERR_CANCELLED` when stopped;
 /// `LAB_ERR_LOCKED` when another run holds the fleet; else an error object.
+/// A dry run the real run would refuse as it begins (a reboot outside the
+/// fleet's rebootWindow) ends with that refusal's status and error object,
+/// as the CLI's exit code does, its JSON under `dryRun`.
 ///
 /// # Safety
 /// `request_json` NULL or NUL-terminated; `cancel` NULL or live; `out` as in
@@ -182,7 +185,17 @@ fn long_run(
         tokio::join!(run, forward).0
     });
     let (outcome, value) = match result.map_err(run_error)? {
-        Driven::DryRun(shown) => (shown.report.outcome, shown.to_json()),
+        // A dry run the real run would refuse as it begins (a reboot outside
+        // the window) ends with that refusal's status, as the CLI's exit
+        // code does; the plan it showed is in the error object.
+        Driven::DryRun(shown) => match shown.refusal() {
+            Some(refused) => {
+                let mut error = run_error(refused);
+                error.object["dryRun"] = shown.to_json();
+                return Err(error);
+            }
+            None => (shown.report.outcome, shown.to_json()),
+        },
         Driven::Finished(report) => (report.outcome, serde_json::to_value(&report).unwrap_or_default()),
     };
     match outcome {

@@ -40,6 +40,10 @@ pub enum SourceSpecError {
     /// Nothing given and no flake.nix in the working directory.
     #[error("no fleet given and no flake.nix in {0}; pass --flake REF, --file PATH, --hosts-dir DIR --nixpkgs PATH or --json-file PATH")]
     Nothing(String),
+    /// A flake reference naming an attribute (`FLAKE#NAME`); `FLAKE#` is
+    /// taken as the flake (see [`crate::flake_ref::whole_flake`]).
+    #[error(transparent)]
+    Attribute(#[from] crate::flake_ref::AttributeGiven),
 }
 
 impl SourceSpec {
@@ -58,7 +62,9 @@ impl SourceSpec {
             return Err(SourceSpecError::Conflicting(given.join(", ")));
         }
         if let Some(flake) = &self.flake {
-            return Ok(Source::Flake(flake.clone()));
+            // Here, so every frontend takes `.#` (the nixos-rebuild and
+            // deploy-rs habit) as the flake `.` alike.
+            return Ok(Source::Flake(crate::flake_ref::whole_flake(flake)?.to_string()));
         }
         if let Some(file) = &self.file {
             return Ok(Source::File(file.clone()));

@@ -48,9 +48,12 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
     if prior.as_ref().map(|p| p.state) == Some(StepState::Finished) {
         ctx.already_done(&id, name);
     } else {
-        let delay = if plan.options.no_delay || ctx.rt.dry_run { Duration::ZERO } else { seconds(o.reboot_delay) };
+        let delay = if plan.options.no_delay { Duration::ZERO } else { seconds(o.reboot_delay) };
         let waited = prior.and_then(|p| p.started_ms).map_or(0, |t| now_ms().saturating_sub(t));
         let delay = delay.saturating_sub(Duration::from_millis(waited));
+        // The step (and its event) says the delay the real run waits, as
+        // the plan does; a dry run only does not sleep it.
+        let sleep = if ctx.rt.dry_run { Duration::ZERO } else { delay };
         let step = ctx.start(
             KIND,
             name,
@@ -65,7 +68,7 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
         let (slept, (early, ready), ()) = tokio::join!(
             async {
                 tokio::select! {
-                    () = tokio::time::sleep(delay) => true,
+                    () = tokio::time::sleep(sleep) => true,
                     // Left started: resume waits for the rest.
                     () = ctx.rt.cancel.cancelled() => false,
                 }
