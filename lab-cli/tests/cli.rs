@@ -113,5 +113,5 @@ fn errors_are_one_line_saying_what_to_do() {
 
     let slow = lab(&["machines", "--file", &fleet("slow.nix"), "--eval-timeout", "0.3"]);
     assert_eq!(slow.code, 2);
-    assert_eq!(slow.stderr, "error: evaluation exceeded --eval-timeout (0.3s) and was stopped; raise --eval-timeout, or look for a host that loops\n");
+    assert_eq!(slow.stderr, "error: evaluation exceeded --eval-timeout (0.3s) and was stopped; still evaluating: `slow`; finished: none; look for a loop or a slow import in the hosts still evaluating, or raise --eval-timeout\n");
 }

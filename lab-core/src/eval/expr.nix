@@ -26,6 +26,11 @@
 # `failed` marks a host whose error builtins.tryEval caught (throw, assert);
 # errors tryEval cannot catch (syntax errors, missing attributes) fail the
 # whole process and lab falls back to reading hosts one by one.
+#
+# Progress, on stderr (builtins.trace), so a process stopped at the timeout
+# still tells which hosts it had read: a chunk first traces
+# `lab-hosts [NAMES]`, then each host `lab-start "NAME"` as nix begins it
+# and `lab-done "NAME"` once it is read (names as JSON strings).
 { kind, target, nixpkgs ? "", chunk ? "0", chunks ? "1", only ? "", list ? "" }:
 let
   inherit (builtins) attrNames filter fromJSON genList length elemAt listToAttrs tryEval deepSeq;
@@ -96,10 +101,19 @@ let
     let r = tryEval (let v = read name; in deepSeq v v); in
     if r.success then r.value else { failed = true; };
 
+  # `seq` forces the guarded host (its tryEval of a deepSeq: the whole
+  # read) before `lab-done` is traced.
+  traced = name:
+    let v = guarded name; in
+    builtins.trace "lab-start ${builtins.toJSON name}" (builtins.seq v (builtins.trace "lab-done ${builtins.toJSON name}" v));
+
   readAll = f: selected: listToAttrs (map (name: { inherit name; value = f name; }) selected);
 in
 if list == "1" then names
 # `only = "[]"` reads no host: the settings alone.
 else if only == "[]" then { hosts = { }; inherit settings; }
 else if only != "" then { hosts = readAll read (fromJSON only); settings = null; }
-else { hosts = readAll guarded chunkNames; settings = if k == 0 then settings else null; }
+else {
+  hosts = builtins.trace "lab-hosts ${builtins.toJSON chunkNames}" (readAll traced chunkNames);
+  settings = if k == 0 then settings else null;
+}

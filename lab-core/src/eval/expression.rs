@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::nix::{Failure, Nix};
-use super::EvalError;
+use super::{EvalError, Stopped};
 
 /// Evaluates `expr` strictly to JSON. When `args` is not empty, `expr` must
 /// be a function taking them (`{ name, ... }: …`); each arrives as a string.
@@ -21,7 +21,7 @@ pub fn evaluate_expression(
     // A timeout too long to be a point in time is no deadline (not a panic).
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let out = nix.eval_expr(expr, &pairs, deadline).map_err(|failure| match failure {
-        Failure::Timeout => EvalError::Timeout(timeout.unwrap_or_default()),
+        Failure::Timeout(_) => EvalError::Timeout(Box::new(Stopped::after(timeout.unwrap_or_default()))),
         Failure::Spawn(e) => EvalError::NixSpawn(e),
         Failure::Nix(m) => {
             EvalError::Fleet { fleet: "the expression".into(), message: m.message, location: m.location }

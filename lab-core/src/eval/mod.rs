@@ -26,8 +26,10 @@ pub use lookup::LookupError;
 
 mod expression;
 mod spec;
+mod timeout;
 pub use expression::evaluate_expression;
 pub use spec::{SourceSpec, SourceSpecError};
+pub use timeout::Stopped;
 
 /// Where a fleet comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,9 +174,10 @@ pub enum EvalError {
         /// `file:line` where nix places the error.
         location: Option<String>,
     },
-    /// The evaluation ran past [`EvalOptions::timeout`].
-    #[error("evaluation exceeded --eval-timeout ({}s) and was stopped; raise --eval-timeout, or look for a host that loops", .0.as_secs_f64())]
-    Timeout(Duration),
+    /// The evaluation ran past [`EvalOptions::timeout`]: which hosts were
+    /// still evaluating, which were not reached and which were read.
+    #[error("{0}")]
+    Timeout(Box<Stopped>),
     /// No configuration of the fleet carries lab's metadata: nothing to
     /// orchestrate, which is never what was meant.
     #[error("{}", nothing_managed(.fleet, .unmanaged))]
@@ -264,7 +267,9 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
     // A timeout too long to be a point in time (e.g. 1.5e19 s) is no deadline.
     let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
     let stopped = |e| match e {
-        EvalError::Timeout(_) => EvalError::Timeout(options.timeout.unwrap_or_default()),
+        EvalError::Timeout(stopped) => {
+            EvalError::Timeout(Box::new(stopped.settle(options.timeout.unwrap_or_default())))
+        }
         other => other,
     };
     if let (Some(key), false) = (&key, options.refresh) {
@@ -277,7 +282,15 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
             // is not stored.
             let names: Vec<String> = cached.failures.drain(..).map(|f| f.machine).collect();
             let jobs = if options.jobs == 0 { cores } else { options.jobs };
-            let again = assemble(run::read_hosts(&nix, &resolved, names, jobs, deadline).map_err(stopped)?);
+            let again = run::read_hosts(&nix, &resolved, names, jobs, deadline).map_err(|e| match e {
+                // The machines from the cache were read in time too.
+                EvalError::Timeout(mut partial) => {
+                    partial.finished.extend(cached.machines.keys().chain(&cached.unmanaged).cloned());
+                    stopped(EvalError::Timeout(partial))
+                }
+                other => other,
+            });
+            let again = assemble(again?);
             cached.machines.extend(again.machines);
             cached.unmanaged.extend(again.unmanaged);
             cached.unmanaged.sort();

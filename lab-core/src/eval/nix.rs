@@ -16,8 +16,9 @@ const PROGRAM: &str = "nix-instantiate";
 /// Why one nix process gave no result.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// The deadline passed; the process was killed.
-    Timeout,
+    /// The deadline passed; the process was killed. What it had written to
+    /// stderr by then (expr.nix's progress traces among it).
+    Timeout(String),
     /// The process could not be started.
     Spawn(std::io::Error),
     /// nix failed; its message.
@@ -100,7 +101,14 @@ impl Nix {
                 Some(output) => output,
                 None => {
                     let _ = handle.kill();
-                    return Err(Failure::Timeout);
+                    // The stderr read so far: the progress of the stopped
+                    // read. Bounded, in case a child nix started (git, a
+                    // fetcher) still holds the pipe.
+                    let stderr = match handle.wait_timeout(std::time::Duration::from_secs(1)) {
+                        Ok(Some(output)) => String::from_utf8_lossy(&output.stderr).into_owned(),
+                        _ => String::new(),
+                    };
+                    return Err(Failure::Timeout(stderr));
                 }
             },
             None => handle.wait().map_err(Failure::Spawn)?,
@@ -114,12 +122,44 @@ impl Nix {
     }
 }
 
+/// How far one chunk process had got when it was stopped, from expr.nix's
+/// `lab-hosts` / `lab-start` / `lab-done` traces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// The hosts the process was to read; `None` when it had not listed
+    /// them yet (still loading the fleet, or not a chunk process).
+    pub hosts: Option<Vec<String>>,
+    /// Hosts begun, in order.
+    pub started: Vec<String>,
+    /// Hosts read, in order.
+    pub done: Vec<String>,
+}
+
+impl Progress {
+    /// Reads the traces out of a process's stderr; other lines are ignored.
+    pub fn from_stderr(stderr: &str) -> Progress {
+        let mut progress = Progress::default();
+        for line in strip_ansi(stderr).lines() {
+            let Some(trace) = line.trim().strip_prefix("trace: ") else { continue };
+            let Some((tag, json)) = trace.split_once(' ') else { continue };
+            match tag {
+                "lab-hosts" => progress.hosts = serde_json::from_str(json).ok(),
+                "lab-start" => progress.started.extend(serde_json::from_str::<String>(json).ok()),
+                "lab-done" => progress.done.extend(serde_json::from_str::<String>(json).ok()),
+                _ => {}
+            }
+        }
+        progress
+    }
+}
+
 /// Reads nix's error text, in the 2.8 layout (`error: MSG`, then `at
 /// FILE:LINE:COL:`, then the trace) and in the current one (the trace first,
 /// each frame `… while …` with its `at`, the primary `error: MSG` last).
 pub(crate) fn parse_error(stderr: &str) -> NixMessage {
     let text = strip_ansi(stderr);
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    // expr.nix's progress traces are not nix's message.
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.starts_with("trace: lab-")).collect();
     let Some(primary) = lines.iter().rposition(|l| l.starts_with("error:")) else {
         let message = lines.iter().find(|l| !l.is_empty()).map_or("nix failed without a message", |l| l);
         return NixMessage { message: message.to_string(), location: None };

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::nix::{relocate, Failure, Nix, NixMessage};
+use super::nix::{relocate, Failure, Nix, NixMessage, Progress};
 use super::source::Resolved;
-use super::EvalError;
+use super::{EvalError, Stopped};
 
 /// What nix said about one host.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +80,8 @@ pub(crate) fn read_fleet(
     let mut settings = Value::Null;
     let mut again = Vec::new();
     let mut failed_chunks = Vec::new();
+    // Set when a chunk ran out of time: what each stopped process had done.
+    let mut stopped: Option<Stopped> = None;
     for (k, output) in outputs.into_iter().enumerate() {
         match output {
             Ok(stdout) => {
@@ -95,8 +97,19 @@ pub(crate) fn read_fleet(
                 }
             }
             Err(Failure::Nix(_)) => failed_chunks.push(k),
+            Err(Failure::Timeout(stderr)) => {
+                stopped.get_or_insert_with(Stopped::default).add_progress(&Progress::from_stderr(&stderr))
+            }
             Err(other) => return Err(fatal(other)),
         }
+    }
+    if let Some(mut stopped) = stopped {
+        // Chunks that ended gave their hosts (flagged ones too: they were
+        // read, and failed); a chunk that failed as a whole named none.
+        stopped.finished.extend(hosts.keys().cloned());
+        stopped.finished.extend(again);
+        stopped.unlisted |= !failed_chunks.is_empty();
+        return Err(EvalError::Timeout(Box::new(stopped)));
     }
 
     if !failed_chunks.is_empty() {
@@ -116,7 +129,14 @@ pub(crate) fn read_fleet(
         );
     }
 
-    hosts.extend(read_hosts(nix, source, again, jobs, deadline)?);
+    let read = read_hosts(nix, source, again, jobs, deadline).map_err(|e| match e {
+        EvalError::Timeout(mut stopped) => {
+            stopped.finished.extend(hosts.keys().cloned());
+            EvalError::Timeout(stopped)
+        }
+        other => other,
+    })?;
+    hosts.extend(read);
     if failed_chunks.contains(&0) {
         // Chunk 0 carried the settings; read them on their own.
         let stdout = run(&[("only", "[]".into())]).map_err(fatal)?;
@@ -142,20 +162,40 @@ pub(crate) fn read_hosts(
     let mut hosts = BTreeMap::new();
     names.sort();
     let outputs = parallel(jobs, &names, |name| {
+        // Past the deadline a host is not begun: it was not reached, which
+        // the timeout's message tells apart from one that hangs.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
         let only = serde_json::to_string(&[name]).unwrap_or_default();
-        run(&[("only", only)])
+        Some(run(&[("only", only)]))
     });
+    let mut stopped: Option<Stopped> = None;
     for (name, output) in names.into_iter().zip(outputs) {
         let result = match output {
-            Ok(stdout) => parse_output(&stdout)?.0.into_iter().find(|(n, _)| *n == name).and_then(|(_, r)| r),
-            Err(Failure::Nix(mut e)) => {
+            Some(Ok(stdout)) => parse_output(&stdout)?.0.into_iter().find(|(n, _)| *n == name).and_then(|(_, r)| r),
+            Some(Err(Failure::Nix(mut e))) => {
                 e.location = e.location.map(|l| relocate(&l, source.root.as_deref()));
                 Some(HostResult::Failed(e))
             }
-            Err(other) => return Err(fatal(other)),
+            // Each host has its own process: the one stopped is the one
+            // that was evaluating.
+            Some(Err(Failure::Timeout(_))) => {
+                stopped.get_or_insert_with(Stopped::default).running.push(name);
+                continue;
+            }
+            None => {
+                stopped.get_or_insert_with(Stopped::default).waiting.push(name);
+                continue;
+            }
+            Some(Err(other)) => return Err(fatal(other)),
         };
         let result = result.ok_or_else(|| EvalError::Output(format!("no result for host `{name}`")))?;
         hosts.insert(name, result);
+    }
+    if let Some(mut stopped) = stopped {
+        stopped.finished.extend(hosts.into_keys());
+        return Err(EvalError::Timeout(Box::new(stopped)));
     }
     Ok(hosts)
 }
@@ -203,7 +243,8 @@ fn parse_hosts(object: serde_json::Map<String, Value>) -> Result<Vec<HostAnswer>
 
 fn fatal(failure: Failure) -> EvalError {
     match failure {
-        Failure::Timeout => EvalError::Timeout(Duration::ZERO),
+        // A listing or settings read stopped: no host's progress to tell.
+        Failure::Timeout(_) => EvalError::Timeout(Box::new(Stopped::after(Duration::ZERO))),
         Failure::Spawn(source) => EvalError::NixSpawn(source),
         Failure::Nix(e) => EvalError::Output(e.message),
     }
