@@ -21,6 +21,13 @@ pub fn redact_url(url: &str) -> String {
     parsed.to_string()
 }
 
+/// True when `url` carries a credential: a user or password, or a
+/// secret-looking query value.
+pub(crate) fn url_has_secret(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return false };
+    !parsed.username().is_empty() || parsed.password().is_some() || parsed.query_pairs().any(|(k, _)| is_secret(&k))
+}
+
 fn is_secret(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     SECRET_PARAMS.iter().any(|s| lower == *s || lower.ends_with(&format!("_{s}")) || lower.ends_with(&format!("-{s}")))
@@ -30,7 +37,7 @@ fn is_secret(name: &str) -> bool {
 const SECRET_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
 
 /// True when a header called `name` carries a credential.
-fn is_secret_header(name: &str) -> bool {
+pub(crate) fn is_secret_header(name: &str) -> bool {
     let name = name.trim().to_ascii_lowercase();
     SECRET_HEADERS.contains(&name.as_str()) || is_secret(&name) || name.contains("token")
 }

@@ -7,9 +7,15 @@
 //! a hash of the rest and how long the evaluation took (microseconds, a hint
 //! for the next run even once the key is stale); an entry whose key or hash
 //! does not match, or that does not parse, is ignored.
+//!
+//! The cache is private: its directory is 0700 and its entries 0600. An
+//! evaluation that carries credentials (a health check's Authorization or
+//! token header, a URL with a user or password) is not stored at all, so no secret lands on disk in
+//! clear; it is evaluated afresh each time.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -239,6 +245,10 @@ pub(crate) fn previous_work(key: &Key) -> Option<Duration> {
 /// only: their failure may not last (a download that failed), so a reader
 /// evaluates them again and takes the rest from here.
 pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::io::Result<()> {
+    if let Some(machine) = carries_credentials(evaluation) {
+        tracing::debug!("not caching the evaluation: {machine} has credentials in a health check");
+        return Ok(());
+    }
     #[derive(serde::Serialize)]
     struct Entry<'a> {
         machines: &'a BTreeMap<String, crate::metadata::Machine>,
@@ -254,12 +264,26 @@ pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::
     })?;
     let dir = key.file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let temporary = key.file.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&temporary)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
     writeln!(file, "{MAGIC} {} {} {}", key.digest, blake3::hash(&payload).to_hex(), work.as_micros())?;
     file.write_all(&payload)?;
     drop(file);
     std::fs::rename(&temporary, &key.file)
+}
+
+/// The first machine whose health checks carry credentials: a credential
+/// header (Authorization, a token…) or a URL with a user, password or
+/// secret query value.
+fn carries_credentials(evaluation: &Evaluation) -> Option<&str> {
+    let secret = |check: &crate::metadata::HealthCheck| match check {
+        crate::metadata::HealthCheck::Http { url, headers, .. } => {
+            headers.keys().any(|h| crate::redact::is_secret_header(h)) || crate::redact::url_has_secret(url)
+        }
+        _ => false,
+    };
+    evaluation.machines.iter().find(|(_, m)| m.metadata.health_checks.iter().any(secret)).map(|(name, _)| name.as_str())
 }
 
 #[cfg(test)]
