@@ -29,6 +29,7 @@ let
   orchestrationDefaults = {
     deployStrategy = "rolling"; rebootDelay = 600; criticalityLevel = "medium";
     healthyDeadline = 300; minHealthyTime = 10; rebootTimeout = 600; confirmTimeout = 30;
+    activationTimeout = 240;
   };
 
   metadata = name: m: {

@@ -149,7 +149,7 @@ async fn nix_copy_gets_its_destination_as_one_argument() {
         argv.lines().skip(3).collect::<Vec<_>>(),
         [
             "--to",
-            "ssh://deploy@fe80::1%eth0",
+            "ssh://deploy@[fe80::1%25eth0]",
             "/nix/store/abc-system",
             "NIX_SSHOPTS=-p 2222 -o BatchMode=yes -o Compression=yes"
         ]

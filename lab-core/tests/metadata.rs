@@ -57,7 +57,7 @@ fn unknown_fields_are_named() {
     );
     assert_eq!(
         parse_err(json!({"role": "web", "rebootOrder": 1, "orchestration": {"rebootDelays": 1}})),
-        "machine `web-1` (hosts/web-1/configuration.nix): orchestration.rebootDelays: unknown field `rebootDelays`, expected one of `confirmTimeout`, `criticalityLevel`, `deployStrategy`, `healthyDeadline`, `minHealthyTime`, `rebootDelay`, `rebootTimeout`"
+        "machine `web-1` (hosts/web-1/configuration.nix): orchestration.rebootDelays: unknown field `rebootDelays`, expected one of `activationTimeout`, `confirmTimeout`, `criticalityLevel`, `deployStrategy`, `healthyDeadline`, `minHealthyTime`, `rebootDelay`, `rebootTimeout`"
     );
     let err =
         parse_err(json!({"role": "web", "rebootOrder": 1, "healthChecks": [{"type": "tcp", "port": 1, "prot": 2}]}));
@@ -160,6 +160,9 @@ fn every_validation_rule_has_its_message() {
         (json!({"role": "r", "rebootOrder": 1, "orchestration": {"healthyDeadline": -2}}), "error: machine `m`: orchestration.healthyDeadline: -2 is negative; use 0 or more seconds"),
         (json!({"role": "r", "rebootOrder": 1, "orchestration": {"minHealthyTime": -3}}), "error: machine `m`: orchestration.minHealthyTime: -3 is negative; use 0 or more seconds"),
         (json!({"role": "r", "rebootOrder": 1, "orchestration": {"rebootTimeout": -4}}), "error: machine `m`: orchestration.rebootTimeout: -4 is negative; use 0 or more seconds"),
+        (json!({"role": "r", "rebootOrder": 1, "orchestration": {"confirmTimeout": 0}}), "error: machine `m`: orchestration.confirmTimeout: 0 leaves no time at all; use 1 or more seconds"),
+        (json!({"role": "r", "rebootOrder": 1, "orchestration": {"activationTimeout": 0}}), "error: machine `m`: orchestration.activationTimeout: 0 leaves no time at all; use 1 or more seconds"),
+        (json!({"role": "r", "rebootOrder": 1, "orchestration": {"activationTimeout": -5}}), "error: machine `m`: orchestration.activationTimeout: -5 is negative; use 1 or more seconds"),
         (json!({"role": "r", "rebootOrder": 1, "healthChecks": [tcp(70000)]}), "error: machine `m`: healthChecks[0].port: port 70000 is out of range; use a port between 1 and 65535"),
         (json!({"role": "r", "rebootOrder": 1, "healthChecks": [tcp(1), tcp(1)]}), "error: machine `m`: healthChecks[1]: duplicates healthChecks[0] (tcp localhost:1); remove one"),
         (json!({"role": "r", "rebootOrder": 1, "healthChecks": [{"type": "http", "url": "localhost/health"}]}), "error: machine `m`: healthChecks[0].url: \"localhost/health\" is not a valid URL (relative URL without a base); write it as http://HOST[:PORT]/PATH"),

@@ -98,7 +98,7 @@ let
     healthChecks = map checkData cfg.healthChecks;
     orchestration = {
       inherit (cfg.orchestration) deployStrategy rebootDelay criticalityLevel
-        healthyDeadline minHealthyTime rebootTimeout confirmTimeout;
+        healthyDeadline minHealthyTime rebootTimeout confirmTimeout activationTimeout;
     };
   };
 
@@ -198,6 +198,7 @@ in
           minHealthyTime = seconds "Seconds all checks must keep passing to count as healthy." 10;
           rebootTimeout = seconds "Seconds to come back from a reboot." 600;
           confirmTimeout = seconds "Seconds after an activation within which lab must reach the machine again over a fresh connection; otherwise the machine rolls itself back to its previous generation." 30;
+          activationTimeout = seconds "Seconds lab follows an activation (switch-to-configuration) on the machine, also across a dropped connection, before it gives up on it; the machine's own rollback watchdog fires this long plus confirmTimeout after the activation began." 240;
         };
       };
       default = { };
@@ -228,7 +229,8 @@ in
       { assertion = cfg.orchestration.healthyDeadline >= 0; message = "lab.machine.orchestration.healthyDeadline must not be negative."; }
       { assertion = cfg.orchestration.minHealthyTime >= 0; message = "lab.machine.orchestration.minHealthyTime must not be negative."; }
       { assertion = cfg.orchestration.rebootTimeout >= 0; message = "lab.machine.orchestration.rebootTimeout must not be negative."; }
-      { assertion = cfg.orchestration.confirmTimeout >= 0; message = "lab.machine.orchestration.confirmTimeout must not be negative."; }
+      { assertion = cfg.orchestration.confirmTimeout >= 1; message = "lab.machine.orchestration.confirmTimeout must be at least 1 second."; }
+      { assertion = cfg.orchestration.activationTimeout >= 1; message = "lab.machine.orchestration.activationTimeout must be at least 1 second."; }
     ] ++ lib.concatMap ({ i, c }: checkAssertions i c) indexed;
   };
 }

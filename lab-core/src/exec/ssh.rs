@@ -238,11 +238,12 @@ impl SshExecutor {
     }
 
     /// The `ssh://` store URL `nix copy` copies to. An IPv6 literal goes in
-    /// brackets: nix 2.31 and later refuse it bare (NixOS/nix#13937), and
-    /// older nix (2.4 on) takes the brackets off again before calling ssh.
+    /// brackets, its zone's `%` written `%25` (RFC 6874): nix 2.31 and later
+    /// refuse it bare (NixOS/nix#13937, #15996), and older nix (2.4 on)
+    /// takes the brackets off again before calling ssh.
     pub fn store_url(&self) -> String {
         match self.host.contains(':') {
-            true => format!("ssh://{}@[{}]", self.user, self.host),
+            true => format!("ssh://{}@[{}]", self.user, self.host.replace('%', "%25")),
             false => format!("ssh://{}", self.destination()),
         }
     }
@@ -431,6 +432,7 @@ mod tests {
         let transport = SshTransport::new(SshOptions::default()).unwrap();
         let url = |host: &str| transport.executor_for("m", host, "root", 22).unwrap().store_url();
         assert_eq!(url("2001:db8::1"), "ssh://root@[2001:db8::1]");
+        assert_eq!(url("fe80::1%eth0"), "ssh://root@[fe80::1%25eth0]");
         assert_eq!(url("web.lab"), "ssh://root@web.lab");
         assert_eq!(url("10.0.0.1"), "ssh://root@10.0.0.1");
     }

@@ -18,6 +18,8 @@ pub const DEFAULT_HEALTHY_DEADLINE: i64 = 300;
 pub const DEFAULT_MIN_HEALTHY_TIME: i64 = 10;
 /// Default `orchestration.rebootTimeout`, seconds.
 pub const DEFAULT_REBOOT_TIMEOUT: i64 = 600;
+/// Default `orchestration.activationTimeout`, seconds (deploy-rs's too).
+pub const DEFAULT_ACTIVATION_TIMEOUT: i64 = 240;
 /// Default `orchestration.confirmTimeout`, seconds.
 pub const DEFAULT_CONFIRM_TIMEOUT: i64 = 30;
 /// Default `targetUser`.
@@ -85,10 +87,17 @@ fn default_target_user() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Orchestration {
+    /// Seconds lab follows an activation (switch-to-configuration) on the
+    /// machine, also across a dropped connection, before it gives up on it;
+    /// the machine's own rollback watchdog fires this long plus
+    /// confirmTimeout after the activation began.
+    #[serde(default = "default_activation_timeout")]
+    #[schemars(range(min = 1))]
+    pub activation_timeout: i64,
     /// Seconds after an activation within which lab must reach the machine
     /// again over a fresh connection; otherwise the machine rolls itself back.
     #[serde(default = "default_confirm_timeout")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 1))]
     pub confirm_timeout: i64,
     /// How much of the fleet may be down with this machine.
     #[serde(default)]
@@ -114,6 +123,9 @@ pub struct Orchestration {
     pub reboot_timeout: i64,
 }
 
+fn default_activation_timeout() -> i64 {
+    DEFAULT_ACTIVATION_TIMEOUT
+}
 fn default_confirm_timeout() -> i64 {
     DEFAULT_CONFIRM_TIMEOUT
 }
@@ -133,6 +145,7 @@ fn default_reboot_timeout() -> i64 {
 impl Default for Orchestration {
     fn default() -> Self {
         Orchestration {
+            activation_timeout: DEFAULT_ACTIVATION_TIMEOUT,
             confirm_timeout: DEFAULT_CONFIRM_TIMEOUT,
             criticality_level: Criticality::default(),
             deploy_strategy: DeployStrategy::default(),

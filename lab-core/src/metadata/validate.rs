@@ -125,9 +125,19 @@ pub fn validate(machine: &str, metadata: &MachineMetadata) -> Vec<Problem> {
         ("minHealthyTime", o.min_healthy_time),
         ("rebootTimeout", o.reboot_timeout),
         ("confirmTimeout", o.confirm_timeout),
+        ("activationTimeout", o.activation_timeout),
     ] {
-        if value < 0 {
-            err(&mut out, &format!("orchestration.{name}"), format!("{value} is negative; use 0 or more seconds"));
+        // A zero confirmTimeout would roll back the moment activation ends,
+        // a zero activationTimeout give up before it began.
+        let least = if matches!(name, "confirmTimeout" | "activationTimeout") { 1 } else { 0 };
+        if value == 0 && least == 1 {
+            err(&mut out, &format!("orchestration.{name}"), "0 leaves no time at all; use 1 or more seconds".into());
+        } else if value < 0 {
+            err(
+                &mut out,
+                &format!("orchestration.{name}"),
+                format!("{value} is negative; use {least} or more seconds"),
+            );
         } else if value > MAX_SECONDS {
             err(&mut out, &format!("orchestration.{name}"), too_long(value));
         }

@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::remote::{Probe, UnitState, ACTIVATION_TIMEOUT};
+use super::remote::{Probe, UnitState};
 use super::run::Ctx;
 
 /// Pause between two looks at a running unit.
@@ -101,8 +101,8 @@ impl Ended {
 }
 
 /// The longest lab follows one activation or rollback on `name`.
-pub(super) fn bound(_ctx: &Ctx<'_>, _name: &str) -> Duration {
-    ACTIVATION_TIMEOUT
+pub(super) fn bound(ctx: &Ctx<'_>, name: &str) -> Duration {
+    crate::health::seconds(ctx.machine(name).metadata.orchestration.activation_timeout)
 }
 
 /// Follows the detached unit `unit` on `name` until it ends or `bound`

@@ -350,7 +350,7 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
 
     // The safety net for an activation that never ends or a machine lost
     // mid-way; the short confirmation watchdog replaces it when activation ends.
-    let net = super::remote::ACTIVATION_TIMEOUT + confirm_timeout;
+    let net = super::activation::bound(ctx, name) + confirm_timeout;
     if let Err(e) = remote.arm_watchdog(probe, &activated.units.watchdog, net, &activated.rollback).await {
         ctx.fail(
             &step,

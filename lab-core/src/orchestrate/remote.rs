@@ -14,10 +14,6 @@ use crate::plan::Goal;
 
 /// The system profile NixOS boots from.
 pub const SYSTEM_PROFILE: &str = "/nix/var/nix/profiles/system";
-/// The activation bound: how long lab follows a switch or rollback unit
-/// before it gives up on it; the long watchdog fires this plus
-/// confirmTimeout after it was armed.
-pub const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// How long a quick command (readlink, systemctl stop) may take.
 const QUICK: Duration = Duration::from_secs(30);
 

@@ -247,8 +247,14 @@ impl Executor for SimExec {
         }
         if let Some(at) = up_at.filter(|at| *at <= deadline) {
             tokio::time::sleep_until(at).await;
-            // The boot task runs at the same instant; let it.
-            tokio::task::yield_now().await;
+            // The boot task runs at the same instant; let it, however many
+            // other tasks (watchdog timers of a large fleet) wake then too.
+            for _ in 0..10_000 {
+                if self.sim.machine(&self.name).up {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
         }
         let timeout = |last: &str| ExecError::BootTimeout {
             machine: self.name.clone(),
