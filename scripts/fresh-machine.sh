@@ -3,6 +3,8 @@
 # a fresh clone of HEAD with a read-only copy of shared/ beside it, in a
 # private mount namespace where
 #   - /etc/nix is empty (no nix.conf) and the nixbld group does not exist;
+#   - the systemd test hosts' root file system is not built yet
+#     (/var/cache/lab-e2e is empty);
 #   - root's home is empty but for the Rust toolchain (~/.cargo, ~/.rustup),
 #     and every shell start-up file there and in /etc sleeps for ten minutes;
 #   - the environment is CI's: CI=true, no LAB_NIXPKGS_LIB, no NIX_* variable.
@@ -57,6 +59,8 @@ for f in /etc/bash.bashrc /etc/profile /etc/zsh/zshenv /etc/zshenv; do
   if [ -f "$f" ]; then mount --bind "$WORK/sleepy" "$f"; fi
 done
 if [ -d /etc/nix ]; then mount -t tmpfs fresh-etc-nix /etc/nix; fi
+# The systemd test hosts' root file system is built anew, as on a new machine.
+if [ -d /var/cache/lab-e2e ]; then mount -t tmpfs -o size=4g fresh-lab-e2e /var/cache/lab-e2e; fi
 mount --bind "$WORK/group" /etc/group
 cd "$WORK/main"
 exec env -i HOME="$HOME_DIR" USER=root LANG=C.UTF-8 CI=true \
