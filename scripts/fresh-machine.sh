@@ -59,7 +59,7 @@ for f in /etc/bash.bashrc /etc/profile /etc/zsh/zshenv /etc/zshenv; do
   if [ -f "$f" ]; then mount --bind "$WORK/sleepy" "$f"; fi
 done
 if [ -d /etc/nix ]; then mount -t tmpfs fresh-etc-nix /etc/nix; fi
-# The systemd test hosts' root file system is built anew, as on a new machine.
+# The root file system of the systemd test hosts is built anew, as on a new machine.
 if [ -d /var/cache/lab-e2e ]; then mount -t tmpfs -o size=4g fresh-lab-e2e /var/cache/lab-e2e; fi
 mount --bind "$WORK/group" /etc/group
 cd "$WORK/main"
