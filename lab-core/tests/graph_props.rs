@@ -10,28 +10,9 @@ use lab_core::graph::{dependency_cycles, fleet_problems, Fleet, Limits};
 use lab_core::metadata::{Criticality, DeployStrategy, Machine, MachineMetadata, Orchestration};
 use proptest::prelude::*;
 
-/// SplitMix64: tiny, seedable, good enough to shape test graphs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
+#[path = "shared/rng.rs"]
+mod rng;
+use rng::Rng;
 
 fn machine(name: String, dependencies: Vec<String>, rng: &mut Rng, groups: usize) -> Machine {
     let criticality = match rng.below(20) {

@@ -236,21 +236,11 @@ fn services_that_throw_do_not_abort_evaluation() {
     assert_eq!(services, json!(["nginx"]));
 }
 
+#[path = "shared/orchestrator_eval.rs"]
+mod orchestrator_eval;
+
 fn eval_orchestrator(lib: &Path, settings: &Value) -> Value {
-    let root = repo_root();
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json"])
-        .arg(root.join("lab-core/tests/fixtures/module/eval-orchestrator.nix"))
-        .args(["--arg", "libPath"])
-        .arg(lib)
-        .args(["--arg", "modulePath"])
-        .arg(root.join("nix/modules/lab-orchestrator.nix"))
-        .args(["--argstr", "settingsJSON"])
-        .arg(settings.to_string())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    orchestrator_eval::eval(lib, settings, &json!({}))
 }
 
 #[test]

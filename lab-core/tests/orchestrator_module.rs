@@ -4,36 +4,12 @@
 //! works for the flakes it accepts and is refused, when the module is
 //! evaluated, for the ones lab's `--update` refuses.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use lab_core::orchestrate::FlakeUpdate;
 use serde_json::{json, Value};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// The module evaluated with `settings` as services.lab-orchestrator and
-/// `host` as further NixOS settings (see the fixture for what it returns).
-fn eval(lib: &Path, settings: &Value, host: &Value) -> Value {
-    let root = repo_root();
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json"])
-        .arg(root.join("lab-core/tests/fixtures/module/eval-orchestrator.nix"))
-        .args(["--arg", "libPath"])
-        .arg(lib)
-        .args(["--arg", "modulePath"])
-        .arg(root.join("nix/modules/lab-orchestrator.nix"))
-        .args(["--argstr", "settingsJSON"])
-        .arg(settings.to_string())
-        .args(["--argstr", "hostJSON"])
-        .arg(host.to_string())
-        .output()
-        .expect("nix-instantiate runs");
-    assert!(out.status.success(), "module evaluation failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+#[path = "shared/orchestrator_eval.rs"]
+mod orchestrator_eval;
+use orchestrator_eval::eval;
 
 fn enabled(flake: &str, update: bool) -> Value {
     json!({"enable": true, "flake": flake, "update": update})
