@@ -11,6 +11,7 @@
 #[cfg(test)]
 extern crate self as lab_core;
 
+pub mod build;
 pub mod check;
 pub mod eval;
 pub mod exec;
@@ -23,9 +24,11 @@ pub mod orchestrate;
 pub mod plan;
 pub mod printable;
 pub mod redact;
+pub mod remote;
 pub mod schema;
 pub mod settings;
 pub mod status;
+pub mod store;
 pub mod suggest;
 pub mod window;
 

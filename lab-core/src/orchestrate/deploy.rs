@@ -109,7 +109,7 @@ pub(super) async fn prepare_machines(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), O
     if !todo.is_empty() {
         let builder =
             ctx.rt.builder.as_ref().ok_or_else(|| {
-                super::build::BuildError::NotBuildable("a deploy needs a builder; none was given".into())
+                crate::build::BuildError::NotBuildable("a deploy needs a builder; none was given".into())
             })?;
         let systems: Vec<_> = todo.iter().map(|n| ctx.prepared.systems[*n].clone()).collect();
         let result = builder.build(&systems).await;

@@ -11,25 +11,25 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::build::{BuildError, Builder, FlakeUpdate, NixBuilder, PlaceholderBuilder};
 use super::cancel::CancelToken;
 use super::error::OrchestrateError;
 use super::events::{Event, Events};
 use super::prepare::{prepare, Prepared};
-use super::remote::Escalation;
 use super::report::Report;
 use super::run::{execute, ProberDebug, Runtime};
-use super::session::Session;
 use super::spec::{RunKind, RunSpec};
-use super::state::StateDir;
 use super::window_gate::{OutsideWindow, RebootWindow, WindowStatus, WindowVerdict};
+use crate::build::{BuildError, Builder, FlakeUpdate, NixBuilder, PlaceholderBuilder};
 use crate::eval::{evaluate, EvalOptions, Evaluation, Source};
 use crate::exec::{Action, ActionLog, DryRunExecutor, Executor, SshOptions, SshTransport};
 use crate::graph::Limits;
 use crate::health::{HttpClients, MachineProber};
 use crate::notify::NotifyConfig;
 use crate::plan::PlanKind;
+use crate::remote::Escalation;
 use crate::settings::FleetSettings;
+use crate::store::dir::StateDir;
+use crate::store::session::Session;
 
 /// How a frontend wants a run driven.
 #[derive(Debug, Clone, Default)]
@@ -215,7 +215,7 @@ pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, Orchestra
 
 /// Continues the interrupted run `run_id` (the latest one when `None`).
 pub async fn resume(run_id: Option<&str>, drive: &Drive) -> Result<Driven, OrchestrateError> {
-    let interrupted = super::resume::find(&drive.state, run_id)?;
+    let interrupted = crate::store::resume::find(&drive.state, run_id)?;
     let source = interrupted.spec.source.source();
     let evaluation = evaluate(&source, &drive.eval)?;
     let builder = needs_build(&interrupted.spec).then(|| builder(&source, false)).transpose()?;

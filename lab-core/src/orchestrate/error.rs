@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use super::build::BuildError;
-use super::journal::JournalError;
-use super::lock::LockError;
+use crate::build::BuildError;
 use crate::eval::EvalError;
 use crate::graph::{FleetError, OrderError, SelectError};
 use crate::metadata::Problem;
+use crate::store::journal::JournalError;
+use crate::store::lock::LockError;
 
 /// Why a run could not start, resume or go on. Failures of single machines
 /// are not errors: they are in the run's report.

@@ -5,10 +5,10 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::events::Event;
-use super::journal::{JournalError, StepState};
 use super::run::Ctx;
 use crate::health::{seconds, wait_healthy};
 use crate::plan::{step_id, Action, PlanKind};
+use crate::store::journal::{JournalError, StepState};
 
 /// Runs the health step of `machine` in `kind`. `Ok(Err(why))` when the
 /// machine was not healthy in time (the step is journaled as failed).

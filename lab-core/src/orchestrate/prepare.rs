@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::build::{BuildError, Builder, SystemRef};
 use super::error::OrchestrateError;
 use super::spec::RunSpec;
+use crate::build::{BuildError, Builder, SystemRef};
 use crate::eval::Evaluation;
 use crate::graph::{usable, Broken, Expand, Fleet, OrderError, Purpose, Usable};
 use crate::plan::{Plan, PlanKind};

@@ -7,23 +7,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use super::build::Builder;
 use super::cancel::CancelToken;
 use super::error::OrchestrateError;
 use super::events::{Event, Events};
-use super::journal::{Entry, Journal, JournalError, StepState};
 use super::prepare::Prepared;
-use super::remote::{Escalation, Remote};
 use super::report::{MachineOutcome, Outcome, Report};
-use super::resume::Prior;
 use super::window_gate::RebootWindow;
 use super::{deploy, reboot};
+use crate::build::Builder;
 use crate::exec::Executor;
 use crate::health::Prober;
 use crate::metadata::Criticality;
 use crate::metadata::Machine;
 use crate::notify::{HookOutcome, NotifyConfig};
 use crate::plan::{step_id, Action, PlanKind};
+use crate::remote::{Escalation, Remote};
+use crate::store::journal::{Entry, Journal, JournalError, StepState};
+use crate::store::resume::Prior;
 
 /// What a run acts through: one executor and one prober per machine, the
 /// builder, and where events go.

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::error::OrchestrateError;
+use super::dir::StateDir;
 use super::journal::{self, Entry, Record, StepState};
-use super::prepare::Prepared;
-use super::spec::RunSpec;
-use super::state::StateDir;
+use crate::orchestrate::prepare::Prepared;
+use crate::orchestrate::spec::RunSpec;
+use crate::orchestrate::OrchestrateError;
 
 /// What the journal says about one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub fn start_detail(prepared: &Prepared, resumed: bool) -> Value {
         .iter()
         .map(|m| {
             let text = m.to_json_value().to_string();
-            (m.name.as_str(), super::prepare::short_hash(&text))
+            (m.name.as_str(), crate::orchestrate::prepare::short_hash(&text))
         })
         .collect();
     json!({ "spec": prepared.spec, "systems": systems, "metadata": metadata, "resumed": resumed })

@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use super::error::OrchestrateError;
+use super::dir::{fleet_key, new_run_id, StateDir};
 use super::journal::{Entry, Journal, Record};
 use super::lock::{Holder, LockError, RunLock};
-use super::prepare::Prepared;
 use super::resume::{check_unchanged, start_detail, Interrupted, Prior};
-use super::run::planned_entries;
-use super::state::{fleet_key, new_run_id, StateDir};
+use crate::orchestrate::prepare::Prepared;
+use crate::orchestrate::run::planned_entries;
+use crate::orchestrate::OrchestrateError;
 
 /// A run holding its fleet's lock with its journal open.
 #[derive(Debug)]
@@ -18,7 +18,7 @@ pub struct Session {
     pub run_id: String,
     /// The lock, released when the session is dropped.
     pub lock: RunLock,
-    /// The journal, to hand to [`execute`](super::execute).
+    /// The journal, to hand to [`execute`](crate::orchestrate::execute).
     pub journal: Journal,
     /// What an interrupted run had done (empty for a new run).
     pub prior: Prior,
