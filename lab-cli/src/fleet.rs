@@ -28,6 +28,14 @@ pub struct FleetArgs {
     /// Evaluate again even when the cached result is current.
     #[arg(long, global = true)]
     pub refresh: bool,
+    /// Cache --file and --hosts-dir evaluations too (flakes are always cached: nix evaluates them purely).
+    /// The key is the files beside the source (a --file's directory and its git tree's tracked files, a
+    /// --hosts-dir's parent, --nixpkgs' .nix files); it does not see builtins.getEnv, files read from
+    /// elsewhere (absolute paths, untracked files), what NIX_PATH entries point to, downloads without a
+    /// hash (fetchTarball, fetchGit), builtins.currentTime or non-.nix files of --nixpkgs: after changing
+    /// one of those, pass --refresh.
+    #[arg(long, global = true)]
+    pub cache_impure: bool,
     /// Stop evaluating after this many seconds.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 600.0)]
     pub eval_timeout: f64,
@@ -58,6 +66,7 @@ impl FleetArgs {
             timeout: Some(timeout),
             cache_dir: eval::default_cache_dir(),
             refresh: self.refresh,
+            cache_impure: self.cache_impure,
         })
     }
 

@@ -21,6 +21,8 @@ fn verbose_shows_the_commands_lab_runs() {
     let (stderr, code) = lab(&["-v"]);
     assert_eq!(code, 0);
     assert!(stderr.contains("DEBUG evaluating with nix program="), "{stderr}");
+    // An impure source is not cached, and -v says so once.
+    assert_eq!(stderr.matches("evaluation not cached: file").count(), 1, "{stderr}");
     assert!(!stderr.contains('\x1b'), "no colour when stderr is not a terminal: {stderr:?}");
     let (quiet, _) = lab(&["-q"]);
     assert!(!quiet.contains("DEBUG"), "{quiet}");

@@ -266,3 +266,86 @@ fn labs_module_edited_in_place() {
     write(&module, &text.replace("default = \"root\";", "default = \"ops\";"));
     assert_eq!(user(evaluate(&source, &options).unwrap()), "ops", "the cache served the old module's default");
 }
+
+/// A git flake whose inputs are local paths: lab's module (a copy) and
+/// nixpkgs' lib; returns the flake's directory.
+fn module_flake(dir: &Path, lib: &Path) -> PathBuf {
+    let module = dir.join("lab/lab-machine.nix");
+    let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nix/modules/lab-machine.nix");
+    write(&module, &std::fs::read_to_string(ours).unwrap());
+    let flake = dir.join("flake");
+    let stub = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/module/nixos-stub.nix");
+    write(&flake.join("nixos-stub.nix"), &std::fs::read_to_string(stub).unwrap());
+    write(
+        &flake.join("flake.nix"),
+        &format!(
+            "{{\n  inputs.labmod = {{ url = \"path:{}\"; flake = false; }};\n  inputs.nixlib = {{ url = \"path:{}\"; flake = false; }};\n  \
+             outputs = {{ self, labmod, nixlib }}: let lib = import \"${{nixlib}}\"; in {{\n    \
+             nixosConfigurations.a = lib.evalModules {{ modules = [ ./nixos-stub.nix \"${{labmod}}/lab-machine.nix\" ./a.nix ]; }};\n  }};\n}}\n",
+            module.parent().unwrap().display(),
+            lib.display()
+        ),
+    );
+    write(
+        &flake.join("a.nix"),
+        "{ networking.hostName = \"a\"; lab.machine = { role = \"db\"; rebootOrder = 0; }; }\n",
+    );
+    run("git", &flake, &["init", "-q"]);
+    run("git", &flake, &["add", "."]);
+    flake
+}
+
+#[test]
+fn flakes_are_cached_by_what_nix_locks() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let flake = module_flake(dir.path(), &lib);
+    let source = Source::Flake(flake.display().to_string());
+    let options = options(dir.path());
+    let read = || evaluate(&source, &options).unwrap();
+
+    // No flake.lock yet: nix 2.8's getFlake refuses to lock inputs (newer
+    // nix locks them afresh each time; lab then does not cache, see
+    // cache::all_inputs_locked).
+    assert!(evaluate(&source, &options).is_err());
+
+    run("nix", &flake, &["--extra-experimental-features", "nix-command flakes", "flake", "lock"]);
+    run("git", &flake, &["add", "flake.lock"]);
+    assert_eq!(read().machines["a"].metadata.role, "db");
+    assert!(read().from_cache, "a locked flake is cached");
+
+    // An edit of a tracked file (not committed) is a miss.
+    write(
+        &flake.join("a.nix"),
+        "{ networking.hostName = \"a\"; lab.machine = { role = \"web\"; rebootOrder = 0; }; }\n",
+    );
+    let changed = read();
+    assert!(!changed.from_cache);
+    assert_eq!(changed.machines["a"].metadata.role, "web");
+    assert!(read().from_cache);
+    // Untracked files are not part of the flake: still a hit.
+    write(&flake.join("notes.txt"), "x");
+    assert!(read().from_cache);
+    // Nix settings change the key.
+    std::env::set_var("NIX_CONFIG", "tarball-ttl = 1");
+    assert!(!read().from_cache, "NIX_CONFIG is part of the key");
+    std::env::remove_var("NIX_CONFIG");
+    // One entry per source: back to the old settings is one more miss.
+    assert!(!read().from_cache);
+    assert!(read().from_cache);
+
+    // lab's module edited in place behind a locked path input: nix keeps the
+    // locked copy until `nix flake update`, and the cache answers exactly as
+    // a fresh evaluation does.
+    let module = dir.path().join("lab/lab-machine.nix");
+    let text = std::fs::read_to_string(&module).unwrap();
+    write(&module, &text.replace("default = \"root\";", "default = \"ops\";"));
+    let cached = read();
+    let fresh = evaluate(&source, &EvalOptions { refresh: true, ..options.clone() }).unwrap();
+    assert_eq!(cached.machines, fresh.machines, "the cache and nix agree");
+    run("nix", &flake, &["--extra-experimental-features", "nix-command flakes", "flake", "update"]);
+    let updated = read();
+    assert!(!updated.from_cache, "a new lock is a new key");
+    assert_eq!(updated.machines["a"].metadata.target_user, "ops");
+}

@@ -32,7 +32,7 @@ fn entries_are_private() {
         dir.path(),
         r#"{ type = "http"; url = "http://localhost/health"; headers = { Accept = "text/plain"; }; }"#,
     );
-    let options = EvalOptions { cache_dir: Some(cache.clone()), ..EvalOptions::default() };
+    let options = EvalOptions { cache_impure: true, cache_dir: Some(cache.clone()), ..EvalOptions::default() };
     evaluate(&source, &options).unwrap();
     let written = entries(&cache);
     assert_eq!(written.len(), 1, "an evaluation without credentials is cached: {written:?}");
@@ -51,7 +51,7 @@ fn credentials_never_reach_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
         let source = fleet(dir.path(), check);
-        let options = EvalOptions { cache_dir: Some(cache.clone()), ..EvalOptions::default() };
+        let options = EvalOptions { cache_impure: true, cache_dir: Some(cache.clone()), ..EvalOptions::default() };
         for _ in 0..2 {
             // Read in full each time, secret included (lab needs it to run the check).
             let evaluation = evaluate(&source, &options).unwrap();

@@ -172,7 +172,7 @@ mod cache {
         for file in ["fleet-5.nix", "lib.nix"] {
             std::fs::copy(fixtures().join("fleets").join(file), dir.path().join(file)).unwrap();
         }
-        let options = EvalOptions { cache_dir: Some(dir.path().join("cache")), ..jobs(2) };
+        let options = EvalOptions { cache_impure: true, cache_dir: Some(dir.path().join("cache")), ..jobs(2) };
         let source = Source::File(dir.path().join("fleet-5.nix"));
         (dir, source, options)
     }
@@ -194,6 +194,14 @@ mod cache {
         assert_eq!(warm.machines, cold.machines);
         let refreshed = evaluate(&source, &EvalOptions { refresh: true, ..options }).unwrap();
         assert!(!refreshed.from_cache);
+    }
+
+    #[test]
+    fn an_impure_source_is_evaluated_every_time_unless_asked() {
+        let (_dir, source, options) = setup();
+        let default = EvalOptions { cache_impure: false, ..options };
+        assert!(!evaluate(&source, &default).unwrap().from_cache);
+        assert!(!evaluate(&source, &default).unwrap().from_cache, "a --file source cached without --cache-impure");
     }
 
     #[test]
@@ -273,7 +281,7 @@ mod cache {
     #[test]
     fn data_in_hidden_directories_and_behind_symlinks_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let options = EvalOptions { cache_dir: Some(dir.path().join("cache")), ..jobs(1) };
+        let options = EvalOptions { cache_impure: true, cache_dir: Some(dir.path().join("cache")), ..jobs(1) };
         let (source, roles) = reading(&dir.path().join("hidden"), ".data/roles.json");
         assert_role_change_is_seen(&source, &roles, &options);
         // roles.json is a link to a file outside the fleet's directory.
@@ -305,7 +313,7 @@ mod cache {
         };
         git(&["init", "-q"]);
         git(&["add", "shared.nix", "sub"]);
-        let options = EvalOptions { cache_dir: Some(dir.path().join("cache")), ..jobs(1) };
+        let options = EvalOptions { cache_impure: true, cache_dir: Some(dir.path().join("cache")), ..jobs(1) };
         assert_eq!(evaluate(&source, &options).unwrap().machines["a"].metadata.role, "database");
         assert!(evaluate(&source, &options).unwrap().from_cache);
         std::fs::write(&shared, "{ role = \"web-server\"; }").unwrap();
@@ -318,7 +326,7 @@ mod cache {
     fn a_cache_directory_that_is_the_fleet_directory_hides_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (source, roles) = reading(dir.path(), "data/roles.json");
-        let options = EvalOptions { cache_dir: Some(dir.path().to_path_buf()), ..jobs(1) };
+        let options = EvalOptions { cache_impure: true, cache_dir: Some(dir.path().to_path_buf()), ..jobs(1) };
         assert_role_change_is_seen(&source, &roles, &options);
     }
 
@@ -329,7 +337,7 @@ mod cache {
         let fifo = dir.path().join("control");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(made.success());
-        let options = EvalOptions { cache_dir: Some(dir.path().join("cache")), ..jobs(1) };
+        let options = EvalOptions { cache_impure: true, cache_dir: Some(dir.path().join("cache")), ..jobs(1) };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let first = evaluate(&source, &options).map(|e| e.from_cache);
@@ -362,7 +370,7 @@ mod cache {
     #[test]
     fn a_git_flake_is_keyed_by_its_tracked_files() {
         let dir = flake_dir();
-        let options = EvalOptions { cache_dir: Some(dir.path().join(".cache")), ..jobs(1) };
+        let options = EvalOptions { cache_impure: true, cache_dir: Some(dir.path().join(".cache")), ..jobs(1) };
         let git = |args: &[&str]| {
             let status = std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).status().unwrap();
             assert!(status.success());
@@ -393,7 +401,7 @@ mod cache {
         copy("fleets/lib.nix", "fleets/lib.nix");
         copy("fake-nixpkgs/nixos/lib/eval-config.nix", "nixpkgs/nixos/lib/eval-config.nix");
         let source = Source::HostsDir { dir: dir.path().join("hosts"), nixpkgs: dir.path().join("nixpkgs") };
-        let options = EvalOptions { cache_dir: Some(dir.path().join(".cache")), ..jobs(1) };
+        let options = EvalOptions { cache_impure: true, cache_dir: Some(dir.path().join(".cache")), ..jobs(1) };
         assert_eq!(evaluate(&source, &options).unwrap().machines.len(), 3);
         assert!(evaluate(&source, &options).unwrap().from_cache);
         let lib = dir.path().join("fleets/lib.nix");
@@ -412,7 +420,8 @@ mod cache {
 
     #[test]
     fn a_fleet_with_failures_is_not_cached() {
-        let options = EvalOptions { cache_dir: Some(tempfile::tempdir().unwrap().keep()), ..jobs(1) };
+        let options =
+            EvalOptions { cache_impure: true, cache_dir: Some(tempfile::tempdir().unwrap().keep()), ..jobs(1) };
         evaluate(&fleet("broken-throw.nix"), &options).unwrap();
         assert!(!evaluate(&fleet("broken-throw.nix"), &options).unwrap().from_cache);
         std::fs::remove_dir_all(options.cache_dir.unwrap()).unwrap();
@@ -422,7 +431,7 @@ mod cache {
 #[test]
 fn fleet_settings_come_with_the_same_evaluation_and_the_cache() {
     let cache = tempfile::tempdir().unwrap();
-    let options = EvalOptions { cache_dir: Some(cache.path().to_path_buf()), ..jobs(2) };
+    let options = EvalOptions { cache_impure: true, cache_dir: Some(cache.path().to_path_buf()), ..jobs(2) };
     let first = evaluate(&fleet("with-settings.nix"), &options).unwrap();
     let settings = &first.settings;
     assert_eq!(settings.max_parallel.map(usize::from), Some(3));

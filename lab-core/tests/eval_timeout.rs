@@ -21,7 +21,7 @@ fn stopped(dir: &Path, jobs: usize) -> Stopped {
     let file = dir.join("fleet.nix");
     std::fs::write(&file, FLEET).unwrap();
     // Room for the fast hosts on a busy machine; far below the slow one's minute.
-    let options = EvalOptions { jobs, timeout: Some(Duration::from_secs(8)), cache_dir: None, refresh: false };
+    let options = EvalOptions { jobs, timeout: Some(Duration::from_secs(8)), ..EvalOptions::default() };
     match evaluate(&Source::File(file), &options) {
         Err(EvalError::Timeout(stopped)) => *stopped,
         other => panic!("expected a timeout, got {other:?}"),

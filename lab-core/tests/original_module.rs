@@ -107,7 +107,8 @@ fn a_fleet_that_manages_nothing_is_an_error_saying_how_to_fix_it() {
 
     // Not from the cache either: an empty fleet is never stored as a hit.
     let dir = tempfile::tempdir().unwrap();
-    let options = EvalOptions { cache_dir: Some(dir.path().to_path_buf()), ..EvalOptions::default() };
+    let options =
+        EvalOptions { cache_impure: true, cache_dir: Some(dir.path().to_path_buf()), ..EvalOptions::default() };
     for _ in 0..2 {
         let err = evaluate(&fixture("fleet-unmanaged.nix"), &options).unwrap_err();
         assert!(matches!(err, EvalError::NothingManaged { .. }), "{err:?}");

@@ -24,7 +24,12 @@ fn good_machines_are_cached_and_failed_ones_read_again() {
     let file = dir.path().join("fleet.nix");
     std::fs::write(&file, FLEET).unwrap();
     let source = Source::File(file);
-    let options = EvalOptions { jobs: 1, cache_dir: Some(dir.path().join("cache")), ..EvalOptions::default() };
+    let options = EvalOptions {
+        jobs: 1,
+        cache_dir: Some(dir.path().join("cache")),
+        cache_impure: true,
+        ..EvalOptions::default()
+    };
     std::env::remove_var("LAB_TEST_A_FIXED");
     std::env::remove_var("LAB_TEST_B_ROLE");
 

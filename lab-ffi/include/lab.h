@@ -80,7 +80,9 @@ enum LabStatus lab_schema(char **out);
 // `"refresh": true` ignores a cached result and evaluates again (the CLI's
 // `--refresh`), `"evalTimeout"`: seconds before nix is stopped (default
 // 600, `--eval-timeout`), `"evalJobs"`: nix processes at once (default 0:
-// automatic, `--eval-jobs`). A fleet in which no configuration has
+// automatic, `--eval-jobs`), `"cacheImpure": true` caches a file or hosts
+// directory (`--cache-impure`, whose help says what such a key does not
+// see; flakes are always cached). A fleet in which no configuration has
 // `lab.machine` is `LAB_ERR_NOT_CLEAN` with an error object saying how to
 // fix it.
 //

@@ -66,8 +66,8 @@ pub unsafe extern "C" fn lab_schema(out: *mut *mut c_char) -> LabStatus {
 }
 
 /// Fields every fleet request may carry beside its source: how to evaluate,
-/// as the CLI's `--refresh`, `--eval-timeout` and `--eval-jobs`.
-const EVAL_FIELDS: [&str; 3] = ["refresh", "evalTimeout", "evalJobs"];
+/// as the CLI's `--refresh`, `--eval-timeout`, `--eval-jobs` and `--cache-impure`.
+const EVAL_FIELDS: [&str; 4] = ["refresh", "evalTimeout", "evalJobs", "cacheImpure"];
 
 /// The evaluation timeout when a request gives none: the CLI's default.
 const DEFAULT_EVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -138,6 +138,7 @@ impl Request {
             timeout: Some(timeout),
             cache_dir: eval::default_cache_dir(),
             refresh: self.flag("refresh")?,
+            cache_impure: self.flag("cacheImpure")?,
         })
     }
 }
@@ -149,7 +150,9 @@ impl Request {
 /// `"refresh": true` ignores a cached result and evaluates again (the CLI's
 /// `--refresh`), `"evalTimeout"`: seconds before nix is stopped (default
 /// 600, `--eval-timeout`), `"evalJobs"`: nix processes at once (default 0:
-/// automatic, `--eval-jobs`). A fleet in which no configuration has
+/// automatic, `--eval-jobs`), `"cacheImpure": true` caches a file or hosts
+/// directory (`--cache-impure`, whose help says what such a key does not
+/// see; flakes are always cached). A fleet in which no configuration has
 /// `lab.machine` is `LAB_ERR_NOT_CLEAN` with an error object saying how to
 /// fix it.
 ///

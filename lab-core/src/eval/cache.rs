@@ -66,46 +66,169 @@ impl Budget {
 pub(crate) struct Key {
     /// The entry's file.
     pub file: PathBuf,
-    /// Hash of every input.
-    pub digest: String,
+    /// Hash of every input; `None` when the result cannot be proven current
+    /// (then only the timing hint is kept, never a result).
+    pub digest: Option<String>,
 }
 
-/// The key of `source` under `dir`, or `None` when its inputs cannot be known
-/// (a remote flake) or read.
-pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix) -> Option<Key> {
+/// Says once per process why a source is not cached (at `-v`).
+fn not_cached(why: std::fmt::Arguments<'_>) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| tracing::info!("evaluation not cached: {why}"));
+}
+
+/// The key of `source` under `dir`. Flakes are keyed by what nix locks
+/// (see [`hash_git`]); impure sources only when `impure` is set (the user
+/// asked). `None`: no entry at all (a remote flake).
+pub(crate) fn key(dir: &Path, source: &Resolved, nix: &Nix, impure: bool) -> Option<Key> {
     // Absolute, so that the cache is recognised when it sits inside a tree.
     let dir = &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut slot = blake3::Hasher::new();
     for (name, value) in source.args() {
         field(&mut slot, name, value.as_bytes());
     }
+    let slot = slot.finalize();
+    let file = dir.join("eval").join(format!("{}.json", &slot.to_hex()[..32]));
+    if source.inputs.contains(&Inputs::Remote) {
+        return None;
+    }
+    if source.impure && !impure {
+        not_cached(format_args!(
+            "{} is evaluated impurely (it may read the environment, files anywhere, NIX_PATH, downloads and the \
+             time), so lab cannot prove a cached result current; pass --cache-impure to cache it anyway",
+            source.describe
+        ));
+        return Some(Key { file, digest: None });
+    }
     let mut hasher = blake3::Hasher::new();
     field(&mut hasher, "magic", MAGIC.as_bytes());
     field(&mut hasher, "lab", crate::VERSION.as_bytes());
     field(&mut hasher, "expression", EXPR.as_bytes());
     field(&mut hasher, "nix", nix.identity().as_bytes());
-    field(&mut hasher, "source", slot.finalize().as_bytes());
-    // `<nixpkgs>`-style lookups read NIX_PATH.
-    field(&mut hasher, "NIX_PATH", std::env::var("NIX_PATH").unwrap_or_default().as_bytes());
+    field(&mut hasher, "source", slot.as_bytes());
+    hash_nix_settings(&mut hasher);
     for inputs in &source.inputs {
-        match inputs {
-            Inputs::Remote => return None,
+        let hashed = match inputs {
+            Inputs::Remote => None,
+            Inputs::Git { root } => hash_git(&mut hasher, root),
             Inputs::Tracked { dir: tracked, nix_only } => {
                 field(&mut hasher, "tracked", tracked.to_string_lossy().as_bytes());
-                hash_tracked(&mut hasher, tracked, *nix_only, dir, &mut Budget::new(*nix_only))?;
+                hash_tracked(&mut hasher, tracked, *nix_only, dir, &mut Budget::new(*nix_only))
             }
             Inputs::Tree { dir: tree, nix_only } => {
                 field(&mut hasher, "tree", tree.to_string_lossy().as_bytes());
                 let keep = |p: &Path| !nix_only || is_nix(p);
-                hash_tree(&mut hasher, tree, tree, &keep, dir, &mut Budget::new(*nix_only)).ok()??;
+                hash_tree(&mut hasher, tree, tree, &keep, dir, &mut Budget::new(*nix_only)).ok().flatten()
             }
+        };
+        if hashed.is_none() {
+            not_cached(format_args!(
+                "the files of {} could not be hashed (unreadable, or more than {MAX_KEY_FILES} files or {} MB \
+                 to read for a key)",
+                source.describe,
+                MAX_KEY_BYTES >> 20
+            ));
+            return Some(Key { file, digest: None });
         }
     }
-    let slot = slot.finalize().to_hex();
-    Some(Key {
-        file: dir.join("eval").join(format!("{}.json", &slot[..32])),
-        digest: hasher.finalize().to_hex().to_string(),
-    })
+    Some(Key { file, digest: Some(hasher.finalize().to_hex().to_string()) })
+}
+
+/// The environment variables and configuration files that change how nix
+/// evaluates (`system`, `pure-eval`, `allowed-uris`, `tarball-ttl`, the
+/// store, lookup paths...): all of them, by content.
+fn hash_nix_settings(hasher: &mut blake3::Hasher) {
+    const VARIABLES: [&str; 8] = [
+        "NIX_CONFIG",
+        "NIX_PATH",
+        "NIX_CONF_DIR",
+        "NIX_USER_CONF_FILES",
+        "NIX_STORE_DIR",
+        "NIX_STATE_DIR",
+        "NIX_REMOTE",
+        "XDG_CONFIG_HOME",
+    ];
+    for name in VARIABLES {
+        field(hasher, name, std::env::var_os(name).unwrap_or_default().as_encoded_bytes());
+    }
+    for file in nix_config_files() {
+        field(hasher, "nix.conf", file.to_string_lossy().as_bytes());
+        field(hasher, "content", &std::fs::read(&file).unwrap_or_default());
+    }
+}
+
+/// nix's configuration files, as nix finds them: `$NIX_CONF_DIR/nix.conf`
+/// (default /etc/nix), then `NIX_USER_CONF_FILES` or the XDG ones.
+fn nix_config_files() -> Vec<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let system = var("NIX_CONF_DIR").map_or_else(|| PathBuf::from("/etc/nix"), PathBuf::from);
+    let mut files = vec![system.join("nix.conf")];
+    if let Some(user) = var("NIX_USER_CONF_FILES") {
+        files.extend(std::env::split_paths(&user));
+    } else {
+        let home =
+            var("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config")));
+        let dirs = var("XDG_CONFIG_DIRS").unwrap_or_else(|| "/etc/xdg".into());
+        files.extend(std::env::split_paths(&dirs).chain(home).map(|d| d.join("nix/nix.conf")));
+    }
+    files
+}
+
+/// What nix locks for a flake in a git work tree: the tracked files as they
+/// are in the work tree (nix copies exactly those, committed or not), by
+/// git's own index (mode, blob and path of each) plus the content of every
+/// file the work tree changed. flake.lock is one of them, and it pins every
+/// input (checked after the evaluation, [`all_inputs_locked`]).
+fn hash_git(hasher: &mut blake3::Hasher, root: &Path) -> Option<()> {
+    let git = |args: &[&str]| {
+        duct::cmd("git", args)
+            .dir(root)
+            .stdout_capture()
+            .stderr_null()
+            .unchecked()
+            .run()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    let index = git(&["ls-files", "-s", "-z"])?;
+    field(hasher, "git-index", &index.stdout);
+    // Refreshes the index's stat information, so only files really changed
+    // are listed (and read).
+    let changed = git(&["diff", "--no-ext-diff", "--name-only", "-z"])?;
+    let mut files: Vec<&[u8]> = changed.stdout.split(|&b| b == 0).filter(|f| !f.is_empty()).collect();
+    files.sort_unstable();
+    let mut budget = Budget::new(false);
+    for file in files {
+        let name = String::from_utf8_lossy(file);
+        hash_file(hasher, &name, &root.join(&*name), &mut budget)?;
+    }
+    Some(())
+}
+
+/// True when the flake's lock file pins every one of `inputs` (its direct
+/// inputs as nix evaluated them): an input missing from flake.lock is locked
+/// by nix afresh on every evaluation (a path's current content, a branch's
+/// newest commit), which no key sees.
+pub(crate) fn all_inputs_locked(source: &Resolved, inputs: &[String]) -> bool {
+    let Some(lock) = &source.lock else { return true };
+    let locked: Vec<String> = std::fs::read(lock)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|lock| {
+            let root = lock.get("root")?.as_str()?.to_string();
+            let inputs = lock.get("nodes")?.get(root)?.get("inputs")?.as_object()?;
+            Some(inputs.keys().cloned().collect())
+        })
+        .unwrap_or_default();
+    let missing: Vec<&String> = inputs.iter().filter(|i| *i != "self" && !locked.contains(i)).collect();
+    if !missing.is_empty() {
+        not_cached(format_args!(
+            "{} has inputs its flake.lock does not pin ({}); run `nix flake lock` to cache it",
+            source.describe,
+            missing.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    missing.is_empty()
 }
 
 fn is_nix(path: &Path) -> bool {
@@ -205,10 +328,11 @@ fn field(hasher: &mut blake3::Hasher, name: &str, value: &[u8]) {
 
 /// The cached evaluation under `key`, if there is a sound one.
 pub(crate) fn load(key: &Key) -> Option<Evaluation> {
+    let digest = key.digest.as_deref().filter(|d| *d != "-")?;
     let bytes = std::fs::read(&key.file).ok()?;
     let newline = bytes.iter().position(|&b| b == b'\n')?;
     let (header, payload) = (std::str::from_utf8(&bytes[..newline]).ok()?, &bytes[newline + 1..]);
-    let expected = format!("{MAGIC} {} {} ", key.digest, blake3::hash(payload).to_hex());
+    let expected = format!("{MAGIC} {digest} {} ", blake3::hash(payload).to_hex());
     if !header.starts_with(&expected) {
         return None;
     }
@@ -228,6 +352,10 @@ pub(crate) fn load(key: &Key) -> Option<Evaluation> {
     };
     let failures =
         failed.into_iter().map(|machine| HostFailure { machine, message: String::new(), location: None }).collect();
+    // Least recently used goes first when the cache is over its bound.
+    if let Ok(file) = std::fs::File::options().append(true).open(&key.file) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
     Some(Evaluation { machines, unmanaged, failures, settings, from_cache: true })
 }
 
@@ -245,9 +373,17 @@ pub(crate) fn previous_work(key: &Key) -> Option<Duration> {
 /// only: their failure may not last (a download that failed), so a reader
 /// evaluates them again and takes the rest from here.
 pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::io::Result<()> {
+    store_bounded(key, evaluation, work, MAX_CACHE_BYTES)
+}
+
+fn store_bounded(key: &Key, evaluation: &Evaluation, work: Duration, bound: u64) -> std::io::Result<()> {
+    let Some(digest) = key.digest.as_deref() else {
+        // Not provable: only the timing hint, with no result to serve.
+        return write_entry(key, "-", b"", work, bound);
+    };
     if let Some(machine) = carries_credentials(evaluation) {
         tracing::debug!("not caching the evaluation: {machine} has credentials in a health check");
-        return Ok(());
+        return write_entry(key, "-", b"", work, bound);
     }
     #[derive(serde::Serialize)]
     struct Entry<'a> {
@@ -262,15 +398,51 @@ pub(crate) fn store(key: &Key, evaluation: &Evaluation, work: Duration) -> std::
         settings: &evaluation.settings,
         failed: evaluation.failures.iter().map(|f| f.machine.as_str()).collect(),
     })?;
+    write_entry(key, digest, &payload, work, bound)
+}
+
+fn write_entry(key: &Key, digest: &str, payload: &[u8], work: Duration, bound: u64) -> std::io::Result<()> {
     let dir = key.file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let temporary = key.file.with_extension(format!("tmp{}", std::process::id()));
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
-    writeln!(file, "{MAGIC} {} {} {}", key.digest, blake3::hash(&payload).to_hex(), work.as_micros())?;
-    file.write_all(&payload)?;
+    writeln!(file, "{MAGIC} {digest} {} {}", blake3::hash(payload).to_hex(), work.as_micros())?;
+    file.write_all(payload)?;
     drop(file);
-    std::fs::rename(&temporary, &key.file)
+    std::fs::rename(&temporary, &key.file)?;
+    evict(dir, bound);
+    Ok(())
+}
+
+/// The cache's bound: past this many bytes of entries, the least recently
+/// used (oldest modification time: a hit touches its entry) are removed
+/// until the rest fit. One entry per source, so this is many fleets.
+pub const MAX_CACHE_BYTES: u64 = 64 << 20;
+
+/// Removes the least recently used entries of `dir` until they sum to at
+/// most `bound` bytes.
+fn evict(dir: &Path, bound: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+    entries.sort();
+    for (_, len, path) in entries {
+        if total <= bound {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            tracing::debug!("evicted {} from the evaluation cache", path.display());
+            total -= len;
+        }
+    }
 }
 
 /// The first machine whose health checks carry credentials: a credential
@@ -302,11 +474,36 @@ mod tests {
     #[test]
     fn the_work_hint_outlives_the_key() {
         let dir = tempfile::tempdir().unwrap();
-        let key = Key { file: dir.path().join("eval/x.json"), digest: "old".into() };
+        let key = Key { file: dir.path().join("eval/x.json"), digest: Some("old".into()) };
         store(&key, &Evaluation::default(), Duration::from_millis(42)).unwrap();
         assert_eq!(load(&key).map(|e| e.from_cache), Some(true));
-        let stale = Key { digest: "new".into(), ..key };
+        let stale = Key { digest: Some("new".into()), ..key.clone() };
         assert!(load(&stale).is_none());
         assert_eq!(previous_work(&stale), Some(Duration::from_millis(42)));
+        // Unprovable: the hint is kept, no result is.
+        let unproven = Key { digest: None, ..key };
+        store(&unproven, &Evaluation::default(), Duration::from_millis(7)).unwrap();
+        assert!(load(&unproven).is_none());
+        assert!(load(&Key { digest: Some("-".into()), ..unproven.clone() }).is_none());
+        assert_eq!(previous_work(&unproven), Some(Duration::from_millis(7)));
+    }
+
+    #[test]
+    fn the_least_recently_used_entries_go_past_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |n: u32| Key { file: dir.path().join(format!("eval/{n}.json")), digest: Some(format!("d{n}")) };
+        let evaluation = Evaluation { unmanaged: vec!["x".repeat(100)], ..Evaluation::default() };
+        let old = std::time::SystemTime::now() - Duration::from_secs(100);
+        for n in 0..3 {
+            store_bounded(&key(n), &evaluation, Duration::ZERO, u64::MAX).unwrap();
+            let file = std::fs::File::options().append(true).open(&key(n).file).unwrap();
+            file.set_modified(old + Duration::from_secs(u64::from(n))).unwrap();
+        }
+        let size = std::fs::metadata(&key(0).file).unwrap().len();
+        // Entry 0 is the oldest written but the most recently used.
+        assert!(load(&key(0)).is_some());
+        store_bounded(&key(3), &evaluation, Duration::ZERO, 2 * size).unwrap();
+        let left: Vec<bool> = (0..4).map(|n| key(n).file.exists()).collect();
+        assert_eq!(left, [true, false, false, true], "1 and 2 were the least recently used");
     }
 }

@@ -22,7 +22,9 @@
 #                          | { machine = {...}; hostname = STR | null; services = [ STR ]; }
 #                          | { unmanaged = true; } | { failed = true; }; };
 #           settings = the fleet's `lab` settings (chunk 0 only, else null)
-#                      | { failed = true; } when they throw; }
+#                      | { failed = true; } when they throw;
+#           inputs = a flake's direct inputs' names, with the settings
+#                    (lab caches a flake only when flake.lock pins them all); }
 # `failed` marks a host whose error builtins.tryEval caught (throw, assert);
 # errors tryEval cannot catch (syntax errors, missing attributes) fail the
 # whole process and lab falls back to reading hosts one by one.
@@ -61,6 +63,11 @@ let
   settings =
     let r = tryEval (deepSeq settingsOf settingsOf); in
     if r.success then r.value else { failed = true; };
+
+  inputs =
+    if kind != "flake" then [ ]
+    else let r = tryEval (attrNames ((builtins.getFlake target).inputs or { })); in
+    if r.success then r.value else [ ];
 
   names = attrNames configurations;
   n = fromJSON chunks;
@@ -111,9 +118,10 @@ let
 in
 if list == "1" then names
 # `only = "[]"` reads no host: the settings alone.
-else if only == "[]" then { hosts = { }; inherit settings; }
+else if only == "[]" then { hosts = { }; inherit settings inputs; }
 else if only != "" then { hosts = readAll read (fromJSON only); settings = null; }
 else {
   hosts = builtins.trace "lab-hosts ${builtins.toJSON chunkNames}" (readAll traced chunkNames);
   settings = if k == 0 then settings else null;
+  inputs = if k == 0 then inputs else null;
 }

@@ -64,6 +64,16 @@ pub struct EvalOptions {
     pub cache_dir: Option<PathBuf>,
     /// Ignore a cached result and evaluate again (the new result is cached).
     pub refresh: bool,
+    /// Cache impure sources too (a file, a hosts directory), keyed by the
+    /// files beside them: the directory of a file (and its git work tree's
+    /// tracked files), a hosts directory's parent, a nixpkgs' `.nix` files.
+    /// Such a key does not see what the evaluation reads elsewhere:
+    /// `builtins.getEnv`, files outside those trees (absolute paths,
+    /// untracked files of a git tree), what NIX_PATH entries point to,
+    /// downloads (`fetchTarball`, `fetchGit` without a hash),
+    /// `builtins.currentTime`. Off by default: such sources are evaluated
+    /// every time. Flakes are cached either way (pure: keyed by what nix locks).
+    pub cache_impure: bool,
 }
 
 /// Below this much evaluation work, automatic [`EvalOptions::jobs`] reads the
@@ -262,7 +272,7 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
     let nix = nix::Nix::locate().ok_or(EvalError::NixNotFound)?;
     // The key is taken before nix runs: a file edited meanwhile changes the
     // next key rather than hiding behind a stale entry.
-    let key = options.cache_dir.as_deref().and_then(|dir| cache::key(dir, &resolved, &nix));
+    let key = options.cache_dir.as_deref().and_then(|dir| cache::key(dir, &resolved, &nix, options.cache_impure));
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     // A timeout too long to be a point in time (e.g. 1.5e19 s) is no deadline.
     let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
@@ -312,6 +322,12 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
     };
     let read = run::read_fleet(&nix, &resolved, chunks, jobs, deadline).map_err(stopped)?;
     let work = read.work;
+    let key = key.map(|mut key| {
+        if !cache::all_inputs_locked(&resolved, &read.inputs) {
+            key.digest = None;
+        }
+        key
+    });
     let mut evaluation = assemble(read.hosts);
     evaluation.settings = settings(&resolved.describe, read.settings)?;
     let evaluation = require_managed(&resolved.describe, evaluation)?;

@@ -52,6 +52,8 @@ pub(crate) struct Read {
     /// The summed time of the chunk processes, which tells the next run
     /// whether splitting is worth it.
     pub work: Duration,
+    /// A flake's direct inputs, by name (empty for other sources).
+    pub inputs: Vec<String>,
 }
 
 /// Reads every host of `source` in `chunks` nix processes, with at most
@@ -78,6 +80,7 @@ pub(crate) fn read_fleet(
     });
     let mut hosts = BTreeMap::new();
     let mut settings = Value::Null;
+    let mut inputs = Vec::new();
     let mut again = Vec::new();
     let mut failed_chunks = Vec::new();
     // Set when a chunk ran out of time: what each stopped process had done.
@@ -85,9 +88,10 @@ pub(crate) fn read_fleet(
     for (k, output) in outputs.into_iter().enumerate() {
         match output {
             Ok(stdout) => {
-                let (found, found_settings) = parse_output(&stdout)?;
+                let (found, found_settings, found_inputs) = parse_output(&stdout)?;
                 if !found_settings.is_null() {
                     settings = found_settings;
+                    inputs = found_inputs;
                 }
                 for (name, result) in found {
                     match result {
@@ -140,9 +144,9 @@ pub(crate) fn read_fleet(
     if failed_chunks.contains(&0) {
         // Chunk 0 carried the settings; read them on their own.
         let stdout = run(&[("only", "[]".into())]).map_err(fatal)?;
-        settings = parse_output(&stdout)?.1;
+        (_, settings, inputs) = parse_output(&stdout)?;
     }
-    Ok(Read { hosts, settings, work: Duration::from_micros(work.into_inner()) })
+    Ok(Read { hosts, settings, work: Duration::from_micros(work.into_inner()), inputs })
 }
 
 /// Reads the hosts `names` one by one, `jobs` at once: each alone, so one
@@ -203,18 +207,20 @@ pub(crate) fn read_hosts(
 /// A host's answer: `None` for a host tryEval flagged.
 type HostAnswer = (String, Option<HostResult>);
 
-/// expr.nix's answer: the hosts, and the settings (null when not read).
-fn parse_output(stdout: &[u8]) -> Result<(Vec<HostAnswer>, Value), EvalError> {
+/// expr.nix's answer: the hosts, the settings (null when not read) and a
+/// flake's inputs (read with the settings).
+fn parse_output(stdout: &[u8]) -> Result<(Vec<HostAnswer>, Value, Vec<String>), EvalError> {
     let bad = |what: &str| EvalError::Output(what.to_string());
     let Value::Object(mut output) = serde_json::from_slice(stdout).map_err(|e| bad(&e.to_string()))? else {
         return Err(bad("expected an object with hosts and settings"));
     };
     let settings = output.remove("settings").unwrap_or(Value::Null);
+    let inputs = serde_json::from_value(output.remove("inputs").unwrap_or(Value::Null)).unwrap_or_default();
     let Some(Value::Object(object)) = output.remove("hosts") else {
         return Err(bad("expected an object keyed by host name"));
     };
     let hosts = parse_hosts(object)?;
-    Ok((hosts, settings))
+    Ok((hosts, settings, inputs))
 }
 
 fn parse_hosts(object: serde_json::Map<String, Value>) -> Result<Vec<HostAnswer>, EvalError> {

@@ -8,6 +8,12 @@ use super::{EvalError, Source};
 /// Which local files an evaluation reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Inputs {
+    /// A flake in a git work tree: what nix copies (the tracked files, as
+    /// they are in the work tree), its lock file among them.
+    Git {
+        /// The work tree's root.
+        root: PathBuf,
+    },
     /// The git-tracked files of the work tree holding the directory (what a
     /// flake sees), or every file under it outside git; with `nix_only`,
     /// only `.nix` files.
@@ -44,6 +50,13 @@ pub(crate) struct Resolved {
     pub root: Option<PathBuf>,
     /// For messages: "flake /x", "file /x", "hosts directory /x".
     pub describe: String,
+    /// Evaluated impurely (a file or hosts directory): it may read the
+    /// environment, files anywhere, NIX_PATH, the network and the time,
+    /// which no key of [`Resolved::inputs`] covers.
+    pub impure: bool,
+    /// A local flake's lock file, whose root inputs must name every input
+    /// the flake has for its evaluation to be pure.
+    pub lock: Option<PathBuf>,
 }
 
 impl Resolved {
@@ -78,6 +91,8 @@ pub(crate) fn resolve(source: &Source) -> Result<Resolved, EvalError> {
                 inputs,
                 root: None,
                 describe: format!("file {}", file.display()),
+                impure: true,
+                lock: None,
             })
         }
         Source::HostsDir { dir, nixpkgs } => {
@@ -105,6 +120,8 @@ pub(crate) fn resolve(source: &Source) -> Result<Resolved, EvalError> {
                 inputs,
                 root: None,
                 describe: format!("hosts directory {}", dir.display()),
+                impure: true,
+                lock: None,
             })
         }
         Source::JsonFile(_) => unreachable!("the JSON contract is read without nix"),
@@ -120,6 +137,8 @@ fn resolve_flake(reference: &str) -> Result<Resolved, EvalError> {
             inputs: vec![Inputs::Remote],
             root: None,
             describe: format!("flake {reference}"),
+            impure: false,
+            lock: None,
         });
     };
     let dir = existing(Path::new(path), "pass --flake with a directory holding flake.nix, or a flake reference")?;
@@ -133,12 +152,10 @@ fn resolve_flake(reference: &str) -> Result<Resolved, EvalError> {
     // the directory itself rather than its git work tree's tracked files.
     let (target, inputs, root) = if reference.starts_with("path:") {
         (format!("path:{}", dir.display()), Inputs::Tree { dir: dir.clone(), nix_only: false }, dir.clone())
+    } else if let Some(root) = git_root(&dir) {
+        (text(&dir), Inputs::Git { root: root.clone() }, root)
     } else {
-        (
-            text(&dir),
-            Inputs::Tracked { dir: dir.clone(), nix_only: false },
-            git_root(&dir).unwrap_or_else(|| dir.clone()),
-        )
+        (text(&dir), Inputs::Tree { dir: dir.clone(), nix_only: false }, dir.clone())
     };
     Ok(Resolved {
         kind: "flake",
@@ -147,6 +164,8 @@ fn resolve_flake(reference: &str) -> Result<Resolved, EvalError> {
         inputs: vec![inputs],
         root: Some(root),
         describe: format!("flake {}", dir.display()),
+        impure: false,
+        lock: Some(dir.join("flake.lock")),
     })
 }
 
