@@ -11,6 +11,7 @@
 
 use std::process::ExitCode;
 
+use lab_core::eval::EvalError;
 use lab_core::graph::OrderError;
 use lab_core::orchestrate::lock::LockError;
 use lab_core::orchestrate::OrchestrateError;
@@ -47,8 +48,12 @@ impl From<Exit> for ExitCode {
 
 impl Exit {
     /// `Success` when `clean`, else `NotClean`.
-    pub fn clean_if(clean: bool) -> ExitCode {
-        if clean { Exit::Success } else { Exit::NotClean }.into()
+    pub fn clean_if(clean: bool) -> Exit {
+        if clean {
+            Exit::Success
+        } else {
+            Exit::NotClean
+        }
     }
 
     /// The code for a command that failed with `error`; `None` when stdout
@@ -56,6 +61,10 @@ impl Exit {
     pub fn of_error(error: &anyhow::Error) -> Option<Exit> {
         if crate::out::is_closed(error) {
             return None;
+        }
+        // A fleet that manages no configuration was read and is not clean.
+        if error.chain().any(|c| c.downcast_ref::<EvalError>().is_some_and(EvalError::fleet_not_clean)) {
+            return Some(Exit::NotClean);
         }
         // A selection that needs broken machines (health, exec, status).
         if error.chain().any(|c| c.downcast_ref::<OrderError>().is_some_and(OrderError::fleet_not_clean)) {

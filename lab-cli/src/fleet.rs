@@ -72,19 +72,11 @@ impl FleetArgs {
 
     /// Reads the fleet, warning (through tracing, so `-q` silences it) about
     /// configurations without the lab module, except those the fleet's
-    /// `lab.unmanaged` names as unmanaged on purpose. A fleet that manages no configuration ends lab with exit
-    /// 1 (the fleet is not clean), not 2 (lab could not run).
+    /// `lab.unmanaged` names as unmanaged on purpose. A fleet that manages
+    /// no configuration ends lab with exit 1 (the fleet is not clean, see
+    /// [`crate::exit::Exit::of_error`]), not 2 (lab could not run).
     pub fn load(&self) -> Result<Evaluation> {
-        let evaluation = match eval::evaluate(&self.source()?, &self.options()?) {
-            Ok(evaluation) => evaluation,
-            // Every caller of load would only pass this error up to main,
-            // which reports errors as exit 2; the message is the same.
-            Err(e) if e.fleet_not_clean() => {
-                eprintln!("error: {e}");
-                std::process::exit(1);
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let evaluation = eval::evaluate(&self.source()?, &self.options()?)?;
         for name in evaluation.unexpected_unmanaged() {
             tracing::warn!(
                 "`{}` has no lab module (unmanaged); import nix/modules/lab-machine.nix to manage it, \

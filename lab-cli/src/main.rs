@@ -1,11 +1,8 @@
 //! The `lab` command: parses arguments, calls lab-core, renders the result.
 //!
-//! Exit codes are one table for every command, in [`exit`]: 0 success (or
-//! stdout closed by its reader); 1 the fleet or a machine is not clean
-//! (problems, failed checks, failed steps, a rollback, a run refused for
-//! any of these); 2 usage or runtime error; 3 another run holds the fleet's
-//! lock; 4 a run was interrupted (Ctrl-C) and can be continued with
-//! `lab resume`. Everything printed on stdout goes through [`out`].
+//! Every command ends with one [`exit::Exit`]; the exit codes are one table
+//! for every command, in [`exit`]. Everything printed on stdout goes
+//! through [`out`].
 
 use std::process::ExitCode;
 
@@ -93,7 +90,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let result = match cli.command {
+    let result: anyhow::Result<exit::Exit> = match cli.command {
         Command::Schema(args) => cmd::schema::run(&args),
         Command::Sequence(args) => cmd::sequence::run(&cli.fleet, &args),
         Command::Graph(args) => cmd::graph::run(&cli.fleet, &args),
@@ -113,7 +110,7 @@ fn main() -> ExitCode {
         Command::Unlock(args) => cmd::resume::unlock(&args),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => code.into(),
         Err(e) => match exit::Exit::of_error(&e) {
             // The reader of stdout has gone: stop, quietly.
             None => exit::Exit::Success.into(),

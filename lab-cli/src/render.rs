@@ -65,7 +65,7 @@ pub fn list(items: &[String]) -> String {
 
 /// Prints every host that failed to evaluate on stderr; the exit code says
 /// whether the fleet is clean (0) or not (1).
-pub fn failures(evaluation: &lab_core::eval::Evaluation) -> std::process::ExitCode {
+pub fn failures(evaluation: &lab_core::eval::Evaluation) -> crate::exit::Exit {
     for failure in &evaluation.failures {
         eprintln!("error: {failure}");
     }

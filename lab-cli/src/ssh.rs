@@ -27,7 +27,11 @@ impl SshArgs {
     /// The ssh options these flags give, then the fleet's `lab.ssh.options`
     /// (ssh takes the first value of an option, so the flags win).
     pub fn options(&self, settings: &FleetSettings) -> SshOptions {
-        let options = self.ssh_options.iter().chain(&settings.ssh.options).cloned().collect();
-        SshOptions { options, config_file: self.ssh_config.clone(), ..SshOptions::default() }
+        let given = SshOptions {
+            options: self.ssh_options.clone(),
+            config_file: self.ssh_config.clone(),
+            ..SshOptions::default()
+        };
+        lab_core::reach::ssh_options(given, settings)
     }
 }

@@ -23,6 +23,7 @@ pub mod notify;
 pub mod orchestrate;
 pub mod plan;
 pub mod printable;
+pub mod reach;
 pub mod redact;
 pub mod remote;
 pub mod schema;

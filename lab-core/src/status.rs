@@ -15,6 +15,7 @@ use crate::metadata::Machine;
 use crate::orchestrate::journal::{Entry, StepState};
 use crate::orchestrate::remote::{Escalation, Remote};
 use crate::orchestrate::{read_journal, StateDir};
+use crate::reach::Reached;
 
 const QUICK: Duration = Duration::from_secs(15);
 
@@ -129,8 +130,7 @@ pub async fn machine_status(
         Err(e) => status.error = status.error.or(Some(e.to_string())),
     }
     let reports = check_once(prober, &machine.name, &machine.metadata.health_checks).await;
-    status.failing =
-        reports.iter().filter(|r| r.required && !r.passed).map(|r| format!("{}: {}", r.check, r.message)).collect();
+    status.failing = reports.iter().filter(|r| r.failed()).map(|r| format!("{}: {}", r.check, r.message)).collect();
     status.healthy = Some(status.failing.is_empty());
     status
 }
@@ -151,24 +151,28 @@ pub fn last_runs(state: &StateDir) -> BTreeMap<String, LastRun> {
     last
 }
 
-/// A machine with the executor that reaches it and the prober that runs its checks.
-pub type Target = (Machine, Arc<dyn Executor>, Arc<dyn Prober>);
-
 /// The status of every machine of `machines`, at most `concurrency` at once,
 /// sorted by machine.
 pub async fn fleet_status(
-    machines: &[Target],
+    machines: &[Reached],
     expected: &BTreeMap<String, String>,
     last: &BTreeMap<String, LastRun>,
     concurrency: usize,
 ) -> Vec<MachineStatus> {
     let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let tasks = machines.iter().map(|(machine, exec, prober)| {
+    let tasks = machines.iter().map(|Reached { machine, executor: exec, prober }| {
         let limit = limit.clone();
         async move {
             let _permit = limit.acquire().await;
             let expected = expected.get(&machine.name).map(String::as_str);
-            machine_status(machine, exec.as_ref(), prober.as_ref(), expected, last.get(&machine.name).cloned()).await
+            machine_status(
+                machine,
+                exec.as_ref(),
+                prober.as_ref() as &dyn Prober,
+                expected,
+                last.get(&machine.name).cloned(),
+            )
+            .await
         }
     });
     let mut statuses = futures_util::future::join_all(tasks).await;

@@ -73,6 +73,13 @@ void lab_string_free(char *s);
 // to writable storage for one pointer.
 enum LabStatus lab_schema(char **out);
 
+// The JSON Schema of a fleet's JSON form, as `lab schema --fleet`: what
+// `lab_machines` returns and a `jsonFile` request reads.
+//
+// # Safety
+// As [`lab_schema`].
+enum LabStatus lab_fleet_schema(char **out);
+
 // Every managed machine of a fleet, as `lab machines --json`.
 //
 // `request`: `{"flake"|"file"|"hostsDir"+"nixpkgs"|"jsonFile": …}`, plus

@@ -65,6 +65,16 @@ pub unsafe extern "C" fn lab_schema(out: *mut *mut c_char) -> LabStatus {
     call(out, || Ok(lab_core::schema::machine_schema()))
 }
 
+/// The JSON Schema of a fleet's JSON form, as `lab schema --fleet`: what
+/// `lab_machines` returns and a `jsonFile` request reads.
+///
+/// # Safety
+/// As [`lab_schema`].
+#[no_mangle]
+pub unsafe extern "C" fn lab_fleet_schema(out: *mut *mut c_char) -> LabStatus {
+    call(out, || Ok(lab_core::schema::fleet_schema()))
+}
+
 /// Fields every fleet request may carry beside its source: how to evaluate,
 /// as the CLI's `--refresh`, `--eval-timeout`, `--eval-jobs` and `--cache-impure`.
 const EVAL_FIELDS: [&str; 4] = ["refresh", "evalTimeout", "evalJobs", "cacheImpure"];
@@ -372,17 +382,17 @@ pub unsafe extern "C" fn lab_health(request_json: *const c_char, out: *mut *mut 
         let evaluation = req.evaluate()?;
         // The same choice as `lab health --on`: dependencies play no part.
         let machines = graph::reachable(&evaluation, req.opt_string("on")?.as_deref()).map_err(order_error)?.machines;
-        let ssh = req.ssh_options()?;
+        let ssh = lab_core::reach::ssh_options(req.ssh_options()?, &evaluation.settings);
         let parallel = req.count("parallel")?.map_or(lab_core::health::DEFAULT_CONCURRENCY, usize::from);
         let runtime = runtime()?;
         let reports = runtime
             .block_on(lab_core::health::check_machines(&machines, ssh, parallel))
             .map_err(|e| FfiError::new(LabStatus::LabErrEvaluation, "exec", e.to_string()))?;
         let value = serde_json::to_value(&reports).unwrap_or_default();
-        if reports.iter().any(|r| r.required && !r.passed) {
-            Err(FfiError { status: LabStatus::LabErrNotClean, object: value })
-        } else {
+        if lab_core::health::is_clean(&reports) {
             Ok(value)
+        } else {
+            Err(FfiError { status: LabStatus::LabErrNotClean, object: value })
         }
     })
 }

@@ -1,7 +1,5 @@
 //! `lab check`.
 
-use std::process::ExitCode;
-
 use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 use crate::out;
@@ -16,7 +14,7 @@ pub struct Args {
 }
 
 /// Prints every problem at once; exit 0 only when the fleet is clean.
-pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<Exit> {
     let evaluation = fleet.load()?;
     let report = lab_core::check::check(&evaluation);
     if args.json {

@@ -1,13 +1,12 @@
 //! `lab deploy`.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use lab_core::orchestrate::{RunKind, RunSpec};
 use lab_core::plan::Goal;
 
 use super::run_args::{run_new, RunArgs};
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 
 /// Options of `lab deploy`.
@@ -49,7 +48,7 @@ impl GoalArg {
 }
 
 /// Deploys the selected machines.
-pub fn run(fleet: &FleetArgs, args: &DeployArgs) -> Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &DeployArgs) -> Result<Exit> {
     let mut spec = RunSpec::new(RunKind::Deploy, &fleet.source()?);
     args.run.apply(&mut spec);
     spec.options.goal = args.goal.goal();

@@ -2,25 +2,26 @@
 //! definition the parser uses, so they never drift from the real options.
 
 use std::fmt::Write as _;
-use std::process::ExitCode;
 
 use anyhow::Result;
 use clap_complete::Shell;
 
+use crate::exit::Exit;
+
 /// Prints the completion script for `shell`.
-pub fn completions(mut command: clap::Command, shell: Shell) -> Result<ExitCode> {
+pub fn completions(mut command: clap::Command, shell: Shell) -> Result<Exit> {
     // clap_complete panics when its writer fails: generate into memory,
     // then print through `out`, which handles a closed stdout.
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "lab", &mut script);
     crate::out::print_bytes(&script)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// Prints the man page (roff) of `lab`.
-pub fn man(command: clap::Command) -> Result<ExitCode> {
+pub fn man(command: clap::Command) -> Result<Exit> {
     crate::out::print_bytes(&man_page(command)?)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// The whole man page: one page, `lab(1)`. clap_mangen's own SUBCOMMANDS

@@ -1,15 +1,15 @@
 //! `lab exec`: run a command on machines in parallel.
 
 use std::io::Write;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use futures_util::future::join_all;
-use lab_core::exec::{Cmd, Executor};
+use lab_core::exec::Cmd;
 use tokio::sync::Semaphore;
 
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 use crate::selection;
 use crate::ssh::SshArgs;
@@ -35,18 +35,18 @@ pub struct ExecArgs {
 
 /// Runs `lab exec`. Output is printed machine by machine, in name order,
 /// every line prefixed by `NAME | `.
-pub fn run(fleet: &FleetArgs, args: &ExecArgs) -> Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &ExecArgs) -> Result<Exit> {
     let evaluation = fleet.load()?;
     let machines = selection::select(&evaluation, Some(&args.on))?;
     let transport = args.ssh.transport(&evaluation.settings)?;
-    let executors = machines.iter().map(|m| transport.executor(m)).collect::<Result<Vec<_>, _>>()?;
+    let executors = lab_core::reach::reach(&transport, &machines)?;
     let cmd = Cmd::new(args.command.clone()).timeout(Duration::from_secs(args.timeout));
     let runtime = tokio::runtime::Runtime::new()?;
     let results = runtime.block_on(async {
         let permits = Semaphore::new(args.parallel.max(1));
         let runs = executors.iter().map(|executor| async {
             let _permit = permits.acquire().await.ok();
-            executor.run(&cmd).await
+            executor.executor.run(&cmd).await
         });
         let results = join_all(runs).await;
         transport.close().await;
@@ -77,5 +77,5 @@ pub fn run(fleet: &FleetArgs, args: &ExecArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(crate::exit::Exit::clean_if(!failed))
+    Ok(Exit::clean_if(!failed))
 }

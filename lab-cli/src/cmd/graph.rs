@@ -1,7 +1,5 @@
 //! `lab graph`.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use lab_core::graph::{render_graph, GraphFormat};
@@ -33,13 +31,13 @@ enum Format {
 }
 
 /// Prints the dependency graph with waves as ranks.
-pub fn run(fleet: &FleetArgs, args: &GraphArgs) -> Result<ExitCode> {
-    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean.into()) };
+pub fn run(fleet: &FleetArgs, args: &GraphArgs) -> Result<Exit> {
+    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean) };
     let format = match if args.json { Format::Json } else { args.format } {
         Format::Dot => GraphFormat::Dot,
         Format::Mermaid => GraphFormat::Mermaid,
         Format::Json => GraphFormat::Json,
     };
     crate::out::print(render_graph(&fleet, format, &args.limits.limits(&settings)))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

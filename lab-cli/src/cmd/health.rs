@@ -2,13 +2,13 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use lab_core::health::{check_machines, check_once, CheckReport, HttpClients, LocalProber, Via};
 use lab_core::metadata::{parse_machine, RunOn};
 
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 use crate::ssh::SshArgs;
 use crate::{render, selection};
@@ -39,7 +39,7 @@ pub struct HealthArgs {
 }
 
 /// Runs `lab health`.
-pub fn run(fleet: &FleetArgs, args: &HealthArgs) -> Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &HealthArgs) -> Result<Exit> {
     let runtime = tokio::runtime::Runtime::new()?;
     let reports = if args.local { runtime.block_on(local(args))? } else { runtime.block_on(remote(fleet, args))? };
     if args.json || args.local {
@@ -47,8 +47,7 @@ pub fn run(fleet: &FleetArgs, args: &HealthArgs) -> Result<ExitCode> {
     } else {
         crate::out::print(table(&reports))?;
     }
-    let failed = reports.iter().any(|r| r.required && !r.passed);
-    Ok(crate::exit::Exit::clean_if(!failed))
+    Ok(Exit::clean_if(lab_core::health::is_clean(&reports)))
 }
 
 async fn remote(fleet: &FleetArgs, args: &HealthArgs) -> Result<Vec<CheckReport>> {

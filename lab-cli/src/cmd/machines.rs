@@ -1,9 +1,8 @@
 //! `lab machines`.
 
-use std::process::ExitCode;
-
 use lab_core::metadata::Machine;
 
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 use crate::render::{failures, list, print_json, table, word};
 
@@ -17,7 +16,7 @@ pub struct Args {
 
 /// Lists the fleet's machines, sorted by name; hosts that fail to evaluate
 /// are reported on stderr and make the exit status 1.
-pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<Exit> {
     let evaluation = fleet.load()?;
     if args.json {
         print_json(&evaluation.machines)?;

@@ -1,13 +1,12 @@
 //! `lab orchestrate`: the lab-orchestrator service as one command.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use lab_core::orchestrate::{RunKind, RunSpec};
 use lab_core::plan::Goal;
 
 use super::run_args::{run_new, RunArgs};
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 
 /// Options of `lab orchestrate`.
@@ -34,7 +33,7 @@ enum OrchestrateGoal {
 
 /// Evaluates and checks the fleet (aborting on problems), deploys every
 /// machine, then reboots in sequence those that need it.
-pub fn run(fleet: &FleetArgs, args: &OrchestrateArgs) -> Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &OrchestrateArgs) -> Result<Exit> {
     let mut spec = RunSpec::new(RunKind::Orchestrate, &fleet.source()?);
     args.run.apply(&mut spec);
     spec.options.goal = match args.goal {

@@ -1,7 +1,5 @@
 //! `lab plan`.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use lab_core::orchestrate::{RebootWindow, WindowStatus};
@@ -50,9 +48,9 @@ struct Shown<'a> {
 
 /// Prints the plan of a reboot or deploy run with its estimated duration,
 /// and, for a reboot, whether the fleet's window lets it start now.
-pub fn run(fleet: &FleetArgs, args: &PlanArgs) -> Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &PlanArgs) -> Result<Exit> {
     let Some((fleet, settings)) = order_args::load_for(fleet, &args.select, order_args::Purpose::Run)? else {
-        return Ok(Exit::NotClean.into());
+        return Ok(Exit::NotClean);
     };
     let kind = match args.kind {
         Kind::Reboot => PlanKind::Reboot,
@@ -75,5 +73,5 @@ pub fn run(fleet: &FleetArgs, args: &PlanArgs) -> Result<ExitCode> {
         }
         crate::out::print(text)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -1,12 +1,11 @@
 //! `lab reboot`.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::Args;
 use lab_core::orchestrate::{RunKind, RunSpec};
 
 use super::run_args::{run_new, RunArgs};
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 
 /// Options of `lab reboot`.
@@ -23,7 +22,7 @@ pub struct RebootArgs {
 }
 
 /// Reboots the selected machines in sequence.
-pub fn run(fleet: &FleetArgs, args: &RebootArgs) -> Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &RebootArgs) -> Result<Exit> {
     let mut spec = RunSpec::new(RunKind::Reboot, &fleet.source()?);
     args.run.apply(&mut spec);
     spec.options.no_delay = args.no_delay;

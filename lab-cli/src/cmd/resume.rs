@@ -1,12 +1,11 @@
 //! `lab resume` and `lab unlock`.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::Args;
 use lab_core::orchestrate::{force_unlock, StateDir};
 
 use super::run_args::{run_resume, RunEnv};
+use crate::exit::Exit;
 
 /// Options of `lab resume`.
 #[derive(Debug, Args)]
@@ -18,7 +17,7 @@ pub struct ResumeArgs {
 }
 
 /// Continues an interrupted run from its journal.
-pub fn run(args: &ResumeArgs) -> Result<ExitCode> {
+pub fn run(args: &ResumeArgs) -> Result<Exit> {
     run_resume(args.run_id.as_deref(), &args.env)
 }
 
@@ -36,9 +35,9 @@ pub struct UnlockArgs {
 }
 
 /// Removes the lock a run holds.
-pub fn unlock(args: &UnlockArgs) -> Result<ExitCode> {
+pub fn unlock(args: &UnlockArgs) -> Result<Exit> {
     let state = args.state_dir.clone().map_or_else(StateDir::default_location, StateDir::new);
     let holder = force_unlock(&state, &args.run_id)?;
     eprintln!("removed the lock of {holder}; if that run is still alive it keeps running, so stop it first");
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -9,7 +9,6 @@
 //! with `lab resume RUN_ID`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -127,7 +126,7 @@ pub fn run_new(
     command: Vec<String>,
     update: bool,
     eval_options: EvalOptions,
-) -> Result<ExitCode> {
+) -> Result<Exit> {
     let drive = Drive {
         max_parallel: args.limits.max_parallel,
         max_unavailable_per_group: args.limits.max_unavailable_per_group,
@@ -139,14 +138,14 @@ pub fn run_new(
         let runtime = tokio::runtime::Runtime::new()?;
         return match runtime.block_on(drive::start(spec, &drive))? {
             Driven::DryRun(shown) => show_dry_run(&shown, args.env.json),
-            Driven::Finished(_) => Ok(ExitCode::SUCCESS),
+            Driven::Finished(_) => Ok(Exit::Success),
         };
     }
     follow(&args.env, drive, Target::New(spec))
 }
 
 /// `lab resume`: continues an interrupted run.
-pub fn run_resume(run_id: Option<&str>, env: &RunEnv) -> Result<ExitCode> {
+pub fn run_resume(run_id: Option<&str>, env: &RunEnv) -> Result<Exit> {
     let options = EvalOptions { cache_dir: lab_core::eval::default_cache_dir(), ..EvalOptions::default() };
     let drive = env.drive(vec!["resume".into()], options)?;
     follow(env, drive, Target::Resume(run_id.map(String::from)))
@@ -155,7 +154,7 @@ pub fn run_resume(run_id: Option<&str>, env: &RunEnv) -> Result<ExitCode> {
 /// Prints what a dry run would do: the plans and every command; then ends
 /// as the real run would begin (a reboot refused outside the window: its
 /// exit code, from the one table in `crate::exit`).
-fn show_dry_run(shown: &DryRun, json: bool) -> Result<ExitCode> {
+fn show_dry_run(shown: &DryRun, json: bool) -> Result<Exit> {
     if json {
         crate::render::print_json(&shown.to_json())?;
     } else {
@@ -165,9 +164,9 @@ fn show_dry_run(shown: &DryRun, json: bool) -> Result<ExitCode> {
         Some(refused) => {
             let error = anyhow::Error::from(refused);
             eprintln!("error: the real run would stop here: {error:#}");
-            Exit::of_error(&error).unwrap_or(Exit::Error).into()
+            Exit::of_error(&error).unwrap_or(Exit::Error)
         }
-        None => ExitCode::SUCCESS,
+        None => Exit::Success,
     })
 }
 
@@ -210,7 +209,7 @@ fn dry_run_text(shown: &DryRun) -> String {
 
 /// Drives a run while rendering its events; Ctrl-C stops it; the exit code
 /// says how it ended.
-fn follow(env: &RunEnv, mut drive: Drive, target: Target) -> Result<ExitCode> {
+fn follow(env: &RunEnv, mut drive: Drive, target: Target) -> Result<Exit> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let (events, rx) = Events::channel();
@@ -239,9 +238,8 @@ fn follow(env: &RunEnv, mut drive: Drive, target: Target) -> Result<ExitCode> {
                 Outcome::Success => Exit::Success,
                 Outcome::Failed => Exit::NotClean,
                 Outcome::Interrupted => Exit::Interrupted,
-            }
-            .into()),
-            Ok(Driven::DryRun(_)) => Ok(ExitCode::SUCCESS),
+            }),
+            Ok(Driven::DryRun(_)) => Ok(Exit::Success),
             // A held lock (exit 3) and a fleet that is not clean (exit 1)
             // are told apart from runtime errors by `Exit::of_error`.
             Err(e) => Err(e.into()),

@@ -1,6 +1,6 @@
 //! `lab schema`.
 
-use std::process::ExitCode;
+use crate::exit::Exit;
 
 /// Options of `lab schema`.
 #[derive(Debug, clap::Args)]
@@ -12,11 +12,11 @@ pub struct Args {
 
 /// Prints the JSON Schema of one machine's metadata, or with `--fleet` of a
 /// fleet's JSON form.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: &Args) -> anyhow::Result<Exit> {
     crate::out::print(if args.fleet {
         lab_core::schema::fleet_schema_text()
     } else {
         lab_core::schema::machine_schema_text()
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -1,7 +1,5 @@
 //! `lab sequence`.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::Args;
 
@@ -23,13 +21,13 @@ pub struct SequenceArgs {
 }
 
 /// Prints the reboot sequence: position, machine, delay, wave.
-pub fn run(fleet: &FleetArgs, args: &SequenceArgs) -> Result<ExitCode> {
-    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean.into()) };
+pub fn run(fleet: &FleetArgs, args: &SequenceArgs) -> Result<Exit> {
+    let Some((fleet, settings)) = order_args::load(fleet, &args.select)? else { return Ok(Exit::NotClean) };
     let limits = args.limits.limits(&settings);
     if args.json {
         render::print_json(&fleet.sequence(&limits))?;
     } else {
         crate::out::print(fleet.render_sequence(&limits))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

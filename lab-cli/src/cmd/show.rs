@@ -1,9 +1,8 @@
 //! `lab show NAME`.
 
-use std::process::ExitCode;
-
 use lab_core::metadata::{HealthCheck, Machine};
 
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 use crate::render::{list, print_json, word};
 
@@ -19,7 +18,7 @@ pub struct Args {
 
 /// Shows one machine in full; an unknown name is an error naming the
 /// nearest names.
-pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<Exit> {
     let evaluation = fleet.load()?;
     let machine = evaluation.find(&args.name)?;
     if args.json {
@@ -27,7 +26,7 @@ pub fn run(fleet: &FleetArgs, args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         crate::out::print(render(machine))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 fn render(machine: &Machine) -> String {

@@ -4,18 +4,15 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use lab_core::eval::{Evaluation, Source};
-use lab_core::exec::Executor;
-use lab_core::health::{HttpClients, MachineProber, Prober};
 use lab_core::orchestrate::{Builder, NixBuilder, StateDir};
-use lab_core::status::{fleet_status, last_runs, Generation, MachineStatus, Target};
+use lab_core::status::{fleet_status, last_runs, Generation, MachineStatus};
 
+use crate::exit::Exit;
 use crate::fleet::FleetArgs;
 use crate::ssh::SshArgs;
 use crate::{render, selection};
@@ -46,7 +43,7 @@ pub struct StatusArgs {
 }
 
 /// Runs `lab status`.
-pub fn run(fleet: &FleetArgs, args: &StatusArgs) -> Result<ExitCode> {
+pub fn run(fleet: &FleetArgs, args: &StatusArgs) -> Result<Exit> {
     let runtime = tokio::runtime::Runtime::new()?;
     let evaluation = fleet.load()?;
     let expected = runtime.block_on(expected_systems(&fleet.source()?, &evaluation));
@@ -57,7 +54,7 @@ pub fn run(fleet: &FleetArgs, args: &StatusArgs) -> Result<ExitCode> {
         }
         let Some(seconds) = args.watch else {
             show(&statuses, args.json)?;
-            return Ok(crate::exit::Exit::clean_if(statuses.iter().all(MachineStatus::is_ok)));
+            return Ok(Exit::clean_if(statuses.iter().all(MachineStatus::is_ok)));
         };
         if std::io::stdout().is_terminal() {
             // Clear the screen and go home: refresh in place.
@@ -89,13 +86,7 @@ async fn gather(
 ) -> Result<Vec<MachineStatus>> {
     let machines = selection::select(evaluation, args.on.as_deref())?;
     let transport = args.ssh.transport(&evaluation.settings)?;
-    let clients = HttpClients::default();
-    let mut targets: Vec<Target> = Vec::new();
-    for machine in machines {
-        let exec: Arc<dyn Executor> = Arc::new(transport.executor(&machine)?);
-        let prober: Arc<dyn Prober> = Arc::new(MachineProber::new(&machine, exec.clone(), clients.clone()));
-        targets.push((machine, exec, prober));
-    }
+    let targets = lab_core::reach::reach(&transport, &machines)?;
     let state = args.state_dir.clone().map_or_else(StateDir::default_location, StateDir::new);
     let statuses = fleet_status(&targets, expected, &last_runs(&state), args.parallel).await;
     transport.close().await;

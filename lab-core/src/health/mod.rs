@@ -120,7 +120,20 @@ pub struct CheckReport {
     pub via: Via,
 }
 
+/// Whether a health report is clean: no required check failed (a failed
+/// optional check is a warning). `lab health` exits 0 and `lab_health`
+/// answers `LAB_OK` exactly when it is.
+pub fn is_clean(reports: &[CheckReport]) -> bool {
+    !reports.iter().any(CheckReport::failed)
+}
+
 impl CheckReport {
+    /// Whether this is a required check that failed: what makes a report
+    /// not clean and a machine unhealthy.
+    pub fn failed(&self) -> bool {
+        self.required && !self.passed
+    }
+
     /// The report of `attempt` of check number `index` of `machine`.
     pub fn new(machine: &str, index: usize, check: &HealthCheck, attempt: Attempt) -> Self {
         CheckReport {
@@ -151,17 +164,9 @@ pub async fn check_machines(
     ssh: crate::exec::SshOptions,
     concurrency: usize,
 ) -> Result<Vec<CheckReport>, crate::exec::ExecError> {
-    let transport = crate::exec::SshTransport::new(ssh).map_err(|source| crate::exec::ExecError::Spawn {
-        machine: String::new(),
-        program: "ssh (its private control directory)".into(),
-        source,
-    })?;
-    let clients = HttpClients::default();
-    let mut probers: Vec<(crate::metadata::Machine, std::sync::Arc<dyn Prober>)> = Vec::new();
-    for machine in machines {
-        let executor: std::sync::Arc<dyn crate::exec::Executor> = std::sync::Arc::new(transport.executor(machine)?);
-        probers.push((machine.clone(), std::sync::Arc::new(MachineProber::new(machine, executor, clients.clone()))));
-    }
+    let transport = crate::reach::transport(ssh)?;
+    let probers: Vec<(crate::metadata::Machine, std::sync::Arc<dyn Prober>)> =
+        crate::reach::reach(&transport, machines)?.into_iter().map(|r| (r.machine, r.prober as _)).collect();
     let reports = check_fleet_once(&probers, concurrency).await;
     transport.close().await;
     Ok(reports)

@@ -10,7 +10,9 @@
 ;;; it. The library is found through LAB_FFI_LIB (a path to liblab.so),
 ;;; then the install prefix (PREFIX/lib beside PREFIX/share/guile/site), then
 ;;; the system linker path; when none loads, the error says so and how to
-;;; point LAB_FFI_LIB at liblab.so.
+;;; point LAB_FFI_LIB at liblab.so. A library whose lab_abi_version is
+;;; not the one this module was written for is refused at load, before
+;;; anything calls it with arguments of another shape.
 ;;;
 ;;; Long runs (lab-deploy, lab-reboot, lab-orchestrate) take the request and
 ;;; an event procedure, called with each event (as `lab … --json` prints
@@ -26,7 +28,7 @@
   #:use-module (srfi srfi-9)
   #:use-module (json)
   #:export (&lab-error lab-error? lab-error-status lab-error-object lab-error-message
-            lab-library-path lab-version lab-abi-version lab-schema
+            lab-library-path lab-version lab-abi-version lab-schema lab-fleet-schema
             lab-machines lab-show lab-check lab-sequence lab-plan lab-graph
             lab-health lab-eval-nix lab-build
             make-lab-cancel lab-cancel? lab-cancel!
@@ -87,6 +89,22 @@
 (define %string-free (bind "lab_string_free" void '(*)))
 (define %version (bind "lab_version" '* '()))
 (define %abi-version (bind "lab_abi_version" uint32 '()))
+
+;; LAB_ABI_VERSION of the lab.h this module follows (lab-ffi/tests/guile_abi.rs
+;; keeps the two equal).
+(define %module-abi-version 1)
+
+(let ((library (%abi-version)))
+  (unless (= library %module-abi-version)
+    (raise-exception
+     (make-exception
+      (make-error)
+      (make-exception-with-origin 'lab-ffi)
+      (make-exception-with-message
+       (format #f "~a has lab ABI version ~a, but this (lab ffi) module needs ABI version ~a; \
+use the liblab.so built with this module (set LAB_FFI_LIB to it), or the module installed with that library"
+               lab-library-path library %module-abi-version))
+      (make-exception-with-irritants (list lab-library-path library %module-abi-version))))))
 
 (define (take-string ptr)
   ;; Copy out as UTF-8, then give the memory back to lab.
@@ -184,6 +202,12 @@ new starts. Callable from any thread."
 
 (define lab-schema
   (let ((f (bind "lab_schema" int '(*))))
+    (lambda ()
+      (let ((out (make-bytevector (sizeof '*) 0)))
+        (finish (f (bytevector->pointer out)) out)))))
+
+(define lab-fleet-schema
+  (let ((f (bind "lab_fleet_schema" int '(*))))
     (lambda ()
       (let ((out (make-bytevector (sizeof '*) 0)))
         (finish (f (bytevector->pointer out)) out)))))

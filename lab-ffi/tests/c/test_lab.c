@@ -170,6 +170,11 @@ int main(int argc, char **argv) {
     CHECK(schema && strstr(schema, "\"rebootOrder\""), "schema lacks rebootOrder");
     lab_string_free(schema);
     CHECK(lab_schema(NULL) == LAB_ERR_INVALID_ARGUMENT, "schema(NULL)");
+    char *fleet_schema = NULL;
+    CHECK(lab_fleet_schema(&fleet_schema) == LAB_OK, "fleet schema");
+    CHECK(fleet_schema && strstr(fleet_schema, "\"title\":\"lab fleet\""), "fleet schema lacks its title");
+    lab_string_free(fleet_schema);
+    CHECK(lab_fleet_schema(NULL) == LAB_ERR_INVALID_ARGUMENT, "fleet schema(NULL)");
 
     expect("machines", lab_machines, request, LAB_OK, "\"application-server\"");
     expect("show", lab_show, show, LAB_OK, "\"sleeper-service\"");

@@ -27,6 +27,7 @@
 
 (test-equal "abi version" 1 (lab-abi-version))
 (test-assert "version" (string? (lab-version)))
+(test-equal "fleet schema, as lab schema --fleet" "lab fleet" (assoc-ref (lab-fleet-schema) "title"))
 
 (test-equal "get-all-nix-machines"
   (vector->list (assoc-ref expected "names"))
