@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use serde_json::{json, Value};
 
 use crate::boundary::{call, FfiError, LabStatus};
-use crate::Request;
+use crate::request::{OneMachine, Request};
 use lab_core::orchestrate::{BuildError, Builder, NixBuilder};
 
 /// Builds a machine's system on this host and returns its store path:
@@ -23,8 +23,8 @@ use lab_core::orchestrate::{BuildError, Builder, NixBuilder};
 #[no_mangle]
 pub unsafe extern "C" fn lab_build(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
-        let req = Request::parse(request_json, &["machine"])?;
-        let name = req.string("machine")?;
+        let req = Request::<(OneMachine,)>::parse(request_json)?;
+        let name = req.call.0.machine.get("machine")?;
         let evaluation = req.evaluate()?;
         if let Err(e) = evaluation.find(&name) {
             let (status, kind) = match e {

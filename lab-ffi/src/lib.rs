@@ -15,14 +15,16 @@ use serde_json::{json, Value};
 
 mod boundary;
 mod build;
+mod request;
 mod run;
 
 pub use boundary::LabStatus;
 use boundary::{call, request, FfiError};
 pub use build::lab_build;
-use lab_core::eval::{self, Evaluation, SourceSpec};
+use lab_core::eval::{self, Evaluation};
 use lab_core::graph::{self, Limits};
 use lab_core::plan::{Plan, PlanKind};
+use request::{OneMachine, Request, Select, Ssh};
 pub use run::{
     lab_cancel, lab_cancel_free, lab_cancel_new, lab_deploy, lab_orchestrate, lab_reboot, LabCancel, LabEventCallback,
 };
@@ -75,43 +77,11 @@ pub unsafe extern "C" fn lab_fleet_schema(out: *mut *mut c_char) -> LabStatus {
     call(out, || Ok(lab_core::schema::fleet_schema()))
 }
 
-/// Fields every fleet request may carry beside its source: how to evaluate,
-/// as the CLI's `--refresh`, `--eval-timeout`, `--eval-jobs` and `--cache-impure`.
-const EVAL_FIELDS: [&str; 4] = ["refresh", "evalTimeout", "evalJobs", "cacheImpure"];
-
-/// The evaluation timeout when a request gives none: the CLI's default.
-const DEFAULT_EVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// A request: the fleet source fields of [`SourceSpec`] plus the call's own
-/// fields and [`EVAL_FIELDS`], which are taken out first so that a misspelt
-/// field is an error.
-struct Request {
-    source: SourceSpec,
-    rest: serde_json::Map<String, Value>,
-}
-
-impl Request {
-    fn parse(ptr: *const c_char, own_fields: &[&str]) -> Result<Request, FfiError> {
-        let Value::Object(mut object) = request::<Value>(ptr)? else {
-            return Err(FfiError::invalid("the request must be a JSON object"));
-        };
-        let rest = own_fields.iter().chain(&EVAL_FIELDS).filter_map(|f| object.remove_entry(*f)).collect();
-        let source = serde_json::from_value(Value::Object(object))
-            .map_err(|e| FfiError::invalid(format!("the request is not valid: {e}")))?;
-        Ok(Request { source, rest })
-    }
-
-    fn string(&self, field: &str) -> Result<String, FfiError> {
-        match self.rest.get(field) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            _ => Err(FfiError::invalid(format!("the request needs \"{field}\": a string"))),
-        }
-    }
-
+impl<C> Request<C> {
     fn evaluate(&self) -> Result<Evaluation, FfiError> {
         let cwd = std::env::current_dir().unwrap_or_default();
         let source = self.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
-        eval::evaluate(&source, &self.eval_options()?).map_err(|e| {
+        eval::evaluate(&source, &self.eval.options()).map_err(|e| {
             // A fleet that manages nothing was read and is not clean, as the
             // CLI's exit 1 says; anything else is a failed evaluation.
             if e.fleet_not_clean() {
@@ -119,36 +89,6 @@ impl Request {
             } else {
                 FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string())
             }
-        })
-    }
-}
-
-impl Request {
-    /// How to evaluate: the XDG cache (as the CLI), `refresh` (ignore a
-    /// cached result), `evalTimeout` (seconds, default 600 as the CLI's
-    /// `--eval-timeout`) and `evalJobs` (nix processes at once, 0 or absent:
-    /// automatic).
-    fn eval_options(&self) -> Result<eval::EvalOptions, FfiError> {
-        let timeout = match self.rest.get("evalTimeout") {
-            None | Some(Value::Null) => DEFAULT_EVAL_TIMEOUT,
-            Some(value) => {
-                value.as_f64().and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()).ok_or_else(|| {
-                    FfiError::invalid(format!("\"evalTimeout\" is {value}; give a number of seconds, e.g. 600"))
-                })?
-            }
-        };
-        let jobs = match self.rest.get("evalJobs") {
-            None | Some(Value::Null) => 0,
-            Some(value) => value.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
-                FfiError::invalid(format!("\"evalJobs\" is {value}; give a whole number (0: one per core)"))
-            })?,
-        };
-        Ok(eval::EvalOptions {
-            jobs,
-            timeout: Some(timeout),
-            cache_dir: eval::default_cache_dir(),
-            refresh: self.flag("refresh")?,
-            cache_impure: self.flag("cacheImpure")?,
         })
     }
 }
@@ -171,7 +111,7 @@ impl Request {
 #[no_mangle]
 pub unsafe extern "C" fn lab_machines(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
-        let req = Request::parse(request_json, &[])?;
+        let req = Request::<()>::parse(request_json)?;
         Ok(serde_json::to_value(&req.evaluate()?.machines).unwrap_or(Value::Null))
     })
 }
@@ -185,8 +125,8 @@ pub unsafe extern "C" fn lab_machines(request_json: *const c_char, out: *mut *mu
 #[no_mangle]
 pub unsafe extern "C" fn lab_show(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
-        let req = Request::parse(request_json, &["machine"])?;
-        let name = req.string("machine")?;
+        let req = Request::<(OneMachine,)>::parse(request_json)?;
+        let name = req.call.0.machine.get("machine")?;
         let evaluation = req.evaluate()?;
         match evaluation.find(&name) {
             Ok(machine) => Ok(json!({ name.clone(): machine })),
@@ -201,74 +141,26 @@ pub unsafe extern "C" fn lab_show(request_json: *const c_char, out: *mut *mut c_
     })
 }
 
-impl Request {
-    fn opt_string(&self, field: &str) -> Result<Option<String>, FfiError> {
-        match self.rest.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(FfiError::invalid(format!("\"{field}\" must be a string"))),
-        }
-    }
-
-    /// `sshOptions` (list of "Key=Value") and `sshConfig` (path).
-    fn ssh_options(&self) -> Result<lab_core::exec::SshOptions, FfiError> {
-        let options: Vec<String> = match self.rest.get("sshOptions") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|_| FfiError::invalid("\"sshOptions\" must be a list of \"Key=Value\" strings"))?,
-        };
-        Ok(lab_core::exec::SshOptions {
-            options,
-            config_file: self.opt_string("sshConfig")?.map(Into::into),
-            ..Default::default()
-        })
-    }
-
-    fn flag(&self, field: &str) -> Result<bool, FfiError> {
-        match self.rest.get(field) {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(FfiError::invalid(format!("\"{field}\" must be true or false"))),
-        }
-    }
-
-    fn count(&self, field: &str) -> Result<Option<std::num::NonZeroUsize>, FfiError> {
-        match self.rest.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| std::num::NonZeroUsize::new(n as usize))
-                .map(Some)
-                .ok_or_else(|| FfiError::invalid(format!("\"{field}\" must be a whole number of at least 1"))),
-        }
-    }
-
-    /// The request's limits, the fleet's settings filling in what it leaves out.
-    fn limits(&self, settings: &lab_core::settings::FleetSettings) -> Result<Limits, FfiError> {
-        Ok(Limits {
-            max_parallel: self.count("maxParallel")?.or(settings.max_parallel).unwrap_or(std::num::NonZeroUsize::MIN),
-            max_unavailable_per_group: self.count("maxUnavailablePerGroup")?.or(settings.max_unavailable_per_group),
-        })
-    }
-
-    /// The validated graph, narrowed by `on` / `withDependencies` / `withDependents`,
-    /// and the limits that apply to it: lab-core decides what the selection
-    /// needs ([`graph::usable`]), as for the CLI; broken machines it does not
-    /// need are left alone.
-    fn fleet(&self) -> Result<(graph::Fleet, Limits), FfiError> {
-        self.fleet_for(graph::Purpose::Order)
-    }
-
-    /// [`Request::fleet`] for `purpose`: a plan needs what its run needs.
-    fn fleet_for(&self, purpose: graph::Purpose) -> Result<(graph::Fleet, Limits), FfiError> {
-        let evaluation = self.evaluate()?;
-        let limits = self.limits(&evaluation.settings)?;
-        let expand =
-            graph::Expand { dependencies: self.flag("withDependencies")?, dependents: self.flag("withDependents")? };
-        let usable =
-            graph::usable(&evaluation, self.opt_string("on")?.as_deref(), expand, purpose).map_err(order_error)?;
-        Ok((usable.fleet, limits))
-    }
+/// The validated graph, narrowed by `on` / `withDependencies` /
+/// `withDependents`, and the limits that apply to it (the request's, the
+/// fleet's settings filling in what it leaves out): lab-core decides what
+/// the selection needs for `purpose` ([`graph::usable`]), as for the CLI;
+/// broken machines it does not need are left alone.
+fn fleet<C>(
+    req: &Request<C>,
+    select: &Select,
+    limits: &request::Limits,
+    purpose: graph::Purpose,
+) -> Result<(graph::Fleet, Limits), FfiError> {
+    let evaluation = req.evaluate()?;
+    let settings = &evaluation.settings;
+    let limits = Limits {
+        max_parallel: limits.max_parallel.0.or(settings.max_parallel).unwrap_or(std::num::NonZeroUsize::MIN),
+        max_unavailable_per_group: limits.max_unavailable_per_group.0.or(settings.max_unavailable_per_group),
+    };
+    let expand = graph::Expand { dependencies: select.with_dependencies.0, dependents: select.with_dependents.0 };
+    let usable = graph::usable(&evaluation, select.on.0.as_deref(), expand, purpose).map_err(order_error)?;
+    Ok((usable.fleet, limits))
 }
 
 /// A selection that cannot be used: a wrong `on` is an invalid argument;
@@ -291,8 +183,6 @@ fn order_error(e: graph::OrderError) -> FfiError {
     error
 }
 
-const ORDER_FIELDS: [&str; 5] = ["maxParallel", "maxUnavailablePerGroup", "on", "withDependencies", "withDependents"];
-
 /// Checks a fleet, as `lab check --json`: `LAB_OK` when clean, else
 /// `LAB_ERR_NOT_CLEAN` with the same report as the result.
 ///
@@ -301,7 +191,7 @@ const ORDER_FIELDS: [&str; 5] = ["maxParallel", "maxUnavailablePerGroup", "on", 
 #[no_mangle]
 pub unsafe extern "C" fn lab_check(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
-        let report = lab_core::check::check(&Request::parse(request_json, &[])?.evaluate()?);
+        let report = lab_core::check::check(&Request::<()>::parse(request_json)?.evaluate()?);
         let value = serde_json::to_value(&report).unwrap_or_default();
         if report.clean {
             Ok(value)
@@ -321,8 +211,9 @@ pub unsafe extern "C" fn lab_check(request_json: *const c_char, out: *mut *mut c
 #[no_mangle]
 pub unsafe extern "C" fn lab_sequence(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
-        let req = Request::parse(request_json, &ORDER_FIELDS)?;
-        let (fleet, limits) = req.fleet()?;
+        let req = Request::<(Select, request::Limits)>::parse(request_json)?;
+        let (select, limits) = &req.call;
+        let (fleet, limits) = fleet(&req, select, limits, graph::Purpose::Order)?;
         Ok(serde_json::to_value(fleet.sequence(&limits)).unwrap_or_default())
     })
 }
@@ -338,15 +229,14 @@ pub unsafe extern "C" fn lab_sequence(request_json: *const c_char, out: *mut *mu
 #[no_mangle]
 pub unsafe extern "C" fn lab_plan(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
-        let mut fields = ORDER_FIELDS.to_vec();
-        fields.push("kind");
-        let req = Request::parse(request_json, &fields)?;
-        let kind = match req.string("kind")?.as_str() {
+        let req = Request::<(Select, request::Limits, PlanFields)>::parse(request_json)?;
+        let (select, limits, plan) = &req.call;
+        let kind = match plan.kind.get("kind")?.as_str() {
             "reboot" => PlanKind::Reboot,
             "deploy" => PlanKind::Deploy,
             other => return Err(FfiError::invalid(format!("\"kind\" is \"{other}\"; use \"reboot\" or \"deploy\""))),
         };
-        let (fleet, limits) = req.fleet_for(graph::Purpose::Run)?;
+        let (fleet, limits) = fleet(&req, select, limits, graph::Purpose::Run)?;
         let plan = Plan::new(kind, &fleet, &limits);
         Ok(serde_json::to_value(&plan).unwrap_or_default())
     })
@@ -359,8 +249,9 @@ pub unsafe extern "C" fn lab_plan(request_json: *const c_char, out: *mut *mut c_
 #[no_mangle]
 pub unsafe extern "C" fn lab_graph(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
-        let req = Request::parse(request_json, &ORDER_FIELDS)?;
-        let (fleet, limits) = req.fleet()?;
+        let req = Request::<(Select, request::Limits)>::parse(request_json)?;
+        let (select, limits) = &req.call;
+        let (fleet, limits) = fleet(&req, select, limits, graph::Purpose::Order)?;
         let text = graph::render_graph(&fleet, graph::GraphFormat::Json, &limits);
         serde_json::from_str(&text).map_err(|e| FfiError::new(LabStatus::LabErrInternal, "internal", e.to_string()))
     })
@@ -378,12 +269,13 @@ pub unsafe extern "C" fn lab_graph(request_json: *const c_char, out: *mut *mut c
 #[no_mangle]
 pub unsafe extern "C" fn lab_health(request_json: *const c_char, out: *mut *mut c_char) -> LabStatus {
     call(out, || {
-        let req = Request::parse(request_json, &["on", "sshOptions", "sshConfig", "parallel"])?;
+        let req = Request::<(HealthFields, Ssh)>::parse(request_json)?;
+        let (health, ssh) = &req.call;
         let evaluation = req.evaluate()?;
         // The same choice as `lab health --on`: dependencies play no part.
-        let machines = graph::reachable(&evaluation, req.opt_string("on")?.as_deref()).map_err(order_error)?.machines;
-        let ssh = lab_core::reach::ssh_options(req.ssh_options()?, &evaluation.settings);
-        let parallel = req.count("parallel")?.map_or(lab_core::health::DEFAULT_CONCURRENCY, usize::from);
+        let machines = graph::reachable(&evaluation, health.on.0.as_deref()).map_err(order_error)?.machines;
+        let ssh = lab_core::reach::ssh_options(ssh.options(), &evaluation.settings);
+        let parallel = health.parallel.0.map_or(lab_core::health::DEFAULT_CONCURRENCY, usize::from);
         let runtime = runtime()?;
         let reports = runtime
             .block_on(lab_core::health::check_machines(&machines, ssh, parallel))
@@ -421,6 +313,27 @@ pub unsafe extern "C" fn lab_eval_nix(request_json: *const c_char, out: *mut *mu
         eval::evaluate_expression(&req.expr, &req.args, Some(timeout))
             .map_err(|e| FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string()))
     })
+}
+
+/// `lab_plan`'s own field: which run to plan.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFields {
+    /// "reboot" or "deploy".
+    #[serde(default)]
+    kind: request::Needed,
+}
+
+/// `lab_health`'s own fields.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthFields {
+    /// The `--on` expression (default: every machine).
+    #[serde(default)]
+    on: request::Text,
+    /// Checks attempted at once.
+    #[serde(default)]
+    parallel: request::Count,
 }
 
 /// A runtime for one call's I/O; calls stay independent and thread-safe.

@@ -7,8 +7,10 @@ use std::ffi::{c_char, c_void, CString};
 
 use serde_json::Value;
 
+use serde::Deserialize;
+
 use crate::boundary::{call, FfiError, LabStatus};
-use crate::{Request, ORDER_FIELDS};
+use crate::request::{self, Argv, Count, Flag, Request, Select, Ssh, Text};
 use lab_core::orchestrate::drive::{self, Drive, Driven};
 use lab_core::orchestrate::{
     CancelToken, Escalation, Events, OrchestrateError, Outcome, RunKind, RunSpec, Secret, StateDir,
@@ -137,15 +139,94 @@ pub unsafe extern "C" fn lab_orchestrate(
     call(out, || long_run(RunKind::Orchestrate, request_json, on_event, user_data, cancel))
 }
 
-const RUN_FIELDS: [&str; 8] =
-    ["keepGoing", "maxFailures", "dryRun", "stateDir", "sshOptions", "sshConfig", "escalate", "sudoPassword"];
+/// The fields every long run takes beside its selection, limits and ssh.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RunFields {
+    #[serde(default)]
+    keep_going: Flag,
+    #[serde(default)]
+    max_failures: Count,
+    #[serde(default)]
+    dry_run: Flag,
+    #[serde(default)]
+    state_dir: Text,
+    #[serde(default)]
+    escalate: Argv,
+    #[serde(default)]
+    sudo_password: Text,
+}
 
-fn kind_fields(kind: RunKind) -> &'static [&'static str] {
-    match kind {
-        RunKind::Deploy => &["goal", "buildOnTarget"],
-        RunKind::Reboot => &["noDelay", "onlyIfNeeded"],
-        RunKind::Orchestrate => &["goal", "noDelay", "update"],
+/// `lab_deploy`'s own fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeployFields {
+    #[serde(default)]
+    goal: Option<Value>,
+    #[serde(default)]
+    build_on_target: Flag,
+}
+
+/// `lab_reboot`'s own fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RebootFields {
+    #[serde(default)]
+    no_delay: Flag,
+    #[serde(default)]
+    only_if_needed: Flag,
+}
+
+/// `lab_orchestrate`'s own fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OrchestrateFields {
+    #[serde(default)]
+    goal: Option<Value>,
+    #[serde(default)]
+    no_delay: Flag,
+    #[serde(default)]
+    update: Flag,
+}
+
+/// What a run kind's own fields set: the goal, build on target, no delay,
+/// only if needed, update. Fields a kind does not take stay at their
+/// defaults (and are unknown fields in its request).
+#[derive(Debug, Default)]
+struct KindOptions {
+    goal: Option<Value>,
+    build_on_target: bool,
+    no_delay: bool,
+    only_if_needed: bool,
+    update: bool,
+}
+
+impl From<DeployFields> for KindOptions {
+    fn from(f: DeployFields) -> Self {
+        KindOptions { goal: f.goal, build_on_target: f.build_on_target.0, ..KindOptions::default() }
     }
+}
+
+impl From<RebootFields> for KindOptions {
+    fn from(f: RebootFields) -> Self {
+        KindOptions { no_delay: f.no_delay.0, only_if_needed: f.only_if_needed.0, ..KindOptions::default() }
+    }
+}
+
+impl From<OrchestrateFields> for KindOptions {
+    fn from(f: OrchestrateFields) -> Self {
+        KindOptions { goal: f.goal, no_delay: f.no_delay.0, update: f.update.0, ..KindOptions::default() }
+    }
+}
+
+/// A long run's request, read with the fields of `kind`.
+type RunRequest<K> = Request<(Select, request::Limits, RunFields, Ssh, K)>;
+
+fn parse_run<K: serde::de::DeserializeOwned + Into<KindOptions>>(
+    request_json: *const c_char,
+) -> Result<(RunRequest<()>, KindOptions), FfiError> {
+    let Request { source, eval, call: (select, limits, run, ssh, own) } = RunRequest::<K>::parse(request_json)?;
+    Ok((Request { source, eval, call: (select, limits, run, ssh, ()) }, own.into()))
 }
 
 fn long_run(
@@ -155,9 +236,12 @@ fn long_run(
     user_data: *mut c_void,
     cancel: *const LabCancel,
 ) -> Result<Value, FfiError> {
-    let fields: Vec<&str> = ORDER_FIELDS.iter().chain(&RUN_FIELDS).chain(kind_fields(kind)).copied().collect();
-    let req = Request::parse(request_json, &fields)?;
-    let (spec, mut drive) = req.run(kind)?;
+    let (req, own) = match kind {
+        RunKind::Deploy => parse_run::<DeployFields>(request_json)?,
+        RunKind::Reboot => parse_run::<RebootFields>(request_json)?,
+        RunKind::Orchestrate => parse_run::<OrchestrateFields>(request_json)?,
+    };
+    let (spec, mut drive) = run(&req, &own, kind)?;
     // SAFETY: per the contract of the entry points, NULL or a live handle.
     if let Some(handle) = unsafe { cancel.as_ref() } {
         drive.cancel = handle.0.clone();
@@ -240,48 +324,44 @@ fn run_error(e: OrchestrateError) -> FfiError {
     error
 }
 
-impl Request {
-    /// The run this request asks for, and how to drive it.
-    fn run(&self, kind: RunKind) -> Result<(RunSpec, Drive), FfiError> {
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let source = self.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
-        let mut spec = RunSpec::new(kind, &source);
-        spec.on = self.opt_string("on")?;
-        spec.with_dependencies = self.flag("withDependencies")?;
-        spec.with_dependents = self.flag("withDependents")?;
-        spec.keep_going = self.flag("keepGoing")?;
-        spec.max_failures = self.count("maxFailures")?.map(usize::from);
-        spec.options.build_on_target = self.flag("buildOnTarget")?;
-        spec.options.no_delay = self.flag("noDelay")?;
-        spec.options.only_if_needed = spec.options.only_if_needed || self.flag("onlyIfNeeded")?;
-        if let Some(goal) = self.rest.get("goal").filter(|v| !v.is_null()) {
-            let allowed: &[&str] = match kind {
-                RunKind::Orchestrate => &["boot", "switch"],
-                _ => &["switch", "boot", "test", "dry-activate"],
-            };
-            spec.options.goal = serde_json::from_value::<Goal>(goal.clone())
-                .ok()
-                .filter(|_| goal.as_str().is_some_and(|g| allowed.contains(&g)))
-                .ok_or_else(|| FfiError::invalid(format!("\"goal\" is {goal}; use one of {}", allowed.join(", "))))?;
-        }
-        let escalate = match self.rest.get("escalate") {
-            None | Some(Value::Null) => Escalation::default().command,
-            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
-                FfiError::invalid("\"escalate\" must be a list of strings, e.g. [\"sudo\", \"-H\", \"--\"]")
-            })?,
+/// The run a request asks for, and how to drive it.
+fn run(req: &RunRequest<()>, own: &KindOptions, kind: RunKind) -> Result<(RunSpec, Drive), FfiError> {
+    let (select, limits, fields, ssh, ()) = &req.call;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let source = req.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
+    let mut spec = RunSpec::new(kind, &source);
+    spec.on = select.on.0.clone();
+    spec.with_dependencies = select.with_dependencies.0;
+    spec.with_dependents = select.with_dependents.0;
+    spec.keep_going = fields.keep_going.0;
+    spec.max_failures = fields.max_failures.0.map(usize::from);
+    spec.options.build_on_target = own.build_on_target;
+    spec.options.no_delay = own.no_delay;
+    spec.options.only_if_needed = spec.options.only_if_needed || own.only_if_needed;
+    if let Some(goal) = own.goal.as_ref().filter(|v| !v.is_null()) {
+        let allowed: &[&str] = match kind {
+            RunKind::Orchestrate => &["boot", "switch"],
+            _ => &["switch", "boot", "test", "dry-activate"],
         };
-        let drive = Drive {
-            max_parallel: self.count("maxParallel")?,
-            max_unavailable_per_group: self.count("maxUnavailablePerGroup")?,
-            update: self.flag("update")?,
-            eval: self.eval_options()?,
-            ssh: self.ssh_options()?,
-            state: self.opt_string("stateDir")?.map_or_else(StateDir::default_location, StateDir::new),
-            escalation: Escalation { command: escalate, password: self.opt_string("sudoPassword")?.map(Secret::new) },
-            command: vec!["ffi".into(), kind.name().into()],
-            dry_run: self.flag("dryRun")?,
-            ..Drive::default()
-        };
-        Ok((spec, drive))
+        spec.options.goal = serde_json::from_value::<Goal>(goal.clone())
+            .ok()
+            .filter(|_| goal.as_str().is_some_and(|g| allowed.contains(&g)))
+            .ok_or_else(|| FfiError::invalid(format!("\"goal\" is {goal}; use one of {}", allowed.join(", "))))?;
     }
+    let drive = Drive {
+        max_parallel: limits.max_parallel.0,
+        max_unavailable_per_group: limits.max_unavailable_per_group.0,
+        update: own.update,
+        eval: req.eval.options(),
+        ssh: ssh.options(),
+        state: fields.state_dir.0.clone().map_or_else(StateDir::default_location, StateDir::new),
+        escalation: Escalation {
+            command: fields.escalate.0.clone().unwrap_or_else(|| Escalation::default().command),
+            password: fields.sudo_password.0.clone().map(Secret::new),
+        },
+        command: vec!["ffi".into(), kind.name().into()],
+        dry_run: fields.dry_run.0,
+        ..Drive::default()
+    };
+    Ok((spec, drive))
 }

@@ -158,3 +158,51 @@ fn eval_nix_requests_are_checked_and_their_arguments_stay_data() {
     assert_eq!((status, value), (LabStatus::LabOk, json!(-1)));
     assert!(!canary.exists());
 }
+
+type RunEntry = unsafe extern "C" fn(
+    *const c_char,
+    lab::LabEventCallback,
+    *mut std::ffi::c_void,
+    *const lab::LabCancel,
+    *mut *mut c_char,
+) -> LabStatus;
+
+/// A long run with `request`, no callback, no cancel handle.
+fn run(entry: RunEntry, request: &Value) -> (LabStatus, Value) {
+    let request = CString::new(request.to_string()).unwrap();
+    let mut out: *mut c_char = std::ptr::null_mut();
+    // SAFETY: a valid request and out slot, no callback, no cancel handle.
+    let status = unsafe { entry(request.as_ptr(), None, std::ptr::null_mut(), std::ptr::null(), &mut out) };
+    // SAFETY: lab's string, freed once.
+    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+    unsafe { lab_string_free(out) };
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+/// Each run kind takes its own fields and no other kind's; every field's
+/// wrong value names it.
+#[test]
+fn long_runs_name_their_wrong_and_unknown_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fleet_file(&dir);
+    let cases: Vec<(RunEntry, Value, &str)> = vec![
+        (lab::lab_deploy, json!({ "update": true }), "the request is not valid: unknown field `update`, expected one of `flake`, `file`, `hostsDir`, `nixpkgs`, `jsonFile`"),
+        (lab::lab_reboot, json!({ "goal": "boot" }), "the request is not valid: unknown field `goal`"),
+        (lab::lab_orchestrate, json!({ "onlyIfNeeded": true }), "the request is not valid: unknown field `onlyIfNeeded`"),
+        (lab::lab_reboot, json!({ "keepGoing": 1 }), "\"keepGoing\" must be true or false"),
+        (lab::lab_reboot, json!({ "maxFailures": 0 }), "\"maxFailures\" must be a whole number of at least 1"),
+        (lab::lab_reboot, json!({ "stateDir": [] }), "\"stateDir\" must be a string"),
+        (lab::lab_deploy, json!({ "escalate": "sudo" }), "\"escalate\" must be a list of strings, e.g. [\"sudo\", \"-H\", \"--\"]"),
+        (lab::lab_deploy, json!({ "sshOptions": "A=b" }), "\"sshOptions\" must be a list of \"Key=Value\" strings"),
+        (lab::lab_orchestrate, json!({ "evalTimeout": "soon" }), "\"evalTimeout\" is \"soon\"; give a number of seconds, e.g. 600"),
+        (lab::lab_orchestrate, json!({ "evalJobs": -2 }), "\"evalJobs\" is -2; give a whole number (0: one per core)"),
+    ];
+    for (entry, mut request, expected) in cases {
+        request["jsonFile"] = json!(file);
+        request["dryRun"] = json!(true);
+        let (status, error) = run(entry, &request);
+        assert_eq!(status, LabStatus::LabErrInvalidArgument, "{request}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.starts_with(expected), "{request}: {message}");
+    }
+}
