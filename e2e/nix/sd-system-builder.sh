@@ -4,7 +4,14 @@
 # generation's units (an app on port 8080, socket-activated by systemd).
 set -eu
 PATH=/bin:/usr/bin
-mkdir -p "$out/bin" "$out/etc/systemd/system"
+mkdir -p "$out/bin" "$out/etc/systemd/system" "$out/sw/bin"
+# The system's own tools, where NixOS keeps them (/run/current-system/sw/bin:
+# a system unit's PATH has no /usr/bin on NixOS, so lab must find them
+# here); on the test hosts they are Debian's, at the host's own paths.
+ln -s /bin/sh "$out/sw/bin/sh"
+for t in nix-env systemd-run systemctl flock; do
+  ln -s "/usr/bin/$t" "$out/sw/bin/$t"
+done
 ln -s "$kernel/bzImage" "$out/kernel"
 ln -s "$initrd/initrd" "$out/initrd"
 ln -s "$modules" "$out/kernel-modules"

@@ -65,6 +65,10 @@ fi
 
 say "activating the configuration..."
 point "$out" /run/current-system
+# As NixOS's activation: the running and the booted system are GC roots.
+mkdir -p /nix/var/nix/gcroots
+ln -sfn /run/current-system /nix/var/nix/gcroots/current-system
+ln -sfn /run/booted-system /nix/var/nix/gcroots/booted-system
 say "setting up /etc..."
 cp "$out"/etc/systemd/system/* /etc/systemd/system/
 systemctl daemon-reload

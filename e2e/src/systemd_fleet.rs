@@ -202,6 +202,32 @@ impl SystemdFleet {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Writes `content` to `path` on `host` (over ssh, through its
+    /// standard input).
+    pub fn write_file(&self, host: &str, path: &str, content: &str) -> Result<()> {
+        let local = self.dir.join("upload");
+        std::fs::write(&local, content)?;
+        let mut cmd = self.ssh(host, &["sh", "-c", &format!("'cat > {path}'")]);
+        cmd.stdin(std::fs::File::open(&local)?).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = cmd.spawn()?;
+        let deadline = Instant::now() + COMMAND_LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{host}: writing {path} did not finish within {COMMAND_LIMIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if !status.success() {
+            bail!("{host}: writing {path} failed ({status})");
+        }
+        Ok(())
+    }
+
     /// The host's boot id, read over ssh.
     pub fn boot_id(&self, host: &str) -> Result<String> {
         Ok(self.run(host, &["cat", "/proc/sys/kernel/random/boot_id"])?.trim().to_string())

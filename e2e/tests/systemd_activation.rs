@@ -43,13 +43,29 @@ fn a_healthy_deploy_is_confirmed_and_nothing_lab_left_changes_the_machine_after(
     assert_eq!(gen1.current, gen1.booted);
     let gen2 = fleet.write_generation(2, &[("act1", SystemSpec::healthy())]).unwrap()["act1"].clone();
     let state = tempfile::tempdir().unwrap();
-    let out = deploy(&fleet, state.path());
+    let mut cmd = fleet.lab(state.path(), &["deploy", "--json"]);
+    let out = lab_e2e::output_within(&mut cmd, LIMIT).unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let links = fleet.links("act1").unwrap();
     assert_eq!(links.current, gen2, "{links:?}");
     assert_eq!(links.profile, gen2, "{links:?}");
     assert_eq!(links.boot_default, gen2, "{links:?}");
     assert_eq!(links.booted, gen1.booted, "no reboot happened");
+    // lab ran the system's own tools, as a NixOS unit must (its PATH has
+    // no /usr/bin), never bare names.
+    let records = lab_core::orchestrate::journal::read(&journal_of(&out)).unwrap();
+    let probe = records
+        .iter()
+        .find_map(|r| match &r.entry {
+            lab_core::orchestrate::journal::Entry::Step { step, detail, .. } if step == "deploy/act1/activate" => {
+                detail.get("activated").map(|a| a["probe"].clone())
+            }
+            _ => None,
+        })
+        .expect("the activation's probe is journaled");
+    for tool in ["sh", "nixEnv", "systemdRun", "systemctl", "flock"] {
+        assert!(probe[tool].as_str().unwrap().starts_with("/run/current-system/sw/bin/"), "{tool}: {probe}");
+    }
     let dbg = fleet.run("act1", &["sh", "-c", "'systemctl status --all \"lab-*\" --no-pager; journalctl -b --no-pager | grep -i -E \"lab-rollback|lab-confirm\" | tail -30; true'"]).unwrap_or_default();
     assert_eq!(fleet.lab_timers("act1").unwrap(), Vec::<String>::new(), "no watchdog is left: {dbg}");
     // Past every deadline lab set (confirmTimeout 4 s), the machine stays.

@@ -18,31 +18,98 @@ pub const SYSTEM_PROFILE: &str = "/nix/var/nix/profiles/system";
 const QUICK: Duration = Duration::from_secs(30);
 
 /// What the machine runs now and where its tools are; one round trip.
-/// Tools are looked up with `command -v` (not resolved further) because a
-/// transient unit's PATH is not the login shell's.
-const PROBE_SCRIPT: &str = r#"for t in sh nix-env systemd-run systemctl; do command -v "$t" || echo "$t"; done
+/// Each tool is the current system's own (`/run/current-system/sw/bin`, as
+/// on NixOS), else where the login shell finds it (`command -v`, an
+/// absolute path), else an empty line: never a bare name, which a system
+/// unit's PATH does not find on NixOS.
+const PROBE_SCRIPT: &str = r#"for t in sh nix-env systemd-run systemctl flock; do
+  if [ -x "/run/current-system/sw/bin/$t" ]; then echo "/run/current-system/sw/bin/$t"; else command -v "$t" || echo; fi
+done
 readlink -f /run/current-system || echo
 readlink -f /nix/var/nix/profiles/system || echo"#;
 
-/// The watchdog's and the controller's rollback: cancel the other timers,
-/// put the profile back (when it was changed), activate the previous system.
-/// $1 nix-env, $2 previous profile target or empty, $3 previous system,
-/// $4 systemctl, $5... timers to cancel.
-const ROLLBACK_SCRIPT: &str = r#"nixenv=$1 profile=$2 system=$3 systemctl=$4; shift 4
-[ "$#" -eq 0 ] || "$systemctl" stop "$@" 2>/dev/null || true
-if [ -n "$profile" ]; then "$nixenv" -p /nix/var/nix/profiles/system --set "$profile" || exit 1; fi
-exec "$system/bin/switch-to-configuration" switch"#;
+/// The shell function `switch SYSTEM ACTION` every switch lab starts goes
+/// through (activations, rollbacks, watchdogs): it waits up to `$wait`
+/// seconds for switch-to-configuration's lock to be free (another switch, a
+/// concurrent nixos-rebuild), then runs the switch, and runs it again when
+/// it failed with 1 while the lock is held (it lost the lock to another
+/// switch between the wait and its start). `$flock` empty: no waiting.
+/// Expects `$flock` and `$wait`; a macro so that scripts can `concat!` it.
+macro_rules! switch_fn {
+    () => {
+        r#"lock=/run/nixos/switch-to-configuration.lock
+switch() {
+  tries=0
+  while :; do
+    if [ -n "$flock" ] && [ -e "$lock" ]; then
+      ( exec 9>>"$lock"; "$flock" -w "$wait" 9 ) || { echo "lab: switch-to-configuration's lock stayed held for $wait s" >&2; return 1; }
+    fi
+    "$1/bin/switch-to-configuration" "$2"; rc=$?
+    [ "$rc" -eq 1 ] && [ -n "$flock" ] && [ "$tries" -lt 20 ] || return "$rc"
+    ( exec 9>>"$lock"; "$flock" -n 9 ) && return "$rc"
+    echo "lab: switch-to-configuration's lock was taken by another switch; trying again" >&2
+    tries=$((tries + 1))
+  done
+}
+"#
+    };
+}
 
-/// The activation: switch, then arm the short confirmation watchdog on the
-/// machine itself (no ssh needed), so the confirmation window starts when
-/// activation ends however long it took. Runs inside [`DETACHED_SCRIPT`],
-/// which records its exit status only after this ends, so a status on the
-/// machine means the watchdog is armed (or its arming failed, logged).
-/// $1 system, $2 goal, $3 systemd-run, $4 span, $5 unit, $6... watchdog argv.
-const ACTIVATE_SCRIPT: &str = r#"system=$1 goal=$2 run=$3 span=$4 unit=$5; shift 5
-"$system/bin/switch-to-configuration" "$goal"; rc=$?
-"$run" --on-active="$span" --timer-property=AccuracySec=1s --description="lab: confirmation watchdog" --unit="$unit" --collect --quiet -- "$@" || echo "lab: cannot arm the confirmation watchdog $unit" >&2
-exit $rc"#;
+/// The watchdog's and the controller's rollback: put the profile back (when
+/// the deploy changed it) and drop the failed generation's profile links, so
+/// it is no boot entry; then, through the switch lock, restore the boot
+/// default and the running system as the goal changed them (`switch`: both;
+/// `boot`: the boot default only; `test`: the running system only, the
+/// boot loader untouched). Only a rollback that switched (0, or 4: some
+/// units failed) cancels the other watchdogs; one that failed leaves them
+/// armed to try again, so the running system never differs from the
+/// profile with no watchdog left.
+/// $1 nix-env, $2 previous profile target or empty, $3 previous system,
+/// $4 systemctl, $5 flock or empty, $6 seconds to wait for the lock,
+/// $7 goal, $8 the failed system or empty, $9... timers to cancel.
+const ROLLBACK_SCRIPT: &str = concat!(
+    switch_fn!(),
+    r#"nixenv=$1 profile=$2 system=$3 systemctl=$4 flock=$5 wait=$6 goal=$7 failed=$8; shift 8
+if [ -n "$profile" ]; then
+  "$nixenv" -p /nix/var/nix/profiles/system --set "$profile" || exit 1
+  if [ -n "$failed" ] && ! [ "$failed" -ef "$profile" ]; then
+    for l in /nix/var/nix/profiles/system-*-link; do
+      [ "$l" -ef "$failed" ] || continue
+      n=$(IFS=-; set -- $l; echo "$2")
+      "$nixenv" -p /nix/var/nix/profiles/system --delete-generations "$n" || echo "lab: cannot delete the failed generation $n" >&2
+    done
+  fi
+fi
+case $goal in
+  boot) if [ -n "$profile" ]; then switch "$profile" boot; fi ;;
+  test) switch "$system" test ;;
+  *) if [ -n "$profile" ] && ! [ "$profile" -ef "$system" ]; then switch "$profile" boot && switch "$system" test; else switch "$system" switch; fi ;;
+esac
+rc=$?
+if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then
+  [ "$#" -eq 0 ] || "$systemctl" stop "$@" 2>/dev/null || true
+fi
+exit $rc"#
+);
+
+/// The activation: switch (through the lock), then arm the short
+/// confirmation watchdog on the machine itself (no ssh needed), so the
+/// confirmation window starts when activation ends however long it took.
+/// Runs inside [`DETACHED_SCRIPT`], which records its exit status only
+/// after this ends, so a status on the machine means the watchdog is armed
+/// (or its arming failed, logged).
+/// $1 system, $2 goal, $3 systemd-run, $4 span, $5 unit (empty: no
+/// watchdog), $6 flock or empty, $7 seconds to wait for the lock,
+/// $8... watchdog argv.
+const ACTIVATE_SCRIPT: &str = concat!(
+    switch_fn!(),
+    r#"system=$1 goal=$2 run=$3 span=$4 unit=$5 flock=$6 wait=$7; shift 7
+switch "$system" "$goal"; rc=$?
+if [ -n "$unit" ]; then
+  "$run" --on-active="$span" --timer-property=AccuracySec=1s --description="lab: confirmation watchdog" --unit="$unit" --collect --quiet -- "$@" || echo "lab: cannot arm the confirmation watchdog $unit" >&2
+fi
+exit $rc"#
+);
 
 /// The body of every detached unit lab starts (activation, rollback): runs
 /// the command with its output in a file (never a pipe back to lab: a
@@ -235,6 +302,10 @@ pub struct Probe {
     pub systemd_run: String,
     /// `systemctl`.
     pub systemctl: String,
+    /// `flock`, empty when the machine has none (then lab's switches do
+    /// not wait for switch-to-configuration's lock).
+    #[serde(default)]
+    pub flock: String,
     /// Where /run/current-system points (empty when unknown).
     pub current: String,
     /// Where the system profile points (empty when unknown).
@@ -257,20 +328,47 @@ impl Remote<'_> {
         self.escalation.wrap(self.user, argv)
     }
 
-    /// Reads what the machine runs and where its tools are.
+    /// Reads what the machine runs and where its tools are. A tool the
+    /// machine has nowhere is an error naming it (a dry run's machine
+    /// answers nothing: its tools keep their bare names, for display).
     pub async fn probe(&self) -> Result<Probe, ExecError> {
         let out = self.exec.run_ok(&Cmd::new(["sh", "-c", PROBE_SCRIPT]).timeout(QUICK)).await?;
         let text = out.stdout_text();
+        let silent = text.trim().is_empty();
         let mut lines = text.lines().map(str::trim);
-        let mut next = |default: &str| lines.next().filter(|l| !l.is_empty()).unwrap_or(default).to_string();
-        Ok(Probe {
-            sh: next("sh"),
-            nix_env: next("nix-env"),
-            systemd_run: next("systemd-run"),
-            systemctl: next("systemctl"),
-            current: next(""),
-            profile: next(""),
-        })
+        let mut missing = Vec::new();
+        let mut tool = |name: &str, required: bool| {
+            let found = lines.next().unwrap_or_default().to_string();
+            match (found.is_empty(), silent) {
+                (false, _) => found,
+                (true, true) => name.to_string(),
+                (true, false) => {
+                    if required {
+                        missing.push(name.to_string());
+                    }
+                    String::new()
+                }
+            }
+        };
+        let probe = Probe {
+            sh: tool("sh", true),
+            nix_env: tool("nix-env", true),
+            systemd_run: tool("systemd-run", true),
+            systemctl: tool("systemctl", true),
+            flock: tool("flock", false),
+            current: lines.next().unwrap_or_default().to_string(),
+            profile: lines.next().unwrap_or_default().to_string(),
+        };
+        if !missing.is_empty() {
+            return Err(ExecError::Invalid {
+                machine: self.exec.machine().into(),
+                message: format!(
+                    "it has no {} in /run/current-system/sw/bin nor in its PATH; lab activates a machine only with its own tools",
+                    missing.join(", ")
+                ),
+            });
+        }
+        Ok(probe)
     }
 
     /// Where /run/current-system points.
@@ -303,6 +401,10 @@ impl Remote<'_> {
             rollback.profile.clone().unwrap_or_default(),
             rollback.system.clone(),
             probe.systemctl.clone(),
+            probe.flock.clone(),
+            rollback.lock_wait.max(1).to_string(),
+            rollback.goal.name().into(),
+            rollback.failed.clone().unwrap_or_default(),
         ];
         argv.extend(rollback.timers.iter().map(|u| format!("{u}.timer")));
         argv
@@ -346,25 +448,25 @@ impl Remote<'_> {
         confirm: Option<(&str, Duration, &Rollback)>,
     ) -> Result<(), ExecError> {
         let mut argv = detached_unit(probe, unit, "activation", &["LOCALE_ARCHIVE", "NIXOS_INSTALL_BOOTLOADER"]);
-        match confirm {
-            None => {
-                argv.push(format!("{system}/bin/switch-to-configuration"));
-                argv.push(goal.name().into());
-            }
-            Some((confirm_unit, span, rollback)) => {
-                argv.extend([
-                    probe.sh.clone(),
-                    "-c".into(),
-                    ACTIVATE_SCRIPT.into(),
-                    "lab-activate".into(),
-                    system.into(),
-                    goal.name().into(),
-                    probe.systemd_run.clone(),
-                    span.as_secs().max(1).to_string(),
-                    confirm_unit.into(),
-                ]);
-                argv.extend(self.rollback_argv(probe, rollback));
-            }
+        let (confirm_unit, span, lock_wait) = match confirm {
+            Some((confirm_unit, span, rollback)) => (confirm_unit, span.as_secs().max(1), rollback.lock_wait),
+            None => ("", 1, DEFAULT_LOCK_WAIT),
+        };
+        argv.extend([
+            probe.sh.clone(),
+            "-c".into(),
+            ACTIVATE_SCRIPT.into(),
+            "lab-activate".into(),
+            system.into(),
+            goal.name().into(),
+            probe.systemd_run.clone(),
+            span.to_string(),
+            confirm_unit.into(),
+            probe.flock.clone(),
+            lock_wait.max(1).to_string(),
+        ]);
+        if let Some((_, _, rollback)) = confirm {
+            argv.extend(self.rollback_argv(probe, rollback));
         }
         self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
     }
@@ -452,6 +554,41 @@ impl Remote<'_> {
         }
     }
 
+    /// Roots `system` on the machine at `root` (see [`gc_root`]), so a
+    /// garbage collection between its copy and its activation keeps it.
+    pub async fn add_gc_root(&self, root: &str, system: &str) -> Result<(), ExecError> {
+        let argv =
+            vec!["sh".into(), "-c".into(), ADD_ROOT_SCRIPT.into(), "lab-gc-root".into(), root.into(), system.into()];
+        self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
+    }
+
+    /// Removes the GC root `root` (the activation is over: the profile, or
+    /// nothing, keeps the system now).
+    pub async fn remove_gc_root(&self, root: &str) -> Result<(), ExecError> {
+        let argv = vec!["rm".into(), "-f".into(), root.into()];
+        self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
+    }
+
+    /// Which of the services `units` (names without suffix) run now, in
+    /// one round trip ([`VERIFY_DISARMED_SCRIPT`]'s `running` lines).
+    pub async fn running(&self, probe: &Probe, units: &[String]) -> Result<Vec<String>, ExecError> {
+        let mut argv = vec![probe.sh.clone(), "-c".into(), VERIFY_DISARMED_SCRIPT.into(), "lab-verify-disarmed".into()];
+        argv.push(probe.systemctl.clone());
+        argv.extend(units.iter().cloned());
+        let out = self.exec.run_ok(&Cmd::new(argv).timeout(QUICK)).await?;
+        let text = out.stdout_text();
+        if text.lines().last().map(str::trim) != Some("verified") && !text.trim().is_empty() {
+            return Err(ExecError::Invalid {
+                machine: self.exec.machine().into(),
+                message: format!(
+                    "asked which of lab's units run, it answered {:?}",
+                    crate::exec::tail(&out.stdout, 200)
+                ),
+            });
+        }
+        Ok(text.lines().filter_map(|l| l.trim().strip_prefix("running ").map(String::from)).collect())
+    }
+
     /// Makes the store path `system` by building its derivation `drv` on
     /// the machine (`--build-on-target`).
     pub async fn realise(&self, drv: &str) -> Result<(), ExecError> {
@@ -499,6 +636,14 @@ fn detached_unit(probe: &Probe, unit: &str, what: &str, env: &[&str]) -> Vec<Str
     argv
 }
 
+/// How long a switch waits for switch-to-configuration's lock unless the
+/// machine's activation bound says otherwise.
+pub const DEFAULT_LOCK_WAIT: u64 = 240;
+
+fn default_lock_wait() -> u64 {
+    DEFAULT_LOCK_WAIT
+}
+
 /// What a rollback restores.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -507,9 +652,39 @@ pub struct Rollback {
     pub profile: Option<String>,
     /// The system to activate again.
     pub system: String,
-    /// Watchdog timers (unit names without `.timer`) the rollback cancels.
+    /// Watchdog timers (unit names without `.timer`) the rollback cancels:
+    /// this attempt's and those of interrupted attempts of the same run.
     pub timers: Vec<String>,
+    /// The goal of the deploy it undoes: `switch` restores the boot default
+    /// and the running system, `boot` the boot default only, `test` the
+    /// running system only (the boot loader untouched).
+    #[serde(default)]
+    pub goal: Goal,
+    /// The system that failed: its profile generations are deleted, so it
+    /// is no boot entry.
+    #[serde(default)]
+    pub failed: Option<String>,
+    /// How long the rollback's switch waits for switch-to-configuration's
+    /// lock, in seconds.
+    #[serde(default = "default_lock_wait")]
+    pub lock_wait: u64,
 }
+
+/// The GC root lab keeps on a machine for `system` between its copy and
+/// its activation (run `run_id`).
+pub fn gc_root(run_id: &str, system: &str) -> String {
+    let run: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    let base = system.rsplit('/').next().unwrap_or(system);
+    format!("{GC_ROOTS}/{run}-{base}")
+}
+
+/// Where lab's GC roots live on a machine.
+pub const GC_ROOTS: &str = "/nix/var/nix/gcroots/lab";
+
+/// Makes `root` a GC root of `system` on the machine (a symlink in
+/// gcroots; made before the copy, it holds the closure from the moment
+/// it is whole).
+const ADD_ROOT_SCRIPT: &str = r#"mkdir -p "$(dirname "$1")" && ln -sfn "$2" "$1""#;
 
 #[cfg(test)]
 mod tests {
@@ -533,7 +708,7 @@ mod tests {
     /// line, so the scripts units run must hold neither.
     #[test]
     fn unit_scripts_survive_systemd_expansion() {
-        for script in [DETACHED_SCRIPT, ACTIVATE_SCRIPT, ROLLBACK_SCRIPT] {
+        for script in [DETACHED_SCRIPT, ACTIVATE_SCRIPT, ROLLBACK_SCRIPT, POLL_SCRIPT, VERIFY_DISARMED_SCRIPT] {
             assert!(!script.contains("${") && !script.contains("$$"), "{script}");
         }
     }

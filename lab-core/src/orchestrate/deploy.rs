@@ -28,7 +28,7 @@ use super::confirm::{self, Confirmed};
 use super::error::OrchestrateError;
 use super::gate;
 use super::journal::{JournalError, StepState};
-use super::remote::{Probe, Rollback};
+use super::remote::{gc_root, Probe, Rollback, UnitState};
 use super::report::MachineOutcome;
 use super::run::Ctx;
 use crate::exec::CopyOptions;
@@ -143,6 +143,12 @@ async fn copy(ctx: &Ctx<'_>, name: &str, done: bool) -> Result<(), JournalError>
     }
     let system = &ctx.prepared.systems[name].out_path;
     let step = ctx.start(KIND, name, Action::Copy, format!("copy {system}"), json!({ "system": system }))?;
+    // Rooted before the copy: a garbage collection on the machine (a
+    // scheduled nix.gc) between copy and activation must not take it.
+    let root = gc_root(&ctx.run_id, system);
+    if let Err(e) = ctx.remote(name).add_gc_root(&root, system).await {
+        return ctx.fail(&step, name, Action::Copy, format!("cannot add the GC root {root} for the copy: {e}"));
+    }
     match ctx.exec(name).copy_closure(system, &CopyOptions::default()).await {
         Ok(()) => ctx.finish(&step, name, Action::Copy, "copied".into(), serde_json::Value::Null),
         Err(e) => ctx.fail(&step, name, Action::Copy, e.to_string()),
@@ -264,31 +270,105 @@ async fn commit(ctx: &Ctx<'_>, goal: Goal, name: &str, activated: &Activated) ->
 }
 
 /// Activates `name`'s system with `goal`; `None` when it failed (journaled,
-/// rolled back where something changed).
+/// rolled back where something changed). The GC root that held the
+/// system since its copy goes once the activation is over, whatever its end.
 async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activated>, JournalError> {
+    let result = attempt(ctx, name, goal).await;
+    let system = &ctx.prepared.systems[name].out_path;
+    let _ = ctx.remote(name).remove_gc_root(&gc_root(&ctx.run_id, system)).await;
+    result
+}
+
+/// Every attempt an interrupted run made at `name`'s activation, oldest
+/// first, from the journal.
+fn earlier_attempts(ctx: &Ctx<'_>, id: &str) -> Vec<Activated> {
+    let Some(prior) = ctx.prior.get(id) else { return Vec::new() };
+    let mut attempts: Vec<Activated> = Vec::new();
+    for detail in &prior.starts {
+        if let Ok(a) = serde_json::from_value::<Activated>(detail["activated"].clone()) {
+            if !attempts.iter().any(|b| b.units == a.units) {
+                attempts.push(a);
+            }
+        }
+    }
+    attempts
+}
+
+/// The watchdog timers of `attempts` and `more`, each once.
+fn all_timers<'a>(attempts: impl IntoIterator<Item = &'a Activated>, more: &[String]) -> Vec<String> {
+    let mut timers: Vec<String> = Vec::new();
+    for t in attempts.into_iter().flat_map(|a| a.rollback.timers.iter()).chain(more) {
+        if !timers.contains(t) {
+            timers.push(t.clone());
+        }
+    }
+    timers
+}
+
+/// Waits until no unit of an earlier attempt runs (its switch, its
+/// rollback, a watchdog that fired), bounded by the activation bound, so
+/// a resumed run never starts a second switch while one runs. `Err` names
+/// what still runs.
+async fn wait_for_earlier(ctx: &Ctx<'_>, name: &str, attempts: &[Activated]) -> Result<(), String> {
+    let Some(last) = attempts.last() else { return Ok(()) };
+    if ctx.rt.dry_run {
+        return Ok(());
+    }
+    let mut units: Vec<String> = Vec::new();
+    for a in attempts {
+        units.extend([a.units.switch.clone(), a.units.undo.clone()]);
+        units.extend(a.rollback.timers.iter().cloned());
+    }
+    let until = tokio::time::Instant::now() + activation::bound(ctx, name);
+    loop {
+        let running = ctx.remote(name).running(&last.probe, &units).await.map_err(|e| e.to_string())?;
+        if running.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= until {
+            return Err(format!(
+                "units of an interrupted attempt still run after the activation bound: {}",
+                running.join(", ")
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activated>, JournalError> {
     let id = step_id(KIND, name, Action::Activate);
     let system = ctx.prepared.systems[name].out_path.clone();
-    let prior = ctx.prior.get(&id).cloned();
-    let prior_activated: Option<Activated> = prior
-        .as_ref()
-        .and_then(|p| p.started.as_ref())
-        .and_then(|d| serde_json::from_value(d["activated"].clone()).ok());
+    let state = ctx.prior.get(&id).map(|p| p.state);
+    let attempts = earlier_attempts(ctx, &id);
     let remote = ctx.remote(name);
-    let state = prior.as_ref().map(|p| p.state);
-    if let (Some(StepState::Finished), Some(activated)) = (state, &prior_activated) {
+    if let (Some(StepState::Finished), Some(activated)) = (state, attempts.last()) {
         ctx.already_done(&id, name);
         return Ok(Some(activated.clone()));
     }
-    // In flight when the run stopped: if the machine already runs the new
-    // system, the activation happened; follow its unit to its end and
-    // confirm it only on a status of 0.
-    if let (Some(StepState::Started), Some(activated)) = (state, prior_activated) {
-        let on_new = remote.current_system().await.ok().as_deref() == Some(system.as_str());
-        if goal.changes_running_system() && on_new {
+    // In flight when the run stopped: if its switch runs or has ended, it
+    // is followed to its end and judged (never a second switch); every
+    // watchdog of every attempt must be gone before it is confirmed.
+    if let (Some(StepState::Started), Some(last)) = (state, attempts.last()) {
+        let polled = remote.poll(&last.probe, &last.units.switch).await;
+        if matches!(polled, Ok(UnitState::Running | UnitState::Ended { .. })) {
+            let mut activated = last.clone();
+            activated.rollback.timers = all_timers(&attempts, &[]);
             let detail = json!({ "system": system, "goal": goal, "activated": activated });
-            let step = ctx.start(KIND, name, Action::Activate, "verify the interrupted activation".into(), detail)?;
-            return judge(ctx, name, goal, &step, &system, activated).await;
+            let step = ctx.start(KIND, name, Action::Activate, "follow the interrupted activation".into(), detail)?;
+            return match goal.changes_running_system() {
+                true => judge(ctx, name, goal, &step, &system, activated).await,
+                false => follow_plain(ctx, name, goal, &step, activated).await,
+            };
         }
+    }
+    let start_failed = |why: String| -> Result<Option<Activated>, JournalError> {
+        let step =
+            ctx.start(KIND, name, Action::Activate, format!("{} {system}", goal.name()), json!({ "system": system }))?;
+        ctx.fail(&step, name, Action::Activate, why)?;
+        Ok(None)
+    };
+    if let Err(why) = wait_for_earlier(ctx, name, &attempts).await {
+        return start_failed(why);
     }
     let probe = match remote.probe().await {
         // A dry run learns nothing from the machine; name what would be read.
@@ -296,25 +376,27 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
             Probe { current: "<current system>".into(), profile: "<current profile>".into(), ..probe }
         }
         Ok(probe) => probe,
-        Err(e) => {
-            let step = ctx.start(
-                KIND,
-                name,
-                Action::Activate,
-                format!("{} {system}", goal.name()),
-                json!({ "system": system }),
-            )?;
-            ctx.fail(&step, name, Action::Activate, e.to_string())?;
-            return Ok(None);
-        }
+        Err(e) => return start_failed(e.to_string()),
     };
     let index = ctx.prepared.fleet.machines().iter().position(|m| m.name == name).unwrap_or(0);
-    let units = Units::new(&ctx.run_id, index, prior.is_some_and(|p| p.started.is_some()));
-    let undo = Rollback {
-        profile: goal.sets_profile().then(|| probe.profile.clone()),
-        system: probe.current.clone(),
-        timers: vec![units.watchdog.clone(), units.confirm.clone()],
+    let units = Units::new(&ctx.run_id, index, !attempts.is_empty());
+    // What the machine ran before this run touched it: the first attempt's
+    // record, when there was one (an interrupted attempt may have set the
+    // profile already).
+    let (profile, previous) = match attempts.first() {
+        Some(first) => (first.rollback.profile.clone().unwrap_or(probe.profile.clone()), first.rollback.system.clone()),
+        None => (probe.profile.clone(), probe.current.clone()),
     };
+    let bound = activation::bound(ctx, name);
+    let undo = Rollback {
+        profile: goal.sets_profile().then_some(profile),
+        system: previous,
+        timers: all_timers(&attempts, &[units.watchdog.clone(), units.confirm.clone()]),
+        goal,
+        failed: Some(system.clone()),
+        lock_wait: bound.as_secs(),
+    };
+    let earlier = all_timers(&attempts, &[]);
     let activated = Activated { probe, rollback: undo, units };
     let detail = json!({ "system": system, "goal": goal, "activated": activated });
     let step = ctx.start(KIND, name, Action::Activate, format!("{} {system}", goal.name()), detail)?;
@@ -332,25 +414,17 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
         };
         if let Err(e) = result {
             ctx.fail(&step, name, Action::Activate, e.to_string())?;
+            if goal.sets_profile() {
+                rollback(ctx, name, &activated, format!("its activation did not start ({e})")).await?;
+            }
             return Ok(None);
         }
-        let bound = activation::bound(ctx, name);
-        let ended = activation::follow(ctx, name, probe, &activated.units.switch, bound).await;
-        return match ended.failure(&format!("switch-to-configuration {}", goal.name()), bound) {
-            None => {
-                ctx.finish(&step, name, Action::Activate, goal.name().into(), json!({ "activated": activated }))?;
-                Ok(Some(activated))
-            }
-            Some(why) => {
-                ctx.fail(&step, name, Action::Activate, why)?;
-                Ok(None)
-            }
-        };
+        return follow_plain(ctx, name, goal, &step, activated).await;
     }
 
     // The safety net for an activation that never ends or a machine lost
     // mid-way; the short confirmation watchdog replaces it when activation ends.
-    let net = super::activation::bound(ctx, name) + confirm_timeout;
+    let net = bound + confirm_timeout;
     if let Err(e) = remote.arm_watchdog(probe, &activated.units.watchdog, net, &activated.rollback).await {
         ctx.fail(
             &step,
@@ -359,6 +433,17 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
             format!("cannot arm the rollback watchdog, so nothing was activated: {e}"),
         )?;
         return Ok(None);
+    }
+    // An interrupted attempt's watchdogs go once this attempt's is armed:
+    // the machine is never without one, and none of them fires later on
+    // the resumed deploy.
+    if !earlier.is_empty() && !ctx.rt.dry_run {
+        if let Err(e) = remote.disarm(probe, &earlier).await {
+            ctx.fail(&step, name, Action::Activate, format!("cannot disarm an interrupted attempt's watchdogs: {e}"))?;
+            rollback(ctx, name, &activated, format!("its interrupted attempt's watchdogs are still armed ({e})"))
+                .await?;
+            return Ok(None);
+        }
     }
     if goal.sets_profile() {
         if let Err(e) = remote.set_profile(probe, &system).await {
@@ -387,6 +472,32 @@ async fn activate(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activa
         }
     }
     judge(ctx, name, goal, &step, &system, activated).await
+}
+
+/// Follows a `boot` activation (no running system changed, no watchdog)
+/// to its end; a failure puts the previous boot default back.
+async fn follow_plain(
+    ctx: &Ctx<'_>,
+    name: &str,
+    goal: Goal,
+    step: &str,
+    activated: Activated,
+) -> Result<Option<Activated>, JournalError> {
+    let bound = activation::bound(ctx, name);
+    let ended = activation::follow(ctx, name, &activated.probe, &activated.units.switch, bound).await;
+    match ended.failure(&format!("switch-to-configuration {}", goal.name()), bound) {
+        None => {
+            ctx.finish(step, name, Action::Activate, goal.name().into(), json!({ "activated": activated }))?;
+            Ok(Some(activated))
+        }
+        Some(why) => {
+            ctx.fail(step, name, Action::Activate, why.clone())?;
+            if goal.sets_profile() {
+                rollback(ctx, name, &activated, why).await?;
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// Follows the activation unit to its end and acts on how it ended: a status

@@ -29,6 +29,10 @@ pub struct PriorStep {
     pub started: Option<Value>,
     /// When it was last started, milliseconds since the epoch.
     pub started_ms: Option<u64>,
+    /// The detail of every `started` record, oldest first: each attempt
+    /// of the step (an activation's units are in them, so a resumed run
+    /// finds every watchdog its interrupted attempts armed).
+    pub starts: Vec<Value>,
 }
 
 /// Every step's journaled state.
@@ -46,12 +50,14 @@ impl Prior {
                     detail: Value::Null,
                     started: None,
                     started_ms: None,
+                    starts: Vec::new(),
                 });
                 entry.state = *state;
                 entry.detail = detail.clone();
                 if *state == StepState::Started {
                     entry.started = Some(detail.clone());
                     entry.started_ms = Some(record.time_ms);
+                    entry.starts.push(detail.clone());
                 }
             }
         }

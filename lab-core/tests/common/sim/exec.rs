@@ -62,8 +62,8 @@ impl SimExec {
 
     /// The rollback script's effect: args from `lab-rollback` on.
     fn rollback(&self, args: &[String]) {
-        let (profile, system) = (&args[2], &args[3]);
-        let cancel = &args[5..];
+        let (profile, system, goal) = (&args[2], &args[3], &args[7]);
+        let cancel = &args[9..];
         self.sim.note(&self.name, format!("rollback to {system}"));
         self.sim.with(|s| {
             let m = s.machines.get_mut(&self.name).unwrap();
@@ -73,7 +73,9 @@ impl SimExec {
             if !profile.is_empty() {
                 m.profile = profile.clone();
             }
-            m.current = system.clone();
+            if goal != "boot" {
+                m.current = system.clone();
+            }
         });
     }
 
@@ -111,16 +113,17 @@ impl SimExec {
         let code = if inner.iter().any(|a| a == "lab-activate") {
             let a = at(inner, "lab-activate");
             let (system, goal, span, confirm) = (&inner[a + 1], &inner[a + 2], &inner[a + 4], &inner[a + 5]);
-            let code = self.switch(system, goal);
-            let rollback = inner[at(inner, "lab-rollback")..].to_vec();
-            self.arm(confirm.clone(), Duration::from_secs(span.parse().unwrap()), rollback);
-            code
-        } else if inner.iter().any(|a| a == "lab-rollback") {
+            if confirm.is_empty() {
+                self.switch(system, goal)
+            } else {
+                let code = self.switch(system, goal);
+                let rollback = inner[at(inner, "lab-rollback")..].to_vec();
+                self.arm(confirm.clone(), Duration::from_secs(span.parse().unwrap()), rollback);
+                code
+            }
+        } else {
             self.rollback(&inner[at(inner, "lab-rollback")..]);
             0
-        } else {
-            let system = inner[0].trim_end_matches("/bin/switch-to-configuration");
-            self.switch(system, &inner[1])
         };
         self.sim.with(|s| s.machines.get_mut(&self.name).unwrap().statuses.insert(unit, code));
         ok("")
@@ -154,7 +157,8 @@ impl Executor for SimExec {
                     units.iter().filter(|u| m.timers.contains(**u)).map(|u| format!("armed {u}.timer\n")).collect();
                 ok(format!("{left}verified\n"))
             }
-            ["sh", "-c", _] => ok(format!("sh\nnix-env\nsystemd-run\nsystemctl\n{}\n{}\n", m.current, m.profile)),
+            ["sh", "-c", _] => ok(format!("sh\nnix-env\nsystemd-run\nsystemctl\n\n{}\n{}\n", m.current, m.profile)),
+            ["sh", "-c", _, "lab-gc-root", _, _] | ["rm", "-f", _] => ok(""),
             ["readlink", "-f", "/run/current-system"] => ok(m.current.clone()),
             ["readlink", "-f", _] => ok(m.profile.clone()),
             ["cat", _] => ok(format!("boot-{}", m.boot)),
