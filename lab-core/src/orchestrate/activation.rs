@@ -42,8 +42,16 @@
 //!    naming what is left.
 //!
 //! Invariant: lab reports a machine confirmed only after the switch ended
-//! with status 0 and the attempt's watchdogs are verified gone; so after
-//! the report nothing lab left on the machine can change its system.
+//! with status 0 and the watchdogs of every attempt of the run (those of
+//! interrupted attempts included) are verified gone; so after the report
+//! nothing lab left on the machine can change its system.
+//!
+//! Also (remote.rs, deploy.rs): every switch, lab's or a rollback's, waits
+//! for switch-to-configuration's lock; a rollback cancels the other
+//! watchdogs only after it switched, so none leaves the running system
+//! different from the profile without a watchdog; a resumed run follows an
+//! interrupted attempt's switch by its journaled name instead of starting a
+//! second one, and arms its own watchdog before it stops the earlier ones.
 
 use std::time::Duration;
 

@@ -147,7 +147,7 @@ async fn copy(ctx: &Ctx<'_>, name: &str, done: bool) -> Result<(), JournalError>
     // scheduled nix.gc) between copy and activation must not take it.
     let root = gc_root(&ctx.run_id, system);
     if let Err(e) = ctx.remote(name).add_gc_root(&root, system).await {
-        return ctx.fail(&step, name, Action::Copy, format!("cannot add the GC root {root} for the copy: {e}"));
+        return ctx.fail(&step, name, Action::Copy, format!("{e} (while rooting the copy at {root}, before copying)"));
     }
     match ctx.exec(name).copy_closure(system, &CopyOptions::default()).await {
         Ok(()) => ctx.finish(&step, name, Action::Copy, "copied".into(), serde_json::Value::Null),
