@@ -81,9 +81,19 @@ while [ "$ms" -gt 0 ]; do
   ms=$((ms - 200))
 done
 
+# The deploy user's sudo rule belongs to the generation, as on NixOS: one
+# that removes NOPASSWD keeps the rule it replaced, which the others restore.
+rule=/etc/sudoers.d/lab-deploy
+if [ "$behaviour" = removes-nopasswd ]; then
+  if [ -e "$rule" ] && [ ! -e /etc/lab-deploy.sudoers ]; then cp "$rule" /etc/lab-deploy.sudoers; fi
+  if [ -e "$rule" ]; then sed 's/NOPASSWD: *//' /etc/lab-deploy.sudoers >"$rule"; fi
+elif [ -e /etc/lab-deploy.sudoers ]; then
+  mv /etc/lab-deploy.sudoers "$rule"
+fi
+
 failed=0
 case "$behaviour" in
-  healthy)
+  healthy | removes-nopasswd)
     systemctl unmask --runtime ssh.service >/dev/null 2>&1
     systemctl start ssh.service || failed=1
     systemctl restart lab-app.socket || failed=1

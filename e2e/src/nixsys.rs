@@ -32,6 +32,9 @@ pub enum Behaviour {
     /// sshd stops and will not start again until another generation is
     /// activated (health stays 200): a configuration that locks lab out.
     BreaksSshd,
+    /// The deploy user's sudo rule loses NOPASSWD (systemd hosts only):
+    /// lab can no longer run privileged commands without a password.
+    RemovesNopasswd,
 }
 
 impl Behaviour {
@@ -41,6 +44,7 @@ impl Behaviour {
             Behaviour::Unhealthy => "unhealthy",
             Behaviour::Hangs => "hangs",
             Behaviour::BreaksSshd => "breaks-sshd",
+            Behaviour::RemovesNopasswd => "removes-nopasswd",
         }
     }
 }

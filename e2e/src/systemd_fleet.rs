@@ -202,6 +202,31 @@ impl SystemdFleet {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Makes `user` lab's target user on `host`: a login with the
+    /// controller's key, a sudo rule (NOPASSWD, or asking `password`), and
+    /// a nix daemon that trusts it (a non-root user copies through it, as
+    /// on NixOS with `nix.settings.trusted-users`). Takes effect in the
+    /// fleet file at the next [`write_generation`](Self::write_generation).
+    pub fn make_target_user(&mut self, host: &str, user: &str, password: Option<&str>) -> Result<()> {
+        let rule = match password {
+            None => format!("{user} ALL=(ALL) NOPASSWD: ALL\n"),
+            Some(_) => format!("{user} ALL=(ALL) ALL\n"),
+        };
+        let script = format!(
+            "set -e; useradd -m -s /bin/sh {user}; mkdir -p /home/{user}/.ssh; \
+             cp /root/.ssh/authorized_keys /home/{user}/.ssh/; chown -R {user} /home/{user}/.ssh; \
+             echo {user}:{pw} | chpasswd; printf \"{rule}\" > /etc/sudoers.d/lab-deploy; chmod 440 /etc/sudoers.d/lab-deploy; \
+             echo \"trusted-users = root {user}\" >> /etc/nix/nix.conf; \
+             systemd-run --unit=e2e-nix-daemon --description=e2e-nix-daemon /usr/bin/nix-daemon; \
+             for i in $(seq 100); do [ -S /nix/var/nix/daemon-socket/socket ] && break; sleep 0.1; done",
+            pw = password.unwrap_or("unused-password-e2e"),
+        );
+        self.run(host, &["sh", "-c", &format!("'{script}'")])?;
+        let entry = self.entries.get_mut(host).with_context(|| format!("no test host {host}"))?;
+        entry.metadata["targetUser"] = json!(user);
+        Ok(())
+    }
+
     /// Writes `content` to `path` on `host` (over ssh, through its
     /// standard input).
     pub fn write_file(&self, host: &str, path: &str, content: &str) -> Result<()> {
