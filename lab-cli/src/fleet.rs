@@ -36,6 +36,11 @@ pub struct FleetArgs {
     /// one of those, pass --refresh.
     #[arg(long, global = true)]
     pub cache_impure: bool,
+    /// A nix worker whose memory passes this many MB after a host is replaced by a fresh one for the rest
+    /// of its hosts (as nix-eval-jobs' --max-memory-size).
+    #[arg(long, global = true, value_name = "MB", default_value_t = lab_core::eval::DEFAULT_WORKER_MEMORY >> 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub eval_worker_memory: u64,
     /// Stop evaluating after this many seconds.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 600.0)]
     pub eval_timeout: f64,
@@ -67,6 +72,8 @@ impl FleetArgs {
             cache_dir: eval::default_cache_dir(),
             refresh: self.refresh,
             cache_impure: self.cache_impure,
+            worker_memory: Some(self.eval_worker_memory << 20),
+            ..EvalOptions::default()
         })
     }
 
@@ -76,7 +83,12 @@ impl FleetArgs {
     /// no configuration ends lab with exit 1 (the fleet is not clean, see
     /// [`crate::exit::Exit::of_error`]), not 2 (lab could not run).
     pub fn load(&self) -> Result<Evaluation> {
-        let evaluation = eval::evaluate(&self.source()?, &self.options()?)?;
+        let mut options = self.options()?;
+        let progress = Progress::on_terminal();
+        options.observer = progress.as_ref().map(Progress::observer);
+        let evaluation = eval::evaluate(&self.source()?, &options);
+        drop(progress);
+        let evaluation = evaluation?;
         for name in evaluation.unexpected_unmanaged() {
             tracing::warn!(
                 "`{}` has no lab module (unmanaged); import nix/modules/lab-machine.nix to manage it, \
@@ -85,5 +97,34 @@ impl FleetArgs {
             );
         }
         Ok(evaluation)
+    }
+}
+
+/// "evaluating: 37 hosts read (last: web)" on one line of a terminal's
+/// stderr while nix reads the fleet, erased when the read ends.
+struct Progress(std::sync::Arc<std::sync::Mutex<usize>>);
+
+impl Progress {
+    fn on_terminal() -> Option<Progress> {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal().then(|| Progress(Default::default()))
+    }
+
+    fn observer(&self) -> eval::Observer {
+        let count = self.0.clone();
+        eval::Observer::new(move |name, _| {
+            let Ok(mut count) = count.lock() else { return };
+            *count += 1;
+            let name = lab_core::printable::printable(name);
+            eprint!("\r\x1b[2Kevaluating: {count} hosts read (last: {name})");
+        })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.0.lock().is_ok_and(|count| *count > 0) {
+            eprint!("\r\x1b[2K");
+        }
     }
 }

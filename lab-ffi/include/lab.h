@@ -89,7 +89,9 @@ enum LabStatus lab_fleet_schema(char **out);
 // 600, `--eval-timeout`), `"evalJobs"`: nix processes at once (default 0:
 // automatic, `--eval-jobs`), `"cacheImpure": true` caches a file or hosts
 // directory (`--cache-impure`, whose help says what such a key does not
-// see; flakes are always cached). A fleet in which no configuration has
+// see; flakes are always cached), `"evalWorkerMemory"`: megabytes past
+// which a nix worker is replaced (default 2048, `--eval-worker-memory`).
+// To cancel a read, use [`lab_evaluate`]. A fleet in which no configuration has
 // `lab.machine` is `LAB_ERR_NOT_CLEAN` with an error object saying how to
 // fix it.
 //
@@ -188,6 +190,20 @@ void lab_cancel(const struct LabCancel *cancel);
 // `cancel` must be NULL or a handle from [`lab_cancel_new`], freed once,
 // and no longer used by a running call.
 void lab_cancel_free(struct LabCancel *cancel);
+
+// Reads a fleet, cancellably: the whole evaluation as lab reads it,
+// `{"machines": {NAME: …}, "unmanaged": [NAME], "failures": [{"machine",
+// "message", "location"}], "settings": {…}}`.
+//
+// `request`: the fleet source and evaluation fields of
+// [`lab_machines`](crate::lab_machines). `cancel` (NULL: not cancellable),
+// fired from another thread, kills nix and the call returns
+// `LAB_ERR_CANCELLED` with an error object.
+//
+// # Safety
+// `request_json` NULL or NUL-terminated; `cancel` NULL or live; `out` as in
+// [`lab_schema`](crate::lab_schema).
+enum LabStatus lab_evaluate(const char *request_json, const struct LabCancel *cancel, char **out);
 
 // Deploys the selected machines, as `lab deploy`.
 //

@@ -3,8 +3,7 @@
 //! Conventions (see include/lab.h): every call returns a [`LabStatus`] and
 //! stores in `*out` either the result (on `LAB_OK`, and on `LAB_ERR_NOT_CLEAN`
 //! where the result describes the problems) or an error object
-//! `{"kind", "message", "machine"?, "file"?, "hints"?}`, its advice in the
-//! API's words (lab_core::hint). Strings lab returns are freed
+//! `{"kind", "message", "machine"?, "file"?}`. Strings lab returns are freed
 //! only by [`lab_string_free`]. NULL pointers, invalid UTF-8 and malformed JSON
 //! are errors; no panic crosses the boundary; calls are thread-safe (no global
 //! mutable state).
@@ -27,7 +26,8 @@ use lab_core::graph::{self, Limits};
 use lab_core::plan::{Plan, PlanKind};
 use request::{OneMachine, Request, Select, Ssh};
 pub use run::{
-    lab_cancel, lab_cancel_free, lab_cancel_new, lab_deploy, lab_orchestrate, lab_reboot, LabCancel, LabEventCallback,
+    lab_cancel, lab_cancel_free, lab_cancel_new, lab_deploy, lab_evaluate, lab_orchestrate, lab_reboot, LabCancel,
+    LabEventCallback,
 };
 
 /// The ABI version; bumped on any incompatible change of this C API.
@@ -80,15 +80,21 @@ pub unsafe extern "C" fn lab_fleet_schema(out: *mut *mut c_char) -> LabStatus {
 
 impl<C> Request<C> {
     fn evaluate(&self) -> Result<Evaluation, FfiError> {
+        self.evaluate_with(&self.eval.options())
+    }
+
+    fn evaluate_with(&self, options: &eval::EvalOptions) -> Result<Evaluation, FfiError> {
         let cwd = std::env::current_dir().unwrap_or_default();
         let source = self.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
-        eval::evaluate(&source, &self.eval.options()).map_err(|e| {
+        eval::evaluate(&source, options).map_err(|e| {
             // A fleet that manages nothing was read and is not clean, as the
             // CLI's exit 1 says; anything else is a failed evaluation.
-            if e.fleet_not_clean() {
-                FfiError::core(LabStatus::LabErrNotClean, "fleet", &e)
+            if matches!(e, eval::EvalError::Cancelled) {
+                FfiError::new(LabStatus::LabErrCancelled, "cancelled", e.to_string())
+            } else if e.fleet_not_clean() {
+                FfiError::new(LabStatus::LabErrNotClean, "fleet", e.to_string())
             } else {
-                FfiError::core(LabStatus::LabErrEvaluation, "evaluation", &e)
+                FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string())
             }
         })
     }
@@ -103,7 +109,9 @@ impl<C> Request<C> {
 /// 600, `--eval-timeout`), `"evalJobs"`: nix processes at once (default 0:
 /// automatic, `--eval-jobs`), `"cacheImpure": true` caches a file or hosts
 /// directory (`--cache-impure`, whose help says what such a key does not
-/// see; flakes are always cached). A fleet in which no configuration has
+/// see; flakes are always cached), `"evalWorkerMemory"`: megabytes past
+/// which a nix worker is replaced (default 2048, `--eval-worker-memory`).
+/// To cancel a read, use [`lab_evaluate`]. A fleet in which no configuration has
 /// `lab.machine` is `LAB_ERR_NOT_CLEAN` with an error object saying how to
 /// fix it.
 ///
@@ -169,7 +177,7 @@ fn fleet<C>(
 /// machine, what is wrong with it and why it is needed) and `problems`.
 fn order_error(e: graph::OrderError) -> FfiError {
     let status = if e.fleet_not_clean() { LabStatus::LabErrNotClean } else { LabStatus::LabErrInvalidArgument };
-    let mut error = FfiError::core(status, "fleet", &e);
+    let mut error = FfiError::new(status, "fleet", e.to_string());
     match &e {
         graph::OrderError::Invalid(problems) => {
             error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();

@@ -145,7 +145,8 @@ fn must<E: de::Error>(what: impl std::fmt::Display) -> E {
 }
 
 /// Every call's evaluation options, as the CLI's `--refresh`,
-/// `--eval-timeout`, `--eval-jobs` and `--cache-impure`.
+/// `--eval-timeout`, `--eval-jobs`, `--cache-impure` and
+/// `--eval-worker-memory`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct EvalFields {
@@ -161,6 +162,9 @@ pub(crate) struct EvalFields {
     /// Cache a file or hosts-directory evaluation.
     #[serde(default)]
     cache_impure: Flag,
+    /// Megabytes past which a nix worker is replaced (default 2048).
+    #[serde(default)]
+    eval_worker_memory: Megabytes,
 }
 
 /// The evaluation timeout when a request gives none: the CLI's default.
@@ -175,6 +179,8 @@ impl EvalFields {
             cache_dir: eval::default_cache_dir(),
             refresh: self.refresh.0,
             cache_impure: self.cache_impure.0,
+            worker_memory: self.eval_worker_memory.0.map(|mb| mb << 20),
+            ..eval::EvalOptions::default()
         }
     }
 }
@@ -310,6 +316,16 @@ field!(
 );
 
 field!(
+    /// Megabytes, a whole number of at least 1; absent or null: the default.
+    Megabytes(Option<u64>),
+    |v| match v {
+        Value::Null => Some(None),
+        v => v.as_u64().filter(|mb| *mb > 0 && *mb < 1 << 40).map(Some),
+    },
+    |v| format!("is {v}; give megabytes, e.g. 2048")
+);
+
+field!(
     /// ssh `-o` options; absent or null: none.
     SshOptionList(Vec<String>),
     |v| match v {
@@ -358,6 +374,9 @@ mod tests {
     fn field_names_are_serde_s() {
         assert_eq!(field_names::<SourceSpec>(), ["flake", "file", "hostsDir", "nixpkgs", "jsonFile"]);
         assert_eq!(field_names::<Select>(), ["on", "withDependencies", "withDependents"]);
-        assert_eq!(field_names::<EvalFields>(), ["refresh", "evalTimeout", "evalJobs", "cacheImpure"]);
+        assert_eq!(
+            field_names::<EvalFields>(),
+            ["refresh", "evalTimeout", "evalJobs", "cacheImpure", "evalWorkerMemory"]
+        );
     }
 }

@@ -64,6 +64,35 @@ pub unsafe extern "C" fn lab_cancel_free(cancel: *mut LabCancel) {
     }
 }
 
+/// Reads a fleet, cancellably: the whole evaluation as lab reads it,
+/// `{"machines": {NAME: …}, "unmanaged": [NAME], "failures": [{"machine",
+/// "message", "location"}], "settings": {…}}`.
+///
+/// `request`: the fleet source and evaluation fields of
+/// [`lab_machines`](crate::lab_machines). `cancel` (NULL: not cancellable),
+/// fired from another thread, kills nix and the call returns
+/// `LAB_ERR_CANCELLED` with an error object.
+///
+/// # Safety
+/// `request_json` NULL or NUL-terminated; `cancel` NULL or live; `out` as in
+/// [`lab_schema`](crate::lab_schema).
+#[no_mangle]
+pub unsafe extern "C" fn lab_evaluate(
+    request_json: *const c_char,
+    cancel: *const LabCancel,
+    out: *mut *mut c_char,
+) -> LabStatus {
+    call(out, || {
+        let req = Request::<()>::parse(request_json)?;
+        let mut options = req.eval.options();
+        // SAFETY: per the contract above, NULL or a live handle.
+        if let Some(handle) = unsafe { cancel.as_ref() } {
+            options.cancel = Some(handle.0.clone());
+        }
+        Ok(serde_json::to_value(req.evaluate_with(&options)?).unwrap_or(Value::Null))
+    })
+}
+
 /// Deploys the selected machines, as `lab deploy`.
 ///
 /// `request`: the fleet source plus optional `on`, `withDependencies`,
@@ -245,6 +274,8 @@ fn long_run(
     // SAFETY: per the contract of the entry points, NULL or a live handle.
     if let Some(handle) = unsafe { cancel.as_ref() } {
         drive.cancel = handle.0.clone();
+        // Cancelling also stops the fleet's evaluation the run begins with.
+        drive.eval.cancel = Some(handle.0.clone());
     }
     let (events, mut rx) = Events::channel();
     drive.events = events;
@@ -292,24 +323,27 @@ fn long_run(
 /// An error that stopped a run from starting or going on.
 fn run_error(e: OrchestrateError) -> FfiError {
     use lab_core::orchestrate::BuildError;
-    let (status, kind) = match &e {
+    let message = e.to_string();
+    let mut error = match &e {
         OrchestrateError::Lock(lab_core::orchestrate::lock::LockError::Held { .. }) => {
-            (LabStatus::LabErrLocked, "locked")
+            FfiError::new(LabStatus::LabErrLocked, "locked", message)
         }
         // A fleet that manages nothing is not clean, as for the reads.
-        OrchestrateError::Eval(inner) if inner.fleet_not_clean() => (LabStatus::LabErrNotClean, "fleet"),
-        OrchestrateError::Eval(_) | OrchestrateError::EvalFailures(_) => (LabStatus::LabErrEvaluation, "evaluation"),
+        OrchestrateError::Eval(inner) if inner.fleet_not_clean() => {
+            FfiError::new(LabStatus::LabErrNotClean, "fleet", message)
+        }
+        OrchestrateError::Eval(_) | OrchestrateError::EvalFailures(_) => {
+            FfiError::new(LabStatus::LabErrEvaluation, "evaluation", message)
+        }
         OrchestrateError::Build(BuildError::NotBuildable(_)) | OrchestrateError::Select(_) => {
-            (LabStatus::LabErrInvalidArgument, "invalid-argument")
+            FfiError::invalid(message)
         }
-        OrchestrateError::Build(_) => (LabStatus::LabErrEvaluation, "build"),
+        OrchestrateError::Build(_) => FfiError::new(LabStatus::LabErrEvaluation, "build", message),
         OrchestrateError::Fleet(_) | OrchestrateError::Problems(_) | OrchestrateError::Order(_) => {
-            (LabStatus::LabErrNotClean, "fleet")
+            FfiError::new(LabStatus::LabErrNotClean, "fleet", message)
         }
-        _ => (LabStatus::LabErrRun, "run"),
+        _ => FfiError::new(LabStatus::LabErrRun, "run", message),
     };
-    // The message's advice in the C API's words (lab_check, evalTimeout).
-    let mut error = FfiError::core(status, kind, &e);
     if let OrchestrateError::Problems(problems) = &e {
         error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
     }

@@ -85,6 +85,46 @@ fn eval_timeout_stops_a_slow_fleet() {
 }
 
 #[test]
+fn a_read_is_cancelled_from_another_thread() {
+    setup();
+    let slow = fixtures().join("fleets/slow.nix");
+    let request = CString::new(json!({ "file": slow, "refresh": true, "evalWorkerMemory": 4096 }).to_string()).unwrap();
+    let cancel = lab::lab_cancel_new();
+    let handle = cancel as usize;
+    let started = Instant::now();
+    let firing = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: the handle lives until after this thread is joined.
+        unsafe { lab::lab_cancel(handle as *const lab::LabCancel) };
+    });
+    let mut out: *mut c_char = std::ptr::null_mut();
+    // SAFETY: a valid request, a live cancel handle, a valid out slot.
+    let status = unsafe { lab::lab_evaluate(request.as_ptr(), cancel, &mut out) };
+    firing.join().unwrap();
+    // SAFETY: lab's string, freed once; the handle freed once, after use.
+    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+    unsafe { lab_string_free(out) };
+    unsafe { lab::lab_cancel_free(cancel) };
+    assert_eq!(status, LabStatus::LabErrCancelled, "{text}");
+    assert!(text.contains("cancelled"), "{text}");
+    // slow.nix takes a minute or more: nix was stopped, not waited for.
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    // Not cancelled: the whole evaluation.
+    let example = fixtures().join("fleets/example.json");
+    let (status, value) = {
+        let request = CString::new(json!({ "jsonFile": example }).to_string()).unwrap();
+        let mut out: *mut c_char = std::ptr::null_mut();
+        // SAFETY: as above, no cancel handle.
+        let status = unsafe { lab::lab_evaluate(request.as_ptr(), std::ptr::null(), &mut out) };
+        let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+        unsafe { lab_string_free(out) };
+        (status, serde_json::from_str::<Value>(&text).unwrap())
+    };
+    assert_eq!(status, LabStatus::LabOk, "{value}");
+    assert!(value["machines"].as_object().is_some_and(|m| !m.is_empty()), "{value}");
+}
+
+#[test]
 fn every_read_takes_the_options_and_refuses_bad_values() {
     setup();
     let example = fixtures().join("fleets/example.json");

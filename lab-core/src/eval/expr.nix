@@ -14,26 +14,34 @@
 #             this process reads the hosts whose index in the sorted names is
 #             chunk modulo chunks, so N processes split the fleet without a
 #             prior listing
+#   hosts     a JSON list of names to read as a chunk reads its own (guarded,
+#             traced): what a replacement worker reads
 #   only      a JSON list of names to read instead of a chunk, unguarded, so
 #             nix reports a failing host's own error and position
 #   list      "1": only list the names
 #
-# Result: { hosts = { NAME = { metadata = {...}; }
-#                          | { machine = {...}; hostname = STR | null; services = [ STR ]; }
-#                          | { unmanaged = true; } | { failed = true; }; };
+# Result of `only`: { hosts = { NAME = RESULT; }; settings = null; }, where
+#   RESULT = { metadata = {...}; }
+#          | { machine = {...}; hostname = STR | null; services = [ STR ]; }
+#          | { unmanaged = true; } | { failed = true; };
+# of a chunk (or `hosts`): { hosts = the number read (each RESULT is traced,
+# below);
 #           settings = the fleet's `lab` settings (chunk 0 only, else null)
 #                      | { failed = true; } when they throw;
 #           inputs = a flake's direct inputs' names, with the settings
 #                    (lab caches a flake only when flake.lock pins them all); }
 # `failed` marks a host whose error builtins.tryEval caught (throw, assert);
 # errors tryEval cannot catch (syntax errors, missing attributes) fail the
-# whole process and lab falls back to reading hosts one by one.
+# whole process; the traces tell lab which host it was.
 #
-# Progress, on stderr (builtins.trace), so a process stopped at the timeout
-# still tells which hosts it had read: a chunk first traces
-# `lab-hosts [NAMES]`, then each host `lab-start "NAME"` as nix begins it
-# and `lab-done "NAME"` once it is read (names as JSON strings).
-{ kind, target, nixpkgs ? "", chunk ? "0", chunks ? "1", only ? "", list ? "" }:
+# Progress and results, on stderr (builtins.trace), as each host is read: a
+# chunk first traces `lab-hosts [NAMES]`, then each host `lab-start "NAME"`
+# as nix begins it and `lab-done ["NAME", RESULT]` once it is read (JSON).
+# lab streams them: a process stopped at the timeout, replaced for its
+# memory, or killed by an error tryEval cannot catch (a syntax error, a
+# missing attribute, abort) has told which hosts it read, with their
+# results, and which one it was reading: the broken one.
+{ kind, target, nixpkgs ? "", chunk ? "0", chunks ? "1", hosts ? "", only ? "", list ? "" }:
 let
   inherit (builtins) attrNames filter fromJSON genList length elemAt listToAttrs tryEval deepSeq;
 
@@ -73,7 +81,9 @@ let
   n = fromJSON chunks;
   k = fromJSON chunk;
   inChunk = i: i - (i / n) * n == k;
-  chunkNames = map (elemAt names) (filter inChunk (genList (i: i) (length names)));
+  chunkNames =
+    if hosts != "" then fromJSON hosts
+    else map (elemAt names) (filter inChunk (genList (i: i) (length names)));
 
   # lab.machine as plain data: submodule values may carry the module
   # system's own `_module` (functions, which JSON cannot hold).
@@ -112,7 +122,7 @@ let
   # read) before `lab-done` is traced.
   traced = name:
     let v = guarded name; in
-    builtins.trace "lab-start ${builtins.toJSON name}" (builtins.seq v (builtins.trace "lab-done ${builtins.toJSON name}" v));
+    builtins.trace "lab-start ${builtins.toJSON name}" (builtins.seq v (builtins.trace "lab-done ${builtins.toJSON [ name v ]}" v));
 
   readAll = f: selected: listToAttrs (map (name: { inherit name; value = f name; }) selected);
 in
@@ -121,7 +131,8 @@ if list == "1" then names
 else if only == "[]" then { hosts = { }; inherit settings inputs; }
 else if only != "" then { hosts = readAll read (fromJSON only); settings = null; }
 else {
-  hosts = builtins.trace "lab-hosts ${builtins.toJSON chunkNames}" (readAll traced chunkNames);
-  settings = if k == 0 then settings else null;
-  inputs = if k == 0 then inputs else null;
+  # The results went to stderr; here only a count, so nothing is printed twice.
+  hosts = builtins.trace "lab-hosts ${builtins.toJSON chunkNames}" (builtins.foldl' (count: name: builtins.seq (traced name) (count + 1)) 0 chunkNames);
+  settings = if k == 0 && hosts == "" then settings else null;
+  inputs = if k == 0 && hosts == "" then inputs else null;
 }

@@ -20,9 +20,11 @@ pub fn evaluate_expression(
     let pairs: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     // A timeout too long to be a point in time is no deadline (not a panic).
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let out = nix.eval_expr(expr, &pairs, deadline).map_err(|failure| match failure {
-        Failure::Timeout(_) => EvalError::Timeout(Box::new(Stopped::after(timeout.unwrap_or_default()))),
+    let watch = super::process::Watch { deadline, cancel: None };
+    let out = nix.eval_expr(expr, &pairs, watch).map_err(|failure| match failure {
+        Failure::Timeout => EvalError::Timeout(Box::new(Stopped::after(timeout.unwrap_or_default()))),
         Failure::Spawn(e) => EvalError::NixSpawn(e),
+        Failure::Cancelled => EvalError::Cancelled,
         Failure::Nix(m) => {
             EvalError::Fleet { fleet: "the expression".into(), message: m.message, location: m.location }
         }

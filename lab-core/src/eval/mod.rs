@@ -25,8 +25,11 @@ mod source;
 pub use lookup::LookupError;
 
 mod expression;
+mod process;
 mod spec;
 mod timeout;
+/// Cancels an evaluation (or a run, which evaluates first) from another thread.
+pub use crate::orchestrate::CancelToken;
 pub use expression::evaluate_expression;
 pub use spec::{SourceSpec, SourceSpecError};
 pub use timeout::Stopped;
@@ -50,7 +53,7 @@ pub enum Source {
 }
 
 /// How to evaluate.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct EvalOptions {
     /// nix processes at once, each reading a share of the fleet; the result
     /// is the same for every value. 0 means automatic: the number of cores,
@@ -74,6 +77,49 @@ pub struct EvalOptions {
     /// `builtins.currentTime`. Off by default: such sources are evaluated
     /// every time. Flakes are cached either way (pure: keyed by what nix locks).
     pub cache_impure: bool,
+    /// Cancels the evaluation from another thread: every nix process is
+    /// killed (its whole process group) within a few tens of milliseconds
+    /// and the evaluation returns [`EvalError::Cancelled`].
+    pub cancel: Option<CancelToken>,
+    /// A nix worker whose resident memory passes this many bytes after a
+    /// host is replaced by a fresh one for the rest of its hosts (as
+    /// nix-eval-jobs' `--max-memory-size`); `None`:
+    /// [`DEFAULT_WORKER_MEMORY`].
+    pub worker_memory: Option<u64>,
+    /// Told of each host as its result arrives (progress on a terminal).
+    pub observer: Option<Observer>,
+}
+
+/// The default bound of one nix worker's memory: 2 GiB, half of
+/// nix-eval-jobs' default (two workers per two cores stay within 4 GiB);
+/// a NixOS host costs a few hundred MB, so a worker reads several before it
+/// is replaced.
+pub const DEFAULT_WORKER_MEMORY: u64 = 2 << 30;
+
+/// A callback told of each host as nix finishes reading it: its name and
+/// whether it evaluated.
+#[derive(Clone)]
+pub struct Observer(std::sync::Arc<HostRead>);
+
+/// What an [`Observer`] calls: the host's name, and whether it evaluated.
+type HostRead = dyn Fn(&str, bool) + Send + Sync;
+
+impl Observer {
+    /// Calls `f(name, evaluated)` for each host as it is read, from the
+    /// thread watching its worker.
+    pub fn new(f: impl Fn(&str, bool) + Send + Sync + 'static) -> Observer {
+        Observer(std::sync::Arc::new(f))
+    }
+
+    pub(crate) fn host_read(&self, name: &str, evaluated: bool) {
+        (self.0)(name, evaluated)
+    }
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 /// Below this much evaluation work, automatic [`EvalOptions::jobs`] reads the
@@ -198,6 +244,9 @@ pub enum EvalError {
         /// fleet has none at all).
         unmanaged: Vec<String>,
     },
+    /// The evaluation was cancelled ([`EvalOptions::cancel`]); nix was stopped.
+    #[error("evaluation cancelled")]
+    Cancelled,
     /// nix answered something lab's expression cannot produce.
     #[error("unexpected output from nix: {0}; this is a bug in lab, please report it")]
     Output(String),
@@ -276,6 +325,13 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     // A timeout too long to be a point in time (e.g. 1.5e19 s) is no deadline.
     let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
+    let reader = run::Reader {
+        nix: &nix,
+        source: &resolved,
+        watch: process::Watch { deadline, cancel: options.cancel.as_ref() },
+        max_memory: options.worker_memory.unwrap_or(DEFAULT_WORKER_MEMORY),
+        observer: options.observer.as_ref(),
+    };
     let stopped = |e| match e {
         EvalError::Timeout(stopped) => {
             EvalError::Timeout(Box::new(stopped.settle(options.timeout.unwrap_or_default())))
@@ -292,7 +348,7 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
             // is not stored.
             let names: Vec<String> = cached.failures.drain(..).map(|f| f.machine).collect();
             let jobs = if options.jobs == 0 { cores } else { options.jobs };
-            let again = run::read_hosts(&nix, &resolved, names, jobs, deadline).map_err(|e| match e {
+            let again = run::read_hosts(&reader, names, jobs).map_err(|e| match e {
                 // The machines from the cache were read in time too.
                 EvalError::Timeout(mut partial) => {
                     partial.finished.extend(cached.machines.keys().chain(&cached.unmanaged).cloned());
@@ -320,8 +376,16 @@ pub fn evaluate(source: &Source, options: &EvalOptions) -> Result<Evaluation, Ev
         },
         n => (n, n),
     };
-    let read = run::read_fleet(&nix, &resolved, chunks, jobs, deadline).map_err(stopped)?;
+    let read = run::read_fleet(&reader, chunks, jobs).map_err(stopped)?;
     let work = read.work;
+    tracing::debug!(
+        "{} hosts read by {chunks} nix workers in {} ms of work; largest worker {} MB (bound {} MB), {} replaced",
+        read.hosts.len(),
+        work.as_millis(),
+        read.peak >> 20,
+        reader.max_memory >> 20,
+        read.replaced
+    );
     let key = key.map(|mut key| {
         if !cache::all_inputs_locked(&resolved, &read.inputs) {
             key.digest = None;

@@ -6,7 +6,8 @@
 //! every nix from 2.8 on, so names and paths stay data.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+
+use super::process::{self, Ended, Killed, Verdict, Watch};
 
 /// The expression, kept beside the Rust that runs it.
 pub(crate) const EXPR: &str = include_str!("expr.nix");
@@ -16,11 +17,12 @@ const PROGRAM: &str = "nix-instantiate";
 /// Why one nix process gave no result.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// The deadline passed; the process was killed. What it had written to
-    /// stderr by then (expr.nix's progress traces among it).
-    Timeout(String),
+    /// The deadline passed; the process was killed.
+    Timeout,
     /// The process could not be started.
     Spawn(std::io::Error),
+    /// The evaluation was cancelled; the process was killed.
+    Cancelled,
     /// nix failed; its message.
     Nix(NixMessage),
 }
@@ -62,14 +64,34 @@ impl Nix {
     }
 
     /// Evaluates expr.nix with `args` (each passed with `--argstr`), killing
-    /// nix at `deadline`. Returns nix's stdout.
-    pub fn eval(&self, args: &[(&str, &str)], deadline: Option<Instant>) -> Result<Vec<u8>, Failure> {
-        self.eval_expr(EXPR, args, deadline)
+    /// nix at the watch's deadline or cancellation. Returns nix's stdout.
+    pub fn eval(&self, args: &[(&str, &str)], watch: Watch<'_>) -> Result<Vec<u8>, Failure> {
+        self.eval_expr(EXPR, args, watch)
     }
 
     /// Evaluates `expr` to JSON, each of `args` passed with `--argstr` (so
-    /// they reach a function `{ name, ... }:` as data), killing nix at `deadline`.
-    pub fn eval_expr(&self, expr: &str, args: &[(&str, &str)], deadline: Option<Instant>) -> Result<Vec<u8>, Failure> {
+    /// they reach a function `{ name, ... }:` as data), killing nix at the
+    /// watch's deadline or cancellation.
+    pub fn eval_expr(&self, expr: &str, args: &[(&str, &str)], watch: Watch<'_>) -> Result<Vec<u8>, Failure> {
+        let ended = self.run(expr, args, watch, |_, _| Verdict::Continue).map_err(Failure::Spawn)?;
+        match ended.killed {
+            Some(Killed::Cancelled) => Err(Failure::Cancelled),
+            Some(_) => Err(Failure::Timeout),
+            None if ended.success => Ok(ended.stdout),
+            // On failure stdout holds half-printed JSON; only stderr counts.
+            None => Err(Failure::Nix(parse_error(&ended.stderr))),
+        }
+    }
+
+    /// Runs nix on `expr` (expr.nix's arguments as `--argstr`), passing each
+    /// stderr line as it comes to `on_line` with nix's resident set.
+    pub fn run(
+        &self,
+        expr: &str,
+        args: &[(&str, &str)],
+        watch: Watch<'_>,
+        on_line: impl FnMut(&str, u64) -> Verdict,
+    ) -> std::io::Result<Ended> {
         // nix-instantiate reads an expression that starts with `-` as a flag
         // (`-1` is refused, `--help` opens a man page); a leading space keeps
         // it an expression and means the same to Nix.
@@ -89,36 +111,7 @@ impl Nix {
             argv.extend(["--argstr", name, value]);
         }
         tracing::debug!(program = %self.program.display(), args = args.len(), "evaluating with nix");
-        let handle = duct::cmd(&self.program, &argv)
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .start()
-            .map_err(Failure::Spawn)?;
-        let output = match deadline {
-            Some(deadline) => match handle.wait_deadline(deadline).map_err(Failure::Spawn)? {
-                Some(output) => output,
-                None => {
-                    let _ = handle.kill();
-                    // The stderr read so far: the progress of the stopped
-                    // read. Bounded, in case a child nix started (git, a
-                    // fetcher) still holds the pipe.
-                    let stderr = match handle.wait_timeout(std::time::Duration::from_secs(1)) {
-                        Ok(Some(output)) => String::from_utf8_lossy(&output.stderr).into_owned(),
-                        _ => String::new(),
-                    };
-                    return Err(Failure::Timeout(stderr));
-                }
-            },
-            None => handle.wait().map_err(Failure::Spawn)?,
-        };
-        if output.status.success() {
-            Ok(output.stdout.clone())
-        } else {
-            // On failure stdout holds half-printed JSON; only stderr counts.
-            Err(Failure::Nix(parse_error(&String::from_utf8_lossy(&output.stderr))))
-        }
+        process::run(&self.program, &argv, watch, on_line)
     }
 }
 
@@ -145,11 +138,23 @@ impl Progress {
             match tag {
                 "lab-hosts" => progress.hosts = serde_json::from_str(json).ok(),
                 "lab-start" => progress.started.extend(serde_json::from_str::<String>(json).ok()),
-                "lab-done" => progress.done.extend(serde_json::from_str::<String>(json).ok()),
+                "lab-done" => progress.done.extend(done_name(json)),
                 _ => {}
             }
         }
         progress
+    }
+}
+
+/// The host a `lab-done` trace names: `"NAME"`, or `["NAME", RESULT]`.
+fn done_name(json: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(json).ok()? {
+        serde_json::Value::String(name) => Some(name),
+        serde_json::Value::Array(mut pair) if !pair.is_empty() => match pair.swap_remove(0) {
+            serde_json::Value::String(name) => Some(name),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -1,25 +1,33 @@
-//! Reading a fleet with nix: chunks in parallel, then host by host where a
-//! chunk failed.
+//! Reading a fleet with nix: worker processes in parallel, each streaming
+//! its hosts' results as it reads them.
 //!
-//! The happy path is `jobs` processes at once, each reading the hosts whose
-//! sorted index is its chunk number modulo `jobs`, so no listing process
-//! runs first. Inside a process each host is wrapped in `builtins.tryEval`,
+//! `jobs` nix processes run at once, each reading the hosts whose sorted
+//! index is its chunk number modulo `jobs`, so no listing process runs
+//! first. Inside a process each host is wrapped in `builtins.tryEval`,
 //! which catches `throw` and failed assertions (how NixOS reports most
 //! option errors) without losing the other hosts; such hosts are flagged
-//! and read again alone to get nix's message. Errors tryEval cannot catch
-//! (syntax errors, missing attributes) fail the whole process: then lab
-//! lists the names and reads that chunk's hosts one by one, in parallel.
+//! and read again alone to get nix's message. Each host's result is traced
+//! on stderr as soon as it is read (expr.nix), so lab has it even when the
+//! process does not finish:
+//! - an error tryEval cannot catch (a syntax error, a missing attribute,
+//!   abort) ends the process while it reads one host: that host failed,
+//!   with nix's message; a new process reads the rest of the chunk, and no
+//!   host already read is read again;
+//! - a process whose resident memory passed the bound after a host is
+//!   replaced by a new one for the rest of its chunk (as nix-eval-jobs does
+//!   with `--max-memory-size`): nix's memory only grows within a process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::nix::{relocate, Failure, Nix, NixMessage, Progress};
+use super::nix::{parse_error, relocate, Failure, Nix, NixMessage, Progress};
+use super::process::{Killed, Verdict, Watch};
 use super::source::Resolved;
-use super::{EvalError, Stopped};
+use super::{EvalError, Observer, Stopped};
 
 /// What nix said about one host.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,86 +62,110 @@ pub(crate) struct Read {
     pub work: Duration,
     /// A flake's direct inputs, by name (empty for other sources).
     pub inputs: Vec<String>,
+    /// The largest resident set any nix process reached, in bytes.
+    pub peak: u64,
+    /// Processes replaced for their memory.
+    pub replaced: usize,
 }
 
-/// Reads every host of `source` in `chunks` nix processes, with at most
-/// `jobs` at once, and the fleet's settings with chunk 0.
-pub(crate) fn read_fleet(
-    nix: &Nix,
-    source: &Resolved,
-    chunks: usize,
-    jobs: usize,
-    deadline: Option<Instant>,
-) -> Result<Read, EvalError> {
-    let base = source.args();
-    let run = |extra: &[(&'static str, String)]| {
-        let args: Vec<(&str, &str)> = base.iter().chain(extra).map(|(k, v)| (*k, v.as_str())).collect();
-        nix.eval(&args, deadline)
-    };
+/// How to read: the source, the nix, what stops it and who hears of it.
+pub(crate) struct Reader<'a> {
+    /// nix.
+    pub nix: &'a Nix,
+    /// The source.
+    pub source: &'a Resolved,
+    /// Deadline and cancellation.
+    pub watch: Watch<'a>,
+    /// Past this many bytes after a host, a worker is replaced.
+    pub max_memory: u64,
+    /// Told of each host as it is read.
+    pub observer: Option<&'a Observer>,
+}
 
+impl Reader<'_> {
+    /// expr.nix's arguments: the source's, then `extra`.
+    fn args(&self, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        let mut args = self.source.args();
+        args.extend(extra.iter().cloned());
+        args
+    }
+
+    /// Evaluates expr.nix with the source's arguments and `extra`.
+    fn eval(&self, extra: &[(&'static str, String)]) -> Result<Vec<u8>, Failure> {
+        let args = self.args(extra);
+        self.nix.eval(&borrowed(&args), self.watch)
+    }
+}
+
+fn borrowed<'a>(args: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    args.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// What one chunk's workers gave.
+#[derive(Default)]
+struct Chunk {
+    hosts: BTreeMap<String, Option<HostResult>>,
+    settings: Option<(Value, Vec<String>)>,
+    peak: u64,
+    replaced: usize,
+}
+
+/// Why a chunk stopped early.
+enum ChunkError {
+    /// The deadline: what was read, and the stopped process's progress.
+    Timeout { read: Vec<String>, progress: Progress },
+    /// Anything else.
+    Fatal(EvalError),
+}
+
+/// Reads every host of `source` in `chunks` worker processes, with at most
+/// `jobs` at once, and the fleet's settings with chunk 0.
+pub(crate) fn read_fleet(reader: &Reader<'_>, chunks: usize, jobs: usize) -> Result<Read, EvalError> {
     let work = AtomicU64::new(0);
     let outputs = parallel(jobs, &(0..chunks).collect::<Vec<_>>(), |&k| {
         let started = Instant::now();
-        let output = run(&[("chunk", k.to_string()), ("chunks", chunks.to_string())]);
+        let output = read_chunk(reader, k, chunks);
         work.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         output
     });
     let mut hosts = BTreeMap::new();
-    let mut settings = Value::Null;
-    let mut inputs = Vec::new();
+    let mut settings = None;
     let mut again = Vec::new();
-    let mut failed_chunks = Vec::new();
-    // Set when a chunk ran out of time: what each stopped process had done.
+    let (mut peak, mut replaced) = (0, 0);
     let mut stopped: Option<Stopped> = None;
-    for (k, output) in outputs.into_iter().enumerate() {
+    let mut fatal_error = None;
+    for output in outputs {
         match output {
-            Ok(stdout) => {
-                let (found, found_settings, found_inputs) = parse_output(&stdout)?;
-                if !found_settings.is_null() {
-                    settings = found_settings;
-                    inputs = found_inputs;
-                }
-                for (name, result) in found {
+            Ok(chunk) => {
+                peak = peak.max(chunk.peak);
+                replaced += chunk.replaced;
+                settings = settings.or(chunk.settings);
+                for (name, result) in chunk.hosts {
                     match result {
                         Some(result) => drop(hosts.insert(name, result)),
                         None => again.push(name),
                     }
                 }
             }
-            Err(Failure::Nix(_)) => failed_chunks.push(k),
-            Err(Failure::Timeout(stderr)) => {
-                stopped.get_or_insert_with(Stopped::default).add_progress(&Progress::from_stderr(&stderr))
+            Err(ChunkError::Timeout { read, progress }) => {
+                let stopped = stopped.get_or_insert_with(Stopped::default);
+                stopped.add_progress(&progress);
+                stopped.finished.extend(read);
             }
-            Err(other) => return Err(fatal(other)),
+            Err(ChunkError::Fatal(e)) => fatal_error = fatal_error.or(Some(e)),
         }
+    }
+    if let Some(e) = fatal_error {
+        return Err(e);
     }
     if let Some(mut stopped) = stopped {
         // Chunks that ended gave their hosts (flagged ones too: they were
-        // read, and failed); a chunk that failed as a whole named none.
+        // read, and failed).
         stopped.finished.extend(hosts.keys().cloned());
         stopped.finished.extend(again);
-        stopped.unlisted |= !failed_chunks.is_empty();
         return Err(EvalError::Timeout(Box::new(stopped)));
     }
-
-    if !failed_chunks.is_empty() {
-        let names: Vec<String> = match run(&[("list", "1".into())]) {
-            Ok(stdout) => serde_json::from_slice(&stdout).map_err(|e| EvalError::Output(e.to_string()))?,
-            Err(Failure::Nix(e)) => {
-                return Err(EvalError::Fleet {
-                    fleet: source.describe.clone(),
-                    location: e.location.map(|l| relocate(&l, source.root.as_deref())),
-                    message: e.message,
-                })
-            }
-            Err(other) => return Err(fatal(other)),
-        };
-        again.extend(
-            names.into_iter().enumerate().filter(|(i, _)| failed_chunks.contains(&(i % chunks))).map(|(_, n)| n),
-        );
-    }
-
-    let read = read_hosts(nix, source, again, jobs, deadline).map_err(|e| match e {
+    let read = read_hosts(reader, again, jobs).map_err(|e| match e {
         EvalError::Timeout(mut stopped) => {
             stopped.finished.extend(hosts.keys().cloned());
             EvalError::Timeout(stopped)
@@ -141,28 +173,119 @@ pub(crate) fn read_fleet(
         other => other,
     })?;
     hosts.extend(read);
-    if failed_chunks.contains(&0) {
-        // Chunk 0 carried the settings; read them on their own.
-        let stdout = run(&[("only", "[]".into())]).map_err(fatal)?;
-        (_, settings, inputs) = parse_output(&stdout)?;
+    let (settings, inputs) = match settings {
+        Some(found) => found,
+        None => {
+            // Chunk 0's first process did not finish: the settings alone.
+            let stdout = reader.eval(&[("only", "[]".into())]).map_err(fatal)?;
+            let (_, settings, inputs) = parse_output(&stdout)?;
+            (settings, inputs)
+        }
+    };
+    Ok(Read { hosts, settings, work: Duration::from_micros(work.into_inner()), inputs, peak, replaced })
+}
+
+/// Reads chunk `k` of `chunks`: one worker process, then (after a host
+/// that broke it, or past the memory bound) a new one for the hosts not
+/// read yet, until every host of the chunk is read once.
+fn read_chunk(reader: &Reader<'_>, k: usize, chunks: usize) -> Result<Chunk, ChunkError> {
+    let mut chunk = Chunk::default();
+    let mut extra = vec![("chunk", k.to_string()), ("chunks", chunks.to_string())];
+    let first_settings = k == 0;
+    loop {
+        let mut listed: Option<Vec<String>> = None;
+        let mut started: Option<String> = None;
+        let mut done_here = 0usize;
+        let args = reader.args(&extra);
+        let ended = reader
+            .nix
+            .run(super::nix::EXPR, &borrowed(&args), reader.watch, |line, rss| {
+                let Some(trace) = line.trim().strip_prefix("trace: ") else { return Verdict::Continue };
+                let Some((tag, json)) = trace.split_once(' ') else { return Verdict::Continue };
+                match tag {
+                    "lab-hosts" => listed = serde_json::from_str(json).ok(),
+                    "lab-start" => started = serde_json::from_str(json).ok(),
+                    "lab-done" => {
+                        let Ok((name, value)) = serde_json::from_str::<(String, Value)>(json) else {
+                            return Verdict::Continue;
+                        };
+                        let result = parse_entry(value);
+                        if let Some(observer) = reader.observer {
+                            observer
+                                .host_read(&name, result.as_ref().is_some_and(|r| !matches!(r, HostResult::Failed(_))));
+                        }
+                        chunk.hosts.insert(name, result);
+                        started = None;
+                        done_here += 1;
+                        let left = listed.as_ref().map_or(0, |l| l.len().saturating_sub(done_here));
+                        if rss > reader.max_memory && left > 0 {
+                            return Verdict::Kill;
+                        }
+                    }
+                    _ => {}
+                }
+                Verdict::Continue
+            })
+            .map_err(|e| ChunkError::Fatal(EvalError::NixSpawn(e)))?;
+        chunk.peak = chunk.peak.max(ended.peak);
+        let read_names = || chunk.hosts.keys().cloned().collect::<Vec<_>>();
+        match ended.killed {
+            Some(Killed::Cancelled) => return Err(ChunkError::Fatal(EvalError::Cancelled)),
+            Some(Killed::Deadline) => {
+                return Err(ChunkError::Timeout { read: read_names(), progress: Progress::from_stderr(&ended.stderr) })
+            }
+            Some(Killed::Asked) => {
+                tracing::debug!(
+                    "nix worker replaced after {done_here} hosts: {} MB resident, bound {} MB",
+                    ended.peak >> 20,
+                    reader.max_memory >> 20
+                );
+                chunk.replaced += 1;
+            }
+            None if ended.success => {
+                if first_settings && extra[0].0 == "chunk" {
+                    let (_, settings, inputs) = parse_output(&ended.stdout).map_err(ChunkError::Fatal)?;
+                    chunk.settings = Some((settings, inputs));
+                }
+                return Ok(chunk);
+            }
+            None => {
+                let mut message = parse_error(&ended.stderr);
+                let (Some(_), Some(culprit)) = (&listed, started.take()) else {
+                    // Before any host: the fleet itself does not evaluate.
+                    return Err(ChunkError::Fatal(EvalError::Fleet {
+                        fleet: reader.source.describe.clone(),
+                        location: message.location.map(|l| relocate(&l, reader.source.root.as_deref())),
+                        message: message.message,
+                    }));
+                };
+                message.location = message.location.map(|l| relocate(&l, reader.source.root.as_deref()));
+                if let Some(observer) = reader.observer {
+                    observer.host_read(&culprit, false);
+                }
+                chunk.hosts.insert(culprit, Some(HostResult::Failed(message)));
+            }
+        }
+        let read: BTreeSet<&String> = chunk.hosts.keys().collect();
+        let rest: Vec<&String> = listed.iter().flatten().filter(|n| !read.contains(n)).collect();
+        if rest.is_empty() {
+            // Without settings if chunk 0's first process did not finish:
+            // read_fleet reads them alone.
+            return Ok(chunk);
+        }
+        extra = vec![("hosts", serde_json::to_string(&rest).unwrap_or_default())];
     }
-    Ok(Read { hosts, settings, work: Duration::from_micros(work.into_inner()), inputs })
 }
 
 /// Reads the hosts `names` one by one, `jobs` at once: each alone, so one
 /// that fails cannot hide another's result.
 pub(crate) fn read_hosts(
-    nix: &Nix,
-    source: &Resolved,
+    reader: &Reader<'_>,
     mut names: Vec<String>,
     jobs: usize,
-    deadline: Option<Instant>,
 ) -> Result<BTreeMap<String, HostResult>, EvalError> {
-    let base = source.args();
-    let run = |extra: &[(&'static str, String)]| {
-        let args: Vec<(&str, &str)> = base.iter().chain(extra).map(|(k, v)| (*k, v.as_str())).collect();
-        nix.eval(&args, deadline)
-    };
+    let (source, deadline) = (reader.source, reader.watch.deadline);
+    let run = |extra: &[(&'static str, String)]| reader.eval(extra);
     let mut hosts = BTreeMap::new();
     names.sort();
     let outputs = parallel(jobs, &names, |name| {
@@ -184,7 +307,8 @@ pub(crate) fn read_hosts(
             }
             // Each host has its own process: the one stopped is the one
             // that was evaluating.
-            Some(Err(Failure::Timeout(_))) => {
+            Some(Err(Failure::Cancelled)) => return Err(EvalError::Cancelled),
+            Some(Err(Failure::Timeout)) => {
                 stopped.get_or_insert_with(Stopped::default).running.push(name);
                 continue;
             }
@@ -216,42 +340,51 @@ fn parse_output(stdout: &[u8]) -> Result<(Vec<HostAnswer>, Value, Vec<String>), 
     };
     let settings = output.remove("settings").unwrap_or(Value::Null);
     let inputs = serde_json::from_value(output.remove("inputs").unwrap_or(Value::Null)).unwrap_or_default();
-    let Some(Value::Object(object)) = output.remove("hosts") else {
-        return Err(bad("expected an object keyed by host name"));
+    let hosts = match output.remove("hosts") {
+        Some(Value::Object(object)) => parse_hosts(object)?,
+        // A chunk's count: its results were traced.
+        Some(Value::Number(_)) => Vec::new(),
+        _ => return Err(bad("expected an object keyed by host name")),
     };
-    let hosts = parse_hosts(object)?;
     Ok((hosts, settings, inputs))
 }
 
 fn parse_hosts(object: serde_json::Map<String, Value>) -> Result<Vec<HostAnswer>, EvalError> {
-    let bad = |what: &str| EvalError::Output(what.to_string());
     object
         .into_iter()
         .map(|(name, value)| {
-            let Value::Object(mut entry) = value else { return Err(bad("expected an object per host")) };
-            let result = if let Some(metadata) = entry.remove("metadata") {
-                Some(HostResult::Metadata(metadata))
-            } else if let Some(machine) = entry.remove("machine") {
-                Some(HostResult::Options {
-                    machine,
-                    hostname: entry.remove("hostname").unwrap_or(Value::Null),
-                    services: entry.remove("services").unwrap_or(Value::Null),
-                })
-            } else if entry.contains_key("unmanaged") {
-                Some(HostResult::Unmanaged)
-            } else {
-                None
-            };
-            Ok((name, result))
+            if !value.is_object() {
+                return Err(EvalError::Output("expected an object per host".into()));
+            }
+            Ok((name, parse_entry(value)))
         })
         .collect()
+}
+
+/// One host's entry: `None` for a host tryEval flagged (or anything else).
+fn parse_entry(value: Value) -> Option<HostResult> {
+    let Value::Object(mut entry) = value else { return None };
+    if let Some(metadata) = entry.remove("metadata") {
+        Some(HostResult::Metadata(metadata))
+    } else if let Some(machine) = entry.remove("machine") {
+        Some(HostResult::Options {
+            machine,
+            hostname: entry.remove("hostname").unwrap_or(Value::Null),
+            services: entry.remove("services").unwrap_or(Value::Null),
+        })
+    } else if entry.contains_key("unmanaged") {
+        Some(HostResult::Unmanaged)
+    } else {
+        None
+    }
 }
 
 fn fatal(failure: Failure) -> EvalError {
     match failure {
         // A listing or settings read stopped: no host's progress to tell.
-        Failure::Timeout(_) => EvalError::Timeout(Box::new(Stopped::after(Duration::ZERO))),
+        Failure::Timeout => EvalError::Timeout(Box::new(Stopped::after(Duration::ZERO))),
         Failure::Spawn(source) => EvalError::NixSpawn(source),
+        Failure::Cancelled => EvalError::Cancelled,
         Failure::Nix(e) => EvalError::Output(e.message),
     }
 }

@@ -159,10 +159,9 @@ pub(super) fn problems(fleet: &Fleet, cycles: &[Vec<usize>]) -> Vec<Problem> {
             first,
             "dependencies",
             format!(
-                "{} more machines are on the dependency cycles above ({}{more}); fix those cycles, then run {} again",
+                "{} more machines are on the dependency cycles above ({}{more}); fix those cycles, then run `lab check` again",
                 left.len(),
-                shown.join(", "),
-                crate::hint::Hint::RunCheck
+                shown.join(", ")
             ),
         ));
     }
