@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use lab_core::exec::{quote_argv, Action};
+use lab_core::exec::{quote_argv, DryRunAction};
 use lab_core::orchestrate::Event;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -120,12 +120,12 @@ fn line(event: &Event) -> Option<String> {
 }
 
 /// A dry-run action as one line: the machine and the exact command.
-pub fn action_line(action: &Action) -> String {
+pub fn action_line(action: &DryRunAction) -> String {
     match action {
-        Action::Run { machine, argv } => format!("[{machine}] $ {}", quote_argv(argv)),
-        Action::CopyClosure { machine, store_path, .. } => format!("[{machine}] copy closure {store_path}"),
-        Action::BootId { machine } => format!("[{machine}] read boot id"),
-        Action::Reboot { machine } => format!("[{machine}] $ reboot"),
-        Action::WaitForBoot { machine } => format!("[{machine}] wait for a new boot id"),
+        DryRunAction::Run { machine, argv } => format!("[{machine}] $ {}", quote_argv(argv)),
+        DryRunAction::CopyClosure { machine, store_path, .. } => format!("[{machine}] copy closure {store_path}"),
+        DryRunAction::BootId { machine } => format!("[{machine}] read boot id"),
+        DryRunAction::Reboot { machine } => format!("[{machine}] $ reboot"),
+        DryRunAction::WaitForBoot { machine } => format!("[{machine}] wait for a new boot id"),
     }
 }

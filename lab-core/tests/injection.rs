@@ -188,7 +188,7 @@ async fn credentials_are_redacted_wherever_lab_shows_a_url_or_command() {
     let prober = MachineProber::new(&m, Arc::new(RemoteShell { bin }), HttpClients::default());
     let attempt = prober.probe(&checks[0]).await;
     assert!(clean(&attempt.message) && attempt.message.contains("ops:***@web.lan"), "{attempt:?}");
-    let report = lab_core::health::CheckReport::new("web", 0, &checks[0], attempt);
+    let report = lab_core::health::CheckResult::new("web", 0, &checks[0], attempt);
     assert!(clean(&serde_json::to_string(&report).unwrap()));
     let command = HealthCheck::Command { command: format!("echo {secret_url}; false"), common: Default::default() };
     let attempt = prober.probe(&command).await;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lab_core::health::{check_machines, check_once, CheckReport, HttpClients, LocalProber, Via};
+use lab_core::health::{check_machines, check_once, CheckResult, HttpClients, LocalProber, Via};
 use lab_core::metadata::{parse_machine, RunOn};
 
 use crate::exit::Exit;
@@ -50,13 +50,13 @@ pub fn run(fleet: &FleetArgs, args: &HealthArgs) -> Result<Exit> {
     Ok(Exit::clean_if(lab_core::health::is_clean(&reports)))
 }
 
-async fn remote(fleet: &FleetArgs, args: &HealthArgs) -> Result<Vec<CheckReport>> {
+async fn remote(fleet: &FleetArgs, args: &HealthArgs) -> Result<Vec<CheckResult>> {
     let evaluation = fleet.load()?;
     let machines = selection::select(&evaluation, args.on.as_deref())?;
     Ok(check_machines(&machines, args.ssh.options(&evaluation.settings), args.parallel).await?)
 }
 
-async fn local(args: &HealthArgs) -> Result<Vec<CheckReport>> {
+async fn local(args: &HealthArgs) -> Result<Vec<CheckResult>> {
     let path = args.metadata.clone().unwrap_or_else(|| DEFAULT_METADATA.into());
     let text = if path.as_os_str() == "-" {
         let mut text = String::new();
@@ -76,7 +76,7 @@ async fn local(args: &HealthArgs) -> Result<Vec<CheckReport>> {
     Ok(check_once(&prober, &machine.name, &checks).await)
 }
 
-fn table(reports: &[CheckReport]) -> String {
+fn table(reports: &[CheckResult]) -> String {
     let rows: Vec<Vec<String>> = reports
         .iter()
         .map(|r| {

@@ -11,7 +11,7 @@ use super::{Cmd, CopyOptions, ExecError, Executor, Output};
 /// One action a [`DryRunExecutor`] was asked to perform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "action")]
-pub enum Action {
+pub enum DryRunAction {
     /// Run a command.
     Run {
         /// The machine.
@@ -48,7 +48,7 @@ pub enum Action {
 /// The shared, ordered record of a dry run (one log for many machines keeps
 /// their relative order).
 #[derive(Debug, Clone, Default)]
-pub struct ActionLog(Arc<Mutex<Vec<Action>>>);
+pub struct ActionLog(Arc<Mutex<Vec<DryRunAction>>>);
 
 impl ActionLog {
     /// An empty log.
@@ -57,11 +57,11 @@ impl ActionLog {
     }
 
     /// Every action recorded so far, in order.
-    pub fn actions(&self) -> Vec<Action> {
+    pub fn actions(&self) -> Vec<DryRunAction> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn push(&self, action: Action) {
+    fn push(&self, action: DryRunAction) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).push(action);
     }
 }
@@ -96,7 +96,7 @@ impl Executor for DryRunExecutor {
     }
 
     async fn run(&self, cmd: &Cmd) -> Result<Output, ExecError> {
-        self.log.push(Action::Run { machine: self.machine.clone(), argv: cmd.argv.clone() });
+        self.log.push(DryRunAction::Run { machine: self.machine.clone(), argv: cmd.argv.clone() });
         if cmd.argv.last().is_some_and(|a| a == "reboot") {
             *self.boots.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         }
@@ -104,7 +104,7 @@ impl Executor for DryRunExecutor {
     }
 
     async fn copy_closure(&self, store_path: &str, options: &CopyOptions) -> Result<(), ExecError> {
-        self.log.push(Action::CopyClosure {
+        self.log.push(DryRunAction::CopyClosure {
             machine: self.machine.clone(),
             store_path: store_path.to_string(),
             substitute_on_destination: options.substitute_on_destination,
@@ -113,19 +113,19 @@ impl Executor for DryRunExecutor {
     }
 
     async fn boot_id(&self) -> Result<String, ExecError> {
-        self.log.push(Action::BootId { machine: self.machine.clone() });
+        self.log.push(DryRunAction::BootId { machine: self.machine.clone() });
         Ok(self.current_boot_id())
     }
 
     async fn reboot(&self) -> Result<(), ExecError> {
-        self.log.push(Action::Reboot { machine: self.machine.clone() });
+        self.log.push(DryRunAction::Reboot { machine: self.machine.clone() });
         *self.boots.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         Ok(())
     }
 
     /// Answers at once: a dry run has nothing to wait for.
     async fn wait_for_boot(&self, old_boot_id: &str, _deadline: Instant) -> Result<String, ExecError> {
-        self.log.push(Action::WaitForBoot { machine: self.machine.clone() });
+        self.log.push(DryRunAction::WaitForBoot { machine: self.machine.clone() });
         let current = self.current_boot_id();
         if current != old_boot_id {
             Ok(current)

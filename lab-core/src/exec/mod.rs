@@ -19,7 +19,7 @@ mod quote;
 mod ssh;
 
 pub use armed::ArmedReboot;
-pub use dry_run::{Action, ActionLog, DryRunExecutor};
+pub use dry_run::{ActionLog, DryRunAction, DryRunExecutor};
 pub use error::{human_duration, tail, ExecError};
 pub use local::LocalExecutor;
 pub use quote::{quote_arg, quote_argv};

@@ -96,7 +96,7 @@ pub trait Prober: Send + Sync {
 /// One check's result in a report (`lab health`, `lab health --local`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckReport {
+pub struct CheckResult {
     /// The machine.
     pub machine: String,
     /// Position of the check in the machine's `healthChecks`.
@@ -123,11 +123,11 @@ pub struct CheckReport {
 /// Whether a health report is clean: no required check failed (a failed
 /// optional check is a warning). `lab health` exits 0 and `lab_health`
 /// answers `LAB_OK` exactly when it is.
-pub fn is_clean(reports: &[CheckReport]) -> bool {
-    !reports.iter().any(CheckReport::failed)
+pub fn is_clean(reports: &[CheckResult]) -> bool {
+    !reports.iter().any(CheckResult::failed)
 }
 
-impl CheckReport {
+impl CheckResult {
     /// Whether this is a required check that failed: what makes a report
     /// not clean and a machine unhealthy.
     pub fn failed(&self) -> bool {
@@ -136,7 +136,7 @@ impl CheckReport {
 
     /// The report of `attempt` of check number `index` of `machine`.
     pub fn new(machine: &str, index: usize, check: &HealthCheck, attempt: Attempt) -> Self {
-        CheckReport {
+        CheckResult {
             machine: machine.to_string(),
             index,
             check: check.label(),
@@ -163,7 +163,7 @@ pub async fn check_machines(
     machines: &[crate::metadata::Machine],
     ssh: crate::exec::SshOptions,
     concurrency: usize,
-) -> Result<Vec<CheckReport>, crate::exec::ExecError> {
+) -> Result<Vec<CheckResult>, crate::exec::ExecError> {
     let transport = crate::reach::transport(ssh)?;
     let probers: Vec<(crate::metadata::Machine, std::sync::Arc<dyn Prober>)> =
         crate::reach::reach(&transport, machines)?.into_iter().map(|r| (r.machine, r.prober as _)).collect();

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
-use super::{seconds, Attempt, CheckReport, Prober, Via};
+use super::{seconds, Attempt, CheckResult, Prober, Via};
 use crate::exec::human_duration;
 use crate::metadata::{CheckCommon, HealthCheck, Machine};
 
@@ -264,20 +264,20 @@ pub async fn wait_healthy(
 }
 
 /// Runs every check of `machine` once, concurrently; reports in check order.
-pub async fn check_once(prober: &dyn Prober, machine: &str, checks: &[HealthCheck]) -> Vec<CheckReport> {
+pub async fn check_once(prober: &dyn Prober, machine: &str, checks: &[HealthCheck]) -> Vec<CheckResult> {
     let attempts = checks.iter().map(|check| bounded_attempt(prober, check));
     join_all(attempts)
         .await
         .into_iter()
         .zip(checks)
         .enumerate()
-        .map(|(index, (attempt, check))| CheckReport::new(machine, index, check, attempt))
+        .map(|(index, (attempt, check))| CheckResult::new(machine, index, check, attempt))
         .collect()
 }
 
 /// Runs every check of every machine once, at most `concurrency` attempts
 /// at a time; reports sorted by machine, then check order.
-pub async fn check_fleet_once(machines: &[(Machine, Arc<dyn Prober>)], concurrency: usize) -> Vec<CheckReport> {
+pub async fn check_fleet_once(machines: &[(Machine, Arc<dyn Prober>)], concurrency: usize) -> Vec<CheckResult> {
     let permits = Semaphore::new(concurrency.max(1));
     let jobs = machines.iter().flat_map(|(machine, prober)| {
         machine.metadata.health_checks.iter().enumerate().map(move |(index, check)| (machine, prober, index, check))
@@ -288,7 +288,7 @@ pub async fn check_fleet_once(machines: &[(Machine, Arc<dyn Prober>)], concurren
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire().await.ok();
             let attempt = bounded_attempt(prober.as_ref(), check).await;
-            CheckReport::new(&machine.name, index, check, attempt)
+            CheckResult::new(&machine.name, index, check, attempt)
         }
     });
     let mut reports = join_all(runs).await;

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::probe::judge_status;
-use super::{probe_command, seconds, Attempt, CheckReport, HttpClients, LocalProber, Prober, Via};
+use super::{probe_command, seconds, Attempt, CheckResult, HttpClients, LocalProber, Prober, Via};
 use crate::exec::{human_duration, tail, Cmd, Executor};
 use crate::metadata::{HealthCheck, Machine, RunOn};
 use crate::redact::redact_text;
@@ -242,7 +242,7 @@ impl MachineProber {
             // The connection failing is the attempt failing, not lab being unusable.
             Err(e) => return Ok(Attempt::failed(e.to_string(), start.elapsed(), Via::Lab)),
         };
-        let reports: Vec<CheckReport> = serde_json::from_slice(&output.stdout)
+        let reports: Vec<CheckResult> = serde_json::from_slice(&output.stdout)
             .map_err(|e| format!("lab on the machine answered unreadably ({e}): {}", tail(&output.stderr, 200)))?;
         let report = reports.into_iter().next().ok_or("lab on the machine ran no check")?;
         Ok(Attempt {

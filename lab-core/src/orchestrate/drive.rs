@@ -21,7 +21,7 @@ use super::spec::{RunKind, RunSpec};
 use super::window_gate::{OutsideWindow, RebootWindow, WindowStatus, WindowVerdict};
 use crate::build::{BuildError, Builder, FlakeUpdate, NixBuilder, PlaceholderBuilder};
 use crate::eval::{evaluate, EvalOptions, Evaluation, Source};
-use crate::exec::{Action, ActionLog, DryRunExecutor, Executor, SshOptions, SshTransport};
+use crate::exec::{ActionLog, DryRunAction, DryRunExecutor, Executor, SshOptions, SshTransport};
 use crate::graph::Limits;
 use crate::health::{HttpClients, MachineProber};
 use crate::notify::NotifyConfig;
@@ -97,7 +97,7 @@ pub struct DryRun {
     /// The prepared run.
     pub prepared: Prepared,
     /// What the executors were asked to do, in order.
-    pub actions: Vec<Action>,
+    pub actions: Vec<DryRunAction>,
     /// The build command that would run on the controller.
     pub build_argv: Option<Vec<String>>,
     /// The `nix flake update` a real run would start with (`--update`);
