@@ -18,6 +18,7 @@ pub mod exec;
 pub mod flake_ref;
 pub mod graph;
 pub mod health;
+pub mod hint;
 pub mod metadata;
 pub mod notify;
 pub mod orchestrate;

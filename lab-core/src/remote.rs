@@ -570,7 +570,7 @@ impl Remote<'_> {
     }
 
     /// Which of the services `units` (names without suffix) run now, in
-    /// one round trip ([`VERIFY_DISARMED_SCRIPT`]'s `running` lines).
+    /// one round trip (the disarm check's `running` lines).
     pub async fn running(&self, probe: &Probe, units: &[String]) -> Result<Vec<String>, ExecError> {
         let mut argv = vec![probe.sh.clone(), "-c".into(), VERIFY_DISARMED_SCRIPT.into(), "lab-verify-disarmed".into()];
         argv.push(probe.systemctl.clone());

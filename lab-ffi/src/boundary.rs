@@ -4,6 +4,7 @@
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use lab_core::hint::{reword, Hinted, Vocabulary};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -47,6 +48,19 @@ impl FfiError {
     /// An error with the given status, kind and message.
     pub fn new(status: LabStatus, kind: &str, message: impl Into<String>) -> Self {
         FfiError { status, object: json!({ "kind": kind, "message": message.into() }) }
+    }
+
+    /// An error from lab-core, its advice in the C API's words (request
+    /// fields and function names instead of the CLI's flags and commands)
+    /// and listed under `hints`.
+    pub fn core(status: LabStatus, kind: &str, error: &(impl std::fmt::Display + Hinted)) -> Self {
+        let hints = error.hints();
+        let message = reword(&error.to_string(), &hints, Vocabulary::Api);
+        let mut e = FfiError::new(status, kind, message);
+        if !hints.is_empty() {
+            e.object["hints"] = json!(hints);
+        }
+        e
     }
 
     /// Adds the machine concerned.

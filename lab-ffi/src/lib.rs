@@ -3,7 +3,8 @@
 //! Conventions (see include/lab.h): every call returns a [`LabStatus`] and
 //! stores in `*out` either the result (on `LAB_OK`, and on `LAB_ERR_NOT_CLEAN`
 //! where the result describes the problems) or an error object
-//! `{"kind", "message", "machine"?, "file"?}`. Strings lab returns are freed
+//! `{"kind", "message", "machine"?, "file"?, "hints"?}`, its advice in the
+//! API's words (lab_core::hint). Strings lab returns are freed
 //! only by [`lab_string_free`]. NULL pointers, invalid UTF-8 and malformed JSON
 //! are errors; no panic crosses the boundary; calls are thread-safe (no global
 //! mutable state).
@@ -90,11 +91,11 @@ impl<C> Request<C> {
             // A fleet that manages nothing was read and is not clean, as the
             // CLI's exit 1 says; anything else is a failed evaluation.
             if matches!(e, eval::EvalError::Cancelled) {
-                FfiError::new(LabStatus::LabErrCancelled, "cancelled", e.to_string())
+                FfiError::core(LabStatus::LabErrCancelled, "cancelled", &e)
             } else if e.fleet_not_clean() {
-                FfiError::new(LabStatus::LabErrNotClean, "fleet", e.to_string())
+                FfiError::core(LabStatus::LabErrNotClean, "fleet", &e)
             } else {
-                FfiError::new(LabStatus::LabErrEvaluation, "evaluation", e.to_string())
+                FfiError::core(LabStatus::LabErrEvaluation, "evaluation", &e)
             }
         })
     }
@@ -177,7 +178,7 @@ fn fleet<C>(
 /// machine, what is wrong with it and why it is needed) and `problems`.
 fn order_error(e: graph::OrderError) -> FfiError {
     let status = if e.fleet_not_clean() { LabStatus::LabErrNotClean } else { LabStatus::LabErrInvalidArgument };
-    let mut error = FfiError::new(status, "fleet", e.to_string());
+    let mut error = FfiError::core(status, "fleet", &e);
     match &e {
         graph::OrderError::Invalid(problems) => {
             error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();

@@ -323,27 +323,24 @@ fn long_run(
 /// An error that stopped a run from starting or going on.
 fn run_error(e: OrchestrateError) -> FfiError {
     use lab_core::orchestrate::BuildError;
-    let message = e.to_string();
-    let mut error = match &e {
+    let (status, kind) = match &e {
         OrchestrateError::Lock(lab_core::orchestrate::lock::LockError::Held { .. }) => {
-            FfiError::new(LabStatus::LabErrLocked, "locked", message)
+            (LabStatus::LabErrLocked, "locked")
         }
         // A fleet that manages nothing is not clean, as for the reads.
-        OrchestrateError::Eval(inner) if inner.fleet_not_clean() => {
-            FfiError::new(LabStatus::LabErrNotClean, "fleet", message)
-        }
-        OrchestrateError::Eval(_) | OrchestrateError::EvalFailures(_) => {
-            FfiError::new(LabStatus::LabErrEvaluation, "evaluation", message)
-        }
+        OrchestrateError::Eval(inner) if inner.fleet_not_clean() => (LabStatus::LabErrNotClean, "fleet"),
+        OrchestrateError::Eval(_) | OrchestrateError::EvalFailures(_) => (LabStatus::LabErrEvaluation, "evaluation"),
         OrchestrateError::Build(BuildError::NotBuildable(_)) | OrchestrateError::Select(_) => {
-            FfiError::invalid(message)
+            (LabStatus::LabErrInvalidArgument, "invalid-argument")
         }
-        OrchestrateError::Build(_) => FfiError::new(LabStatus::LabErrEvaluation, "build", message),
+        OrchestrateError::Build(_) => (LabStatus::LabErrEvaluation, "build"),
         OrchestrateError::Fleet(_) | OrchestrateError::Problems(_) | OrchestrateError::Order(_) => {
-            FfiError::new(LabStatus::LabErrNotClean, "fleet", message)
+            (LabStatus::LabErrNotClean, "fleet")
         }
-        _ => FfiError::new(LabStatus::LabErrRun, "run", message),
+        _ => (LabStatus::LabErrRun, "run"),
     };
+    // The message's advice in the C API's words (lab_check, evalTimeout).
+    let mut error = FfiError::core(status, kind, &e);
     if let OrchestrateError::Problems(problems) = &e {
         error.object["problems"] = serde_json::to_value(problems).unwrap_or_default();
     }

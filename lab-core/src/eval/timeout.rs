@@ -69,11 +69,12 @@ impl Stopped {
 
 impl std::fmt::Display for Stopped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "evaluation exceeded --eval-timeout ({}s) and was stopped", self.after.as_secs_f64())?;
+        let raise = crate::hint::Hint::RaiseEvalTimeout;
+        write!(f, "evaluation exceeded {raise} ({}s) and was stopped", self.after.as_secs_f64())?;
         if self.running.is_empty() && self.waiting.is_empty() && self.finished.is_empty() {
             return write!(
                 f,
-                " before any host was read (nix was still loading the fleet); raise --eval-timeout, or look at the fleet's top-level expression"
+                " before any host was read (nix was still loading the fleet); raise {raise}, or look at the fleet's top-level expression"
             );
         }
         write!(f, "; still evaluating: {}", names(&self.running))?;
@@ -84,7 +85,7 @@ impl std::fmt::Display for Stopped {
         if self.unlisted {
             write!(f, "; other hosts were not listed yet")?;
         }
-        write!(f, "; look for a loop or a slow import in the hosts still evaluating, or raise --eval-timeout")
+        write!(f, "; look for a loop or a slow import in the hosts still evaluating, or raise {raise}")
     }
 }
 

@@ -159,9 +159,10 @@ pub(super) fn problems(fleet: &Fleet, cycles: &[Vec<usize>]) -> Vec<Problem> {
             first,
             "dependencies",
             format!(
-                "{} more machines are on the dependency cycles above ({}{more}); fix those cycles, then run `lab check` again",
+                "{} more machines are on the dependency cycles above ({}{more}); fix those cycles, then run {} again",
                 left.len(),
-                shown.join(", ")
+                shown.join(", "),
+                crate::hint::Hint::RunCheck
             ),
         ));
     }

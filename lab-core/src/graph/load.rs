@@ -16,7 +16,7 @@ pub enum OrderError {
     Blocked(Blocked),
     /// The needed machines' graph could not be built although none of them
     /// is broken; kept for callers that build graphs themselves.
-    #[error("the fleet cannot be ordered: {} problem(s) in its dependency graph; see `lab check`", .0.len())]
+    #[error("the fleet cannot be ordered: {} problem(s) in its dependency graph; see {}", .0.len(), crate::hint::Hint::RunCheck)]
     Invalid(Vec<Problem>),
     /// `--on` is wrong.
     #[error(transparent)]

@@ -305,7 +305,7 @@ impl Fleet {
             } else if universe.len() <= 12 {
                 format!(" (the fleet's {kind}: {})", universe.join(", "))
             } else {
-                format!("; the fleet has {} {kind}, see `lab machines`", universe.len())
+                format!("; the fleet has {} {kind}, see {}", universe.len(), crate::hint::Hint::ListMachines)
             }
         };
         SelectError::NothingSelected { expression: selector.expression.clone(), term: Selector::term_text(term), hint }

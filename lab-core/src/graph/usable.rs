@@ -51,6 +51,7 @@ use serde::Serialize;
 
 use super::{Expand, Fleet, FleetError, OrderError, Selector};
 use crate::eval::{Evaluation, HostFailure};
+use crate::hint::Hint;
 use crate::metadata::{parse_machine, Machine, Problem, Severity};
 use crate::printable::printable;
 
@@ -181,13 +182,19 @@ impl Blocked {
         let names: Vec<String> = self.blocking.iter().map(Blocking::describe).collect();
         match &self.on {
             None => format!(
-                "the fleet cannot be ordered while machines are broken: {}; fix them (see `lab check`)",
-                self.blocking.iter().map(|b| format!("`{}`", printable(&b.broken.machine))).collect::<Vec<_>>().join(", ")
+                "the fleet cannot be ordered while machines are broken: {}; fix them (see {})",
+                self.blocking
+                    .iter()
+                    .map(|b| format!("`{}`", printable(&b.broken.machine)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Hint::RunCheck
             ),
             Some(on) => format!(
-                "--on \"{}\" needs machines that are broken: {}; fix them (see `lab check`) or leave them out of the selection",
+                "--on \"{}\" needs machines that are broken: {}; fix them (see {}) or leave them out of the selection",
                 printable(on),
-                names.join(", ")
+                names.join(", "),
+                Hint::RunCheck
             ),
         }
     }
