@@ -78,3 +78,85 @@ fn after_a_reboot_the_machine_must_run_its_boot_default() {
     assert_eq!(fleet.links("rb2").unwrap().booted, gen2);
     fleet.teardown();
 }
+
+/// Case 8: a block inhibitor held on the machine (a backup, say) refuses
+/// lab's reboot at once with the machine's own message: lab asks systemd
+/// to check inhibitors (`--check-inhibitors=yes`), which systemd 252 on
+/// these hosts would otherwise let root pass from a non-tty (257 enforces
+/// them for root anyway). Once the inhibitor is gone, the reboot goes.
+#[test]
+fn a_reboot_while_a_block_inhibitor_is_held_is_refused_at_once_with_the_machines_message() {
+    let fleet = SystemdFleet::start(vec![host("rb3", 300)]).unwrap();
+    let before = fleet.boot_id("rb3").unwrap();
+    let inhibit = [
+        "systemd-run",
+        "--unit=e2e-backup",
+        "--description=e2e-backup",
+        "systemd-inhibit",
+        "--what=shutdown",
+        "--mode=block",
+        "--who=e2e-backup",
+        "--why=backup-running",
+        "sleep",
+        "600",
+    ];
+    fleet.run("rb3", &inhibit).unwrap();
+    let until = Instant::now() + LIMIT;
+    while !fleet.run("rb3", &["systemd-inhibit", "--list", "--no-pager"]).unwrap().contains("e2e-backup") {
+        assert!(Instant::now() < until, "the inhibitor never showed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = lab(&fleet, state.path(), &["reboot", "--json"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("refused the reboot") && log.contains("e2e-backup"), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(150), "took {:?}: {log}", started.elapsed());
+    assert_eq!(fleet.boot_id("rb3").unwrap(), before, "it did not reboot");
+
+    fleet.run("rb3", &["systemctl", "stop", "e2e-backup"]).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = lab(&fleet, state.path(), &["reboot", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_ne!(fleet.boot_id("rb3").unwrap(), before, "it rebooted once the inhibitor was gone");
+    fleet.teardown();
+}
+
+/// Case 8: `--only-if-needed` after a deploy that changed the kernel
+/// reboots, and the machine then boots the deployed system; after one that
+/// changed no kernel, initrd or module, it does not reboot.
+#[test]
+fn only_if_needed_reboots_for_a_kernel_change_and_not_for_another_change() {
+    let mut fleet = SystemdFleet::start(vec![host("rb4", 120)]).unwrap();
+    let gen1 = fleet.links("rb4").unwrap();
+    let gen2 =
+        fleet.write_generation(2, &[("rb4", SystemSpec::healthy().with_kernel("linux-6.6.9"))]).unwrap()["rb4"].clone();
+    let state = tempfile::tempdir().unwrap();
+    let out = lab(&fleet, state.path(), &["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let before = fleet.boot_id("rb4").unwrap();
+    let out = lab(&fleet, state.path(), &["reboot", "--only-if-needed", "--no-delay", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let after = fleet.boot_id("rb4").unwrap();
+    assert_ne!(after, before, "a kernel change needs a reboot: {}", text(&out));
+    let links = fleet.links("rb4").unwrap();
+    assert_eq!((&links.booted, &links.current, &links.boot_default), (&gen2, &gen2, &gen2), "{links:?}");
+    assert_ne!(links.booted, gen1.booted);
+
+    // gen3: the same kernel, initrd and modules, another system.
+    let other =
+        SystemSpec { activation_delay: Duration::from_millis(200), ..SystemSpec::healthy().with_kernel("linux-6.6.9") };
+    let gen3 = fleet.write_generation(3, &[("rb4", other)]).unwrap()["rb4"].clone();
+    let out = lab(&fleet, state.path(), &["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lab(&fleet, state.path(), &["reboot", "--only-if-needed", "--no-delay", "--json"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("no reboot needed"), "{log}");
+    assert_eq!(fleet.boot_id("rb4").unwrap(), after, "no reboot for a change outside the kernel");
+    let links = fleet.links("rb4").unwrap();
+    assert_eq!((&links.current, &links.profile, &links.booted), (&gen3, &gen3, &gen2), "{links:?}");
+    assert_eq!(fleet.lab_timers("rb4").unwrap(), Vec::<String>::new());
+    fleet.teardown();
+}

@@ -40,7 +40,12 @@ pub struct SshOptions {
     pub options: Vec<String>,
     /// One multiplexed connection per machine for the whole run.
     pub multiplex: bool,
-    /// What runs on the machine to reboot it.
+    /// What runs on the machine to reboot it. By default `systemctl reboot
+    /// --check-inhibitors=yes`: a held block inhibitor (a backup, an
+    /// update) refuses the reboot with its own message, which lab reports
+    /// at once. Without the flag systemd lets root pass inhibitors when not
+    /// on a terminal (as lab is) up to systemd 256; 257 enforces them for
+    /// root too.
     pub reboot_command: Vec<String>,
 }
 
@@ -52,7 +57,7 @@ impl Default for SshOptions {
             config_file: None,
             options: Vec::new(),
             multiplex: true,
-            reboot_command: vec!["reboot".into()],
+            reboot_command: ["systemctl", "reboot", "--check-inhibitors=yes"].map(String::from).to_vec(),
         }
     }
 }
