@@ -152,9 +152,14 @@ async fn boot_id_reboot_and_wait_for_boot() {
     let host = lab.host_with_boot_id("delta", "boot-one");
     // The stand-in for `reboot`: records the request and drops the session
     // the way a going-down machine does.
-    let bin = host.dir.join("bin/reboot");
-    std::fs::write(&bin, "#!/bin/sh\ntouch \"$(dirname \"$0\")/../reboot-requested\"\nkill -9 $PPID\n").unwrap();
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // lab's reboot command is `systemctl reboot --check-inhibitors=yes`:
+    // the stand-in answers to that name as well, so the controller's own
+    // systemctl is never asked.
+    for name in ["reboot", "systemctl"] {
+        let bin = host.dir.join("bin").join(name);
+        std::fs::write(&bin, "#!/bin/sh\ntouch \"$(dirname \"$0\")/../reboot-requested\"\nkill -9 $PPID\n").unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
     let transport = transport(&lab);
     let exec = executor(&transport, &host);
     let host = Arc::new(std::sync::Mutex::new(host));
