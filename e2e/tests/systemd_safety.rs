@@ -353,3 +353,46 @@ fn a_garbage_collection_between_copy_and_activation_keeps_the_copied_system() {
     assert_eq!(fleet.lab_timers("gc1").unwrap(), Vec::<String>::new());
     fleet.teardown();
 }
+
+/// Case 9 (blue-green all-or-nothing, moved to these hosts) and the
+/// `test`-goal rollback: two blue-green machines are activated with
+/// `test`; one fails its health checks, so both go back, each with a
+/// `test` switch that leaves the boot loader alone (the boot default never
+/// pointed at the new generation, and no rollback wrote it).
+#[test]
+fn blue_green_is_all_or_nothing_and_its_test_rollback_leaves_the_boot_loader_alone() {
+    use lab_core::metadata::DeployStrategy;
+    let spec = |name: &str| {
+        let mut h = host(name, 4, 60).strategy(DeployStrategy::BlueGreen);
+        h.metadata.orchestration.healthy_deadline = 4;
+        h
+    };
+    let mut fleet = SystemdFleet::start(vec![spec("bg1"), spec("bg2")]).unwrap();
+    let gen1 = [fleet.links("bg1").unwrap(), fleet.links("bg2").unwrap()];
+    let gens = fleet.write_generation(2, &[("bg1", SystemSpec::healthy()), ("bg2", SystemSpec::unhealthy())]).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = lab(&fleet, state.path(), &["deploy", "--max-parallel", "2", "--json"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("blue-green is all or nothing"), "bg1 went back for bg2: {log}");
+    for (i, name) in ["bg1", "bg2"].iter().enumerate() {
+        let links = fleet.links(name).unwrap();
+        let old = &gen1[i];
+        assert_eq!(
+            (&links.current, &links.profile, &links.boot_default),
+            (&old.current, &old.profile, &old.boot_default),
+            "{name}: {links:?}"
+        );
+        let log_switches = switches(&fleet, name);
+        let new = &gens[*name];
+        let tried = log_switches.iter().find(|s| s.1 == "start" && &s.3 == new).expect("the new generation was tested");
+        assert_eq!(tried.2, "test", "{name}: {log_switches:?}");
+        let back: Vec<_> = log_switches.iter().filter(|s| s.1 == "start" && s.0 > tried.0).collect();
+        assert!(
+            !back.is_empty() && back.iter().all(|s| s.2 == "test"),
+            "{name}: the rollback only ran test: {log_switches:?}"
+        );
+        assert_eq!(fleet.lab_timers(name).unwrap(), Vec::<String>::new(), "{name}");
+    }
+    fleet.teardown();
+}
