@@ -105,6 +105,7 @@ fn journaled_units(journal: &Path, step: &str) -> Vec<String> {
     for r in journal::read(journal).unwrap() {
         if let Entry::Step { step: s, state: StepState::Started, detail, .. } = &r.entry {
             if s == step {
+                let detail = serde_json::to_value(detail).unwrap();
                 for key in ["switch", "watchdog", "confirm"] {
                     if let Some(u) = detail["activated"]["units"][key].as_str() {
                         if !units.contains(&u.to_string()) {

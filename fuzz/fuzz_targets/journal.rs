@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let (mut journal, again) = Journal::reopen(&path).expect("a journal that reads reopens");
     assert_eq!(again, records);
-    journal.append(Entry::RunFinished { outcome: "interrupted".into() }).unwrap();
+    journal.append(Entry::RunFinished { outcome: lab_core::orchestrate::Outcome::Interrupted }).unwrap();
     let after = read(&path).expect("a continued journal reads");
     assert_eq!(after.len(), records.len() + 1);
     assert_eq!(&after[..records.len()], &records[..]);

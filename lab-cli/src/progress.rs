@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use lab_core::exec::{quote_argv, DryRunAction};
-use lab_core::orchestrate::Event;
+use lab_core::orchestrate::{Event, SkipReason};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How events are shown.
@@ -112,7 +112,7 @@ fn line(event: &Event) -> Option<String> {
             "{machine}: ROLLED BACK to {system} ({}): {reason}",
             if *healthy { "healthy again" } else { "not healthy" }
         ),
-        Event::Skipped { step, reason, .. } if reason == "already done" => format!("{step}: already done"),
+        Event::Skipped { step, reason: SkipReason::AlreadyDone, .. } => format!("{step}: already done"),
         Event::Skipped { step, reason, .. } => format!("{step}: skipped: {reason}"),
         Event::MachineHealthy { machine, .. } => format!("{machine}: healthy"),
         Event::RunFinished { summary, .. } => summary.clone(),

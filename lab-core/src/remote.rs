@@ -686,6 +686,32 @@ pub const GC_ROOTS: &str = "/nix/var/nix/gcroots/lab";
 /// it is whole).
 const ADD_ROOT_SCRIPT: &str = r#"mkdir -p "$(dirname "$1")" && ln -sfn "$2" "$1""#;
 
+/// The transient units of one activation attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Units {
+    /// Runs switch-to-configuration.
+    pub switch: String,
+    /// The long watchdog armed before activation.
+    pub watchdog: String,
+    /// The short watchdog armed on the machine when activation ends.
+    pub confirm: String,
+    /// A rollback lab starts.
+    pub undo: String,
+}
+
+/// What an activation left to undo it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Activated {
+    /// The machine's tools and previous generation.
+    pub probe: Probe,
+    /// How to go back.
+    pub rollback: Rollback,
+    /// The attempt's units.
+    pub units: Units,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,11 @@ use serde::Serialize;
 use crate::exec::{Cmd, Executor};
 use crate::health::{check_once, Prober};
 use crate::metadata::Machine;
-use crate::orchestrate::journal::{Entry, StepState};
-use crate::orchestrate::remote::{Escalation, Remote};
-use crate::orchestrate::{read_journal, StateDir};
+use crate::orchestrate::read_journal;
 use crate::reach::Reached;
+use crate::remote::{Escalation, Remote};
+use crate::store::dir::StateDir;
+use crate::store::journal::{Entry, StepState};
 
 const QUICK: Duration = Duration::from_secs(15);
 

@@ -7,12 +7,11 @@ use lab_core::orchestrate::{resume, OrchestrateError, StateDir};
 
 fn interrupted_journal(state: &StateDir, run_id: &str) {
     let mut journal = Journal::create(&state.journal_path(run_id), run_id).unwrap();
-    let start =
-        Entry::RunStarted { plan_hash: "h".into(), command: vec!["reboot".into()], detail: serde_json::Value::Null };
+    let start = Entry::RunStarted { plan_hash: "h".into(), command: vec!["reboot".into()], detail: Default::default() };
     journal.append(start).unwrap();
     for state in [StepState::Planned, StepState::Started] {
         let step =
-            Entry::Step { step: "reboot/a/reboot".into(), machine: "a".into(), state, detail: serde_json::Value::Null };
+            Entry::Step { step: "reboot/a/reboot".into(), machine: "a".into(), state, detail: Default::default() };
         journal.append(step).unwrap();
     }
 }

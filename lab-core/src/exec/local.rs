@@ -66,3 +66,12 @@ impl Executor for LocalExecutor {
         self.run_ok(&Cmd::new(self.reboot_argv.clone()).timeout(Duration::from_secs(60))).await.map(drop)
     }
 }
+
+/// This host's name (for lock records, and to know a target that is this host).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -21,7 +21,7 @@ mod ssh;
 pub use armed::ArmedReboot;
 pub use dry_run::{ActionLog, DryRunAction, DryRunExecutor};
 pub use error::{human_duration, tail, ExecError};
-pub use local::LocalExecutor;
+pub use local::{hostname, LocalExecutor};
 pub use quote::{quote_arg, quote_argv};
 pub use ssh::{is_valid_host, is_valid_user, SshExecutor, SshOptions, SshTransport};
 

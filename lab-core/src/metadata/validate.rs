@@ -281,7 +281,7 @@ fn is_local(host: &str) -> bool {
 /// or this host's own name (as the kernel has it, case and a final dot aside).
 fn is_controller(host: &str) -> bool {
     static HOSTNAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let own = HOSTNAME.get_or_init(crate::orchestrate::lock::hostname);
+    let own = HOSTNAME.get_or_init(crate::exec::hostname);
     is_local(host) || host.trim_end_matches('.').eq_ignore_ascii_case(own.trim_end_matches('.'))
 }
 

@@ -3,7 +3,7 @@
 //! tells the same for users.)
 //!
 //! Per machine and attempt, the unit names are deterministic
-//! ([`super::deploy::Units`]: `lab-switch-…`, `lab-rollback-…`,
+//! ([`crate::remote::Units`]: `lab-switch-…`, `lab-rollback-…`,
 //! `lab-confirm-…`, `lab-undo-…`), recorded in the journal before anything
 //! starts.
 //!
@@ -57,8 +57,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::remote::{Probe, UnitState};
-use super::run::Ctx;
+use super::ctx::Ctx;
+use crate::remote::{Probe, UnitState};
 
 /// Pause between two looks at a running unit.
 const POLL: Duration = Duration::from_millis(500);

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::deploy::Activated;
-use super::remote::DisarmError;
-use super::run::Ctx;
+use super::ctx::Ctx;
 use crate::health::seconds;
+use crate::remote::{Activated, DisarmError};
 
 /// Pause between attempts to reach the machine.
 const RETRY: Duration = Duration::from_millis(500);

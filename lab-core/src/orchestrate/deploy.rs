@@ -19,41 +19,27 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::activation::{self, Ended};
 use super::confirm::{self, Confirmed};
+use super::ctx::Ctx;
 use super::error::OrchestrateError;
 use super::gate;
-use super::journal::{JournalError, StepState};
-use super::remote::{gc_root, Probe, Rollback, UnitState};
 use super::report::MachineOutcome;
-use super::run::Ctx;
 use crate::exec::CopyOptions;
 use crate::health::seconds;
 use crate::metadata::DeployStrategy;
 use crate::plan::{step_id, Action, Goal, MachinePlan, Plan, PlanKind};
+use crate::remote::{gc_root, Activated, Probe, Rollback, UnitState, Units};
+use crate::store::journal::{now_ms, JournalError, StepState};
+use crate::store::record::StepDetail;
 
 /// Closures copied at once.
 const COPY_PARALLEL: usize = 8;
 const KIND: PlanKind = PlanKind::Deploy;
 
-/// The transient units of one activation attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Units {
-    /// Runs switch-to-configuration.
-    pub switch: String,
-    /// The long watchdog armed before activation.
-    pub watchdog: String,
-    /// The short watchdog armed on the machine when activation ends.
-    pub confirm: String,
-    /// A rollback lab starts.
-    pub undo: String,
-}
-
+// Naming the units is the deploy's part of the protocol (see activation.rs).
 impl Units {
     fn new(run_id: &str, index: usize, retry: bool) -> Self {
         let run: String = run_id.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
@@ -61,7 +47,7 @@ impl Units {
         // earlier attempt; a first attempt keeps names predictable.
         let tag = match retry {
             false => format!("{run}-{index}"),
-            true => format!("{run}-{index}-{}", super::journal::now_ms() % 1_000_000),
+            true => format!("{run}-{index}-{}", now_ms() % 1_000_000),
         };
         Units {
             switch: format!("lab-switch-{tag}"),
@@ -70,18 +56,6 @@ impl Units {
             undo: format!("lab-undo-{tag}"),
         }
     }
-}
-
-/// What an activation left to undo it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Activated {
-    /// The machine's tools and previous generation.
-    pub probe: Probe,
-    /// How to go back.
-    pub rollback: Rollback,
-    /// The attempt's units.
-    pub units: Units,
 }
 
 /// Builds (one nix process, or on each machine) and copies every system not
@@ -103,7 +77,7 @@ pub(super) async fn prepare_machines(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), O
     }
     for name in &todo {
         let system = &ctx.prepared.systems[*name];
-        let detail = json!({ "system": system.out_path, "drv": system.drv_path });
+        let detail = StepDetail::Build { system: system.out_path.clone(), drv: system.drv_path.clone() };
         steps.push(ctx.start(KIND, name, Action::Build, format!("build {}", system.out_path), detail)?);
     }
     if !todo.is_empty() {
@@ -115,7 +89,7 @@ pub(super) async fn prepare_machines(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), O
         let result = builder.build(&systems).await;
         for (name, step) in todo.iter().zip(&steps) {
             match &result {
-                Ok(()) => ctx.finish(step, name, Action::Build, "built".into(), serde_json::Value::Null)?,
+                Ok(()) => ctx.finish(step, name, Action::Build, "built".into(), StepDetail::None)?,
                 Err(e) => ctx.fail(step, name, Action::Build, e.to_string())?,
             }
         }
@@ -142,7 +116,8 @@ async fn copy(ctx: &Ctx<'_>, name: &str, done: bool) -> Result<(), JournalError>
         return Ok(());
     }
     let system = &ctx.prepared.systems[name].out_path;
-    let step = ctx.start(KIND, name, Action::Copy, format!("copy {system}"), json!({ "system": system }))?;
+    let step =
+        ctx.start(KIND, name, Action::Copy, format!("copy {system}"), StepDetail::System { system: system.clone() })?;
     // Rooted before the copy: a garbage collection on the machine (a
     // scheduled nix.gc) between copy and activation must not take it.
     let root = gc_root(&ctx.run_id, system);
@@ -150,7 +125,7 @@ async fn copy(ctx: &Ctx<'_>, name: &str, done: bool) -> Result<(), JournalError>
         return ctx.fail(&step, name, Action::Copy, format!("{e} (while rooting the copy at {root}, before copying)"));
     }
     match ctx.exec(name).copy_closure(system, &CopyOptions::default()).await {
-        Ok(()) => ctx.finish(&step, name, Action::Copy, "copied".into(), serde_json::Value::Null),
+        Ok(()) => ctx.finish(&step, name, Action::Copy, "copied".into(), StepDetail::None),
         Err(e) => ctx.fail(&step, name, Action::Copy, e.to_string()),
     }
 }
@@ -162,14 +137,14 @@ async fn build_on_target(ctx: &Ctx<'_>, name: &str, done: bool) -> Result<(), Jo
         return Ok(());
     }
     let system = &ctx.prepared.systems[name];
-    let detail = json!({ "system": system.out_path, "drv": system.drv_path });
+    let detail = StepDetail::Build { system: system.out_path.clone(), drv: system.drv_path.clone() };
     let step = ctx.start(KIND, name, Action::Build, format!("build {} on the machine", system.out_path), detail)?;
     let result = match ctx.exec(name).copy_closure(&system.drv_path, &CopyOptions::default()).await {
         Ok(()) => ctx.remote(name).realise(&system.drv_path).await,
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => ctx.finish(&step, name, Action::Build, "built on the machine".into(), serde_json::Value::Null),
+        Ok(()) => ctx.finish(&step, name, Action::Build, "built on the machine".into(), StepDetail::None),
         Err(e) => ctx.fail(&step, name, Action::Build, e.to_string()),
     }
 }
@@ -245,7 +220,13 @@ async fn commit(ctx: &Ctx<'_>, goal: Goal, name: &str, activated: &Activated) ->
         return Ok(());
     }
     let system = &ctx.prepared.systems[name].out_path;
-    let step = ctx.start(KIND, name, Action::Commit, format!("boot default {system}"), json!({ "system": system }))?;
+    let step = ctx.start(
+        KIND,
+        name,
+        Action::Commit,
+        format!("boot default {system}"),
+        StepDetail::System { system: system.clone() },
+    )?;
     let remote = ctx.remote(name);
     let unit = format!("{}-commit", activated.units.switch);
     let result = match remote.set_profile(&activated.probe, system).await {
@@ -259,7 +240,7 @@ async fn commit(ctx: &Ctx<'_>, goal: Goal, name: &str, activated: &Activated) ->
     let ended = activation::follow(ctx, name, &activated.probe, &unit, bound).await;
     match ended.failure("switch-to-configuration boot", bound) {
         None => {
-            ctx.finish(&step, name, Action::Commit, "boot default".into(), serde_json::Value::Null)?;
+            ctx.finish(&step, name, Action::Commit, "boot default".into(), StepDetail::None)?;
             ctx.set_outcome(name, MachineOutcome::Done, String::new());
             Ok(())
         }
@@ -285,9 +266,9 @@ fn earlier_attempts(ctx: &Ctx<'_>, id: &str) -> Vec<Activated> {
     let Some(prior) = ctx.prior.get(id) else { return Vec::new() };
     let mut attempts: Vec<Activated> = Vec::new();
     for detail in &prior.starts {
-        if let Ok(a) = serde_json::from_value::<Activated>(detail["activated"].clone()) {
+        if let Some(a) = detail.activated() {
             if !attempts.iter().any(|b| b.units == a.units) {
-                attempts.push(a);
+                attempts.push(a.clone());
             }
         }
     }
@@ -353,7 +334,8 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
         if matches!(polled, Ok(UnitState::Running | UnitState::Ended { .. })) {
             let mut activated = last.clone();
             activated.rollback.timers = all_timers(&attempts, &[]);
-            let detail = json!({ "system": system, "goal": goal, "activated": activated });
+            let detail =
+                StepDetail::Activation { system: system.clone(), goal, activated: Box::new(activated.clone()) };
             let step = ctx.start(KIND, name, Action::Activate, "follow the interrupted activation".into(), detail)?;
             return match goal.changes_running_system() {
                 true => judge(ctx, name, goal, &step, &system, activated).await,
@@ -362,8 +344,13 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
         }
     }
     let start_failed = |why: String| -> Result<Option<Activated>, JournalError> {
-        let step =
-            ctx.start(KIND, name, Action::Activate, format!("{} {system}", goal.name()), json!({ "system": system }))?;
+        let step = ctx.start(
+            KIND,
+            name,
+            Action::Activate,
+            format!("{} {system}", goal.name()),
+            StepDetail::System { system: system.clone() },
+        )?;
         ctx.fail(&step, name, Action::Activate, why)?;
         Ok(None)
     };
@@ -398,7 +385,7 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
     };
     let earlier = all_timers(&attempts, &[]);
     let activated = Activated { probe, rollback: undo, units };
-    let detail = json!({ "system": system, "goal": goal, "activated": activated });
+    let detail = StepDetail::Activation { system: system.clone(), goal, activated: Box::new(activated.clone()) };
     let step = ctx.start(KIND, name, Action::Activate, format!("{} {system}", goal.name()), detail)?;
     let probe = &activated.probe;
     let confirm_timeout = seconds(ctx.machine(name).metadata.orchestration.confirm_timeout);
@@ -487,7 +474,13 @@ async fn follow_plain(
     let ended = activation::follow(ctx, name, &activated.probe, &activated.units.switch, bound).await;
     match ended.failure(&format!("switch-to-configuration {}", goal.name()), bound) {
         None => {
-            ctx.finish(step, name, Action::Activate, goal.name().into(), json!({ "activated": activated }))?;
+            ctx.finish(
+                step,
+                name,
+                Action::Activate,
+                goal.name().into(),
+                StepDetail::Activated { activated: Box::new(activated.clone()) },
+            )?;
             Ok(Some(activated))
         }
         Some(why) => {
@@ -547,7 +540,7 @@ async fn finish_activation(
                 name,
                 Action::Activate,
                 "activated and confirmed".into(),
-                json!({ "activated": activated }),
+                StepDetail::Activated { activated: Box::new(activated.clone()) },
             )?;
             Ok(Some(activated))
         }

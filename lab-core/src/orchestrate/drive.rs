@@ -16,8 +16,9 @@ use super::error::OrchestrateError;
 use super::events::{Event, Events};
 use super::prepare::{prepare, Prepared};
 use super::report::Report;
-use super::run::{execute, ProberDebug, Runtime};
-use super::spec::{RunKind, RunSpec};
+use super::run::execute;
+use super::runtime::{ProberDebug, Runtime};
+use super::session::Session;
 use super::window_gate::{OutsideWindow, RebootWindow, WindowStatus, WindowVerdict};
 use crate::build::{BuildError, Builder, FlakeUpdate, NixBuilder, PlaceholderBuilder};
 use crate::eval::{evaluate, EvalOptions, Evaluation, Source};
@@ -29,7 +30,7 @@ use crate::plan::PlanKind;
 use crate::remote::Escalation;
 use crate::settings::FleetSettings;
 use crate::store::dir::StateDir;
-use crate::store::session::Session;
+use crate::store::spec::{RunKind, RunSpec};
 
 /// How a frontend wants a run driven.
 #[derive(Debug, Clone, Default)]
@@ -215,7 +216,7 @@ pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, Orchestra
 
 /// Continues the interrupted run `run_id` (the latest one when `None`).
 pub async fn resume(run_id: Option<&str>, drive: &Drive) -> Result<Driven, OrchestrateError> {
-    let interrupted = crate::store::resume::find(&drive.state, run_id)?;
+    let interrupted = super::resume::find(&drive.state, run_id)?;
     let source = interrupted.spec.source.source();
     let evaluation = evaluate(&source, &drive.eval)?;
     let builder = needs_build(&interrupted.spec).then(|| builder(&source, false)).transpose()?;

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::error::OrchestrateError;
-use super::spec::RunSpec;
 use crate::build::{BuildError, Builder, SystemRef};
 use crate::eval::Evaluation;
 use crate::graph::{usable, Broken, Expand, Fleet, OrderError, Purpose, Usable};
 use crate::plan::{Plan, PlanKind};
+use crate::store::spec::RunSpec;
 
 /// A run ready to execute.
 #[derive(Debug, Clone)]

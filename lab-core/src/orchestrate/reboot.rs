@@ -8,18 +8,18 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::time::Instant;
 
+use super::ctx::Ctx;
 use super::events::Event;
 use super::gate;
-use super::journal::{now_ms, JournalError, StepState};
 use super::report::MachineOutcome;
-use super::run::Ctx;
 use super::window_gate::WindowClosed;
 use crate::exec::{ArmedReboot, Cmd, ExecError};
 use crate::health::seconds;
 use crate::plan::{step_id, Action, MachinePlan, Plan, PlanKind};
+use crate::store::journal::{now_ms, JournalError, StepState};
+use crate::store::record::StepDetail;
 
 const KIND: PlanKind = PlanKind::Reboot;
 /// On resume, how long a reboot that was in flight gets to show (a new boot
@@ -59,7 +59,7 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
             name,
             Action::Wait,
             format!("wait {} s (rebootDelay)", delay.as_secs()),
-            json!({ "seconds": delay.as_secs() }),
+            StepDetail::Delay { seconds: delay.as_secs() },
         )?;
         // The boot id is read, the reboot's session opened and the health
         // prober made ready while the delay runs: none of it costs the
@@ -89,7 +89,7 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
         if !slept {
             return Ok(());
         }
-        ctx.finish(&step, name, Action::Wait, "waited".into(), serde_json::Value::Null)?;
+        ctx.finish(&step, name, Action::Wait, "waited".into(), StepDetail::None)?;
         boot_id = early.ok();
         armed = ready;
     }
@@ -108,7 +108,7 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
             name,
             Action::WaitForBoot,
             format!("within rebootTimeout {} s", o.reboot_timeout),
-            json!({ "bootIdBefore": before }),
+            StepDetail::BootIdBefore { boot_id_before: before.clone() },
         )?;
         let deadline = Instant::now() + seconds(o.reboot_timeout);
         match ctx.exec(name).wait_for_boot(&before, deadline).await {
@@ -123,7 +123,7 @@ pub(super) async fn machine(ctx: &Ctx<'_>, plan: &Plan, m: &MachinePlan) -> Resu
                     name,
                     Action::WaitForBoot,
                     format!("back with boot id {new}"),
-                    json!({ "bootId": new }),
+                    StepDetail::BootId { boot_id: new },
                 )?
             }
             Err(e) => {
@@ -202,7 +202,10 @@ async fn needed(ctx: &Ctx<'_>, m: &MachinePlan) -> Result<bool, JournalError> {
     let id = step_id(KIND, name, Action::CheckReboot);
     if let Some(prior) = ctx.prior.get(&id).filter(|p| p.state == StepState::Finished) {
         ctx.already_done(&id, name);
-        let needed = prior.detail["needed"].as_bool().unwrap_or(true);
+        let needed = match prior.detail {
+            StepDetail::RebootNeeded { needed, .. } => needed,
+            _ => true,
+        };
         if !needed {
             ctx.set_outcome(name, MachineOutcome::NotNeeded, "no reboot needed".into());
         }
@@ -213,15 +216,27 @@ async fn needed(ctx: &Ctx<'_>, m: &MachinePlan) -> Result<bool, JournalError> {
         name,
         Action::CheckReboot,
         "compare booted and default kernel, initrd, modules".into(),
-        serde_json::Value::Null,
+        StepDetail::None,
     )?;
     match ctx.remote(name).needs_reboot().await {
         Ok(Some(why)) => {
-            ctx.finish(&step, name, Action::CheckReboot, why.clone(), json!({ "needed": true, "why": why }))?;
+            ctx.finish(
+                &step,
+                name,
+                Action::CheckReboot,
+                why.clone(),
+                StepDetail::RebootNeeded { needed: true, why: Some(why) },
+            )?;
             Ok(true)
         }
         Ok(None) => {
-            ctx.finish(&step, name, Action::CheckReboot, "no reboot needed".into(), json!({ "needed": false }))?;
+            ctx.finish(
+                &step,
+                name,
+                Action::CheckReboot,
+                "no reboot needed".into(),
+                StepDetail::RebootNeeded { needed: false, why: None },
+            )?;
             for s in m.steps.iter().filter(|s| s.action != Action::CheckReboot) {
                 ctx.skip(&step_id(KIND, name, s.action), name, "no reboot needed")?;
             }
@@ -247,8 +262,7 @@ async fn reboot(
     let id = step_id(KIND, name, Action::Reboot);
     let exec = ctx.exec(name);
     let prior = ctx.prior.get(&id).cloned();
-    let journaled =
-        prior.as_ref().and_then(|p| p.started.as_ref()).and_then(|d| d["bootIdBefore"].as_str()).map(String::from);
+    let journaled = prior.as_ref().and_then(|p| p.started.as_ref()).and_then(|d| d.boot_id_before()).map(String::from);
     if let Some(before) = &journaled {
         if prior.as_ref().map(|p| p.state) == Some(StepState::Finished) {
             ctx.already_done(&id, name);
@@ -263,7 +277,7 @@ async fn reboot(
             name,
             Action::Reboot,
             "verify the interrupted reboot".into(),
-            json!({ "bootIdBefore": before }),
+            StepDetail::BootIdBefore { boot_id_before: before.clone() },
         )?;
         if let Ok(now) = exec.wait_for_boot(before, grace).await {
             ctx.finish(
@@ -271,7 +285,7 @@ async fn reboot(
                 name,
                 Action::Reboot,
                 format!("already rebooted (boot id {now})"),
-                json!({ "verified": true }),
+                StepDetail::Verified { verified: true },
             )?;
             return Ok(Some(before.clone()));
         }
@@ -287,12 +301,18 @@ async fn reboot(
         (Some(before), _) => before.clone(),
         (None, Ok(id)) => id,
         (None, Err(e)) => {
-            let step = ctx.start(KIND, name, Action::Reboot, "read the boot id".into(), serde_json::Value::Null)?;
+            let step = ctx.start(KIND, name, Action::Reboot, "read the boot id".into(), StepDetail::None)?;
             ctx.fail(&step, name, Action::Reboot, format!("cannot read the boot id before rebooting: {e}"))?;
             return Ok(None);
         }
     };
-    let step = ctx.start(KIND, name, Action::Reboot, "reboot".into(), json!({ "bootIdBefore": before }))?;
+    let step = ctx.start(
+        KIND,
+        name,
+        Action::Reboot,
+        "reboot".into(),
+        StepDetail::BootIdBefore { boot_id_before: before.clone() },
+    )?;
     let user = &ctx.machine(name).metadata.target_user;
     let result = if user == "root" {
         // The session opened during rebootDelay, else a new one. A refusal
@@ -324,7 +344,13 @@ async fn reboot(
     };
     match result {
         Ok(()) => {
-            ctx.finish(&step, name, Action::Reboot, "reboot issued".into(), json!({ "bootIdBefore": before }))?;
+            ctx.finish(
+                &step,
+                name,
+                Action::Reboot,
+                "reboot issued".into(),
+                StepDetail::BootIdBefore { boot_id_before: before.clone() },
+            )?;
             Ok(Some(before))
         }
         Err(e @ ExecError::NonZeroExit { .. }) => {

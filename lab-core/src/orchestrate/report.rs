@@ -4,28 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Every step finished.
-    Success,
-    /// Something failed or was rolled back.
-    Failed,
-    /// Stopped on request (Ctrl-C) after the steps in flight; resumable.
-    Interrupted,
-}
-
-impl Outcome {
-    /// The word the journal records.
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Failed => "failed",
-            Outcome::Interrupted => "interrupted",
-        }
-    }
-}
+use crate::store::record::Outcome;
 
 /// Where a machine ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

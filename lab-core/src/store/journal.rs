@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::record::{lenient_or_default, Outcome, RunStart, StepDetail};
+
 /// Where a step stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -52,8 +54,8 @@ pub enum Entry {
         /// What resume needs to rebuild the plan (the run's spec, each
         /// machine's system and metadata hash), and whether this start is a
         /// resumption.
-        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-        detail: serde_json::Value,
+        #[serde(default, deserialize_with = "lenient_or_default", skip_serializing_if = "RunStart::is_empty")]
+        detail: RunStart,
     },
     /// A step changed state.
     Step {
@@ -65,13 +67,13 @@ pub enum Entry {
         state: StepState,
         /// What was observed (boot id before a reboot, the generation
         /// activated, the error), for resume and for people.
-        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-        detail: serde_json::Value,
+        #[serde(default, skip_serializing_if = "StepDetail::is_none")]
+        detail: StepDetail,
     },
     /// The run ended.
     RunFinished {
-        /// "success", "failed" or "interrupted".
-        outcome: String,
+        /// How it ended.
+        outcome: Outcome,
     },
 }
 
@@ -326,6 +328,12 @@ fn read_with_len(path: &Path) -> Result<Read, JournalError> {
 /// `entry` without credentials: the journal outlives the run and is read by
 /// people, so a url or command in it must not carry a password or token.
 fn redacted(entry: Entry) -> Entry {
+    /// Every string of the detail scrubbed; read back as the same variant
+    /// (scrubbing changes no field's name or type).
+    fn scrub_detail(detail: StepDetail) -> StepDetail {
+        let scrubbed = scrub(serde_json::to_value(detail).unwrap_or_default());
+        serde_json::from_value(scrubbed.clone()).unwrap_or(StepDetail::Other(scrubbed))
+    }
     fn scrub(value: serde_json::Value) -> serde_json::Value {
         use serde_json::Value;
         match value {
@@ -341,7 +349,9 @@ fn redacted(entry: Entry) -> Entry {
         Entry::RunStarted { plan_hash, command, detail } => {
             Entry::RunStarted { plan_hash, command: crate::redact::redact_argv(&command), detail }
         }
-        Entry::Step { step, machine, state, detail } => Entry::Step { step, machine, state, detail: scrub(detail) },
+        Entry::Step { step, machine, state, detail } => {
+            Entry::Step { step, machine, state, detail: scrub_detail(detail) }
+        }
         other => other,
     }
 }
@@ -355,12 +365,7 @@ mod tests {
     use super::*;
 
     fn step(machine: &str, state: StepState) -> Entry {
-        Entry::Step {
-            step: format!("reboot:{machine}"),
-            machine: machine.into(),
-            state,
-            detail: serde_json::Value::Null,
-        }
+        Entry::Step { step: format!("reboot:{machine}"), machine: machine.into(), state, detail: StepDetail::None }
     }
 
     #[test]
@@ -372,7 +377,7 @@ mod tests {
             .append(Entry::RunStarted {
                 plan_hash: "abc".into(),
                 command: vec!["reboot".into()],
-                detail: serde_json::Value::Null,
+                detail: RunStart::default(),
             })
             .unwrap();
         journal.append(step("a", StepState::Started)).unwrap();
@@ -407,8 +412,10 @@ mod tests {
         let path = dir.path().join("run.jsonl");
         let mut journal = Journal::create(&path, "r1").unwrap();
         let command = ["deploy", "--notify", "https://u:hunter2@hooks/x?token=abc"].map(String::from).to_vec();
-        journal.append(Entry::RunStarted { plan_hash: "h".into(), command, detail: serde_json::Value::Null }).unwrap();
-        let detail = serde_json::json!({"error": "GET https://ops:hunter2@web/health failed", "checks": ["curl -u ops:hunter2 x"]});
+        journal.append(Entry::RunStarted { plan_hash: "h".into(), command, detail: RunStart::default() }).unwrap();
+        let detail = StepDetail::Other(
+            serde_json::json!({"error": "GET https://ops:hunter2@web/health failed", "checks": ["curl -u ops:hunter2 x"]}),
+        );
         journal
             .append(Entry::Step { step: "s".into(), machine: "m".into(), state: StepState::Failed, detail })
             .unwrap();

@@ -338,11 +338,12 @@ async fn a_machine_whose_boot_id_changed_is_never_rebooted_again() {
     let prepared = prepare(&spec, &eval, None).await.unwrap();
     // A crash right after the reboot was journaled as started.
     let mut session = Session::start(&h.state(), &prepared, vec!["reboot".into()]).unwrap();
-    let step = |action: &str, state, detail| journal::Entry::Step {
+    // The detail as JSON, as every lab wrote it.
+    let step = |action: &str, state, detail: serde_json::Value| journal::Entry::Step {
         step: format!("reboot/a/{action}"),
         machine: "a".into(),
         state,
-        detail,
+        detail: serde_json::from_value(detail).unwrap(),
     };
     session.journal.append(step("wait", journal::StepState::Finished, serde_json::Value::Null)).unwrap();
     session.journal.append(step("reboot", journal::StepState::Started, json!({ "bootIdBefore": "boot-0" }))).unwrap();

@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
-use super::dir::{fleet_key, new_run_id, StateDir};
-use super::journal::{Entry, Journal, Record};
-use super::lock::{Holder, LockError, RunLock};
-use super::resume::{check_unchanged, start_detail, Interrupted, Prior};
-use crate::orchestrate::prepare::Prepared;
-use crate::orchestrate::run::planned_entries;
-use crate::orchestrate::OrchestrateError;
+use super::error::OrchestrateError;
+use super::prepare::Prepared;
+use super::resume::{check_unchanged, start_record, Interrupted, Prior};
+use crate::plan::step_id;
+use crate::store::dir::{fleet_key, new_run_id, StateDir};
+use crate::store::journal::{Entry, Journal, Record, StepState};
+use crate::store::lock::{Holder, LockError, RunLock};
+use crate::store::record::{RunStart, StepDetail};
 
 /// A run holding its fleet's lock with its journal open.
 #[derive(Debug)]
@@ -18,7 +19,7 @@ pub struct Session {
     pub run_id: String,
     /// The lock, released when the session is dropped.
     pub lock: RunLock,
-    /// The journal, to hand to [`execute`](crate::orchestrate::execute).
+    /// The journal, to hand to [`execute`](super::execute).
     pub journal: Journal,
     /// What an interrupted run had done (empty for a new run).
     pub prior: Prior,
@@ -31,7 +32,7 @@ impl Session {
         let run_id = new_run_id();
         let lock = RunLock::acquire(&state.lock_path(&fleet_key(&prepared.spec.source.describe())), &run_id)?;
         let mut journal = Journal::create(&state.journal_path(&run_id), &run_id)?;
-        journal.append_all(planned_entries(prepared, command, start_detail(prepared, false)))?;
+        journal.append_all(planned_entries(prepared, command, start_record(prepared, false)))?;
         Ok(Session { run_id, lock, journal, prior: Prior::default() })
     }
 
@@ -44,7 +45,7 @@ impl Session {
         journal.append(Entry::RunStarted {
             plan_hash: prepared.hash.clone(),
             command: vec!["resume".into(), run.run_id.clone()],
-            detail: start_detail(prepared, true),
+            detail: start_record(prepared, true),
         })?;
         Ok(Session { run_id: run.run_id.clone(), lock, journal, prior: Prior::from_records(&records) })
     }
@@ -81,5 +82,23 @@ pub fn force_unlock(state: &StateDir, run_id: &str) -> Result<Holder, Orchestrat
 
 /// Records of a journal, for status views.
 pub fn read_journal(state: &StateDir, run_id: &str) -> Result<Vec<Record>, OrchestrateError> {
-    Ok(super::journal::read(&state.journal_path(run_id))?)
+    Ok(crate::store::journal::read(&state.journal_path(run_id))?)
+}
+
+/// The journal entries of a new run: its start, then every step planned.
+pub fn planned_entries(prepared: &Prepared, command: Vec<String>, detail: RunStart) -> Vec<Entry> {
+    let mut entries = vec![Entry::RunStarted { plan_hash: prepared.hash.clone(), command, detail }];
+    for plan in &prepared.phases {
+        for (_, m) in plan.machines() {
+            for s in &m.steps {
+                entries.push(Entry::Step {
+                    step: step_id(plan.kind, &m.machine, s.action),
+                    machine: m.machine.clone(),
+                    state: StepState::Planned,
+                    detail: StepDetail::None,
+                });
+            }
+        }
+    }
+    entries
 }

@@ -10,13 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
-
-use super::dir::StateDir;
-use super::journal::{self, Entry, Record, StepState};
-use crate::orchestrate::prepare::Prepared;
-use crate::orchestrate::spec::RunSpec;
-use crate::orchestrate::OrchestrateError;
+use super::error::OrchestrateError;
+use super::prepare::Prepared;
+use crate::store::dir::StateDir;
+use crate::store::journal::{self, Entry, Record, StepState};
+use crate::store::record::{Outcome, RunStart, StepDetail};
+use crate::store::spec::RunSpec;
 
 /// What the journal says about one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,15 +23,15 @@ pub struct PriorStep {
     /// Its last durable state.
     pub state: StepState,
     /// The detail of that record.
-    pub detail: Value,
+    pub detail: StepDetail,
     /// The detail of its last `started` record (what was about to be done).
-    pub started: Option<Value>,
+    pub started: Option<StepDetail>,
     /// When it was last started, milliseconds since the epoch.
     pub started_ms: Option<u64>,
     /// The detail of every `started` record, oldest first: each attempt
     /// of the step (an activation's units are in them, so a resumed run
     /// finds every watchdog its interrupted attempts armed).
-    pub starts: Vec<Value>,
+    pub starts: Vec<StepDetail>,
 }
 
 /// Every step's journaled state.
@@ -47,7 +46,7 @@ impl Prior {
             if let Entry::Step { step, state, detail, .. } = &record.entry {
                 let entry = steps.entry(step.clone()).or_insert(PriorStep {
                     state: *state,
-                    detail: Value::Null,
+                    detail: StepDetail::None,
                     started: None,
                     started_ms: None,
                     starts: Vec::new(),
@@ -87,7 +86,7 @@ pub struct Interrupted {
     /// The journal's records.
     pub records: Vec<Record>,
     /// What the run started with (systems and metadata hashes).
-    pub detail: Value,
+    pub detail: RunStart,
 }
 
 /// Finds run `run_id` (or the latest run that did not end) and reads it.
@@ -126,37 +125,36 @@ pub fn find(state: &StateDir, run_id: Option<&str>) -> Result<Interrupted, Orche
     }) else {
         return Err(bad("it has no run-started record"));
     };
-    let spec: RunSpec =
-        serde_json::from_value(detail["spec"].clone()).map_err(|_| bad("its run-started record holds no run spec"))?;
+    let spec: RunSpec = detail.spec.clone().ok_or_else(|| bad("its run-started record holds no run spec"))?;
     Ok(Interrupted { run_id, spec, plan_hash, records, detail })
 }
 
 /// How the run ended, if it did (an `interrupted` end can be resumed).
 fn finished_outcome(records: &[Record]) -> Option<String> {
     match records.iter().rev().find_map(|r| match &r.entry {
-        Entry::RunFinished { outcome } => Some(outcome.clone()),
-        Entry::RunStarted { .. } => Some(String::new()),
+        Entry::RunFinished { outcome } => Some(Some(*outcome)),
+        Entry::RunStarted { .. } => Some(None),
         _ => None,
     }) {
-        Some(outcome) if !outcome.is_empty() && outcome != "interrupted" => Some(outcome),
+        Some(Some(outcome)) if outcome != Outcome::Interrupted => Some(outcome.name().to_string()),
         _ => None,
     }
 }
 
 /// What the run-started record keeps for resume.
-pub fn start_detail(prepared: &Prepared, resumed: bool) -> Value {
-    let systems: BTreeMap<&str, &str> =
-        prepared.systems.iter().map(|(n, s)| (n.as_str(), s.out_path.as_str())).collect();
-    let metadata: BTreeMap<&str, String> = prepared
+pub fn start_record(prepared: &Prepared, resumed: bool) -> RunStart {
+    let systems: BTreeMap<String, String> =
+        prepared.systems.iter().map(|(n, s)| (n.clone(), s.out_path.clone())).collect();
+    let metadata: BTreeMap<String, String> = prepared
         .fleet
         .machines()
         .iter()
         .map(|m| {
             let text = m.to_json_value().to_string();
-            (m.name.as_str(), crate::orchestrate::prepare::short_hash(&text))
+            (m.name.clone(), super::prepare::short_hash(&text))
         })
         .collect();
-    json!({ "spec": prepared.spec, "systems": systems, "metadata": metadata, "resumed": resumed })
+    RunStart { spec: Some(prepared.spec.clone()), systems, metadata, resumed }
 }
 
 /// Refuses when the plan now differs from the journaled one, saying why.
@@ -164,15 +162,17 @@ pub fn check_unchanged(run: &Interrupted, prepared: &Prepared) -> Result<(), Orc
     if run.plan_hash == prepared.hash {
         return Ok(());
     }
-    let now = start_detail(prepared, true);
+    let now = start_record(prepared, true);
     let mut why = Vec::new();
-    for (key, what) in [("systems", "system"), ("metadata", "lab.machine metadata")] {
-        let (Some(then), Some(now)) = (run.detail[key].as_object(), now[key].as_object()) else { continue };
+    for (then, now, what) in
+        [(&run.detail.systems, &now.systems, "system"), (&run.detail.metadata, &now.metadata, "lab.machine metadata")]
+    {
         for (name, value) in now {
             match then.get(name) {
                 None => why.push(format!("{name} was not in the run")),
+                // Quoted, as the journal writes them.
                 Some(old) if old != value => {
-                    why.push(format!("the {what} of {name} changed ({old} then, {value} now)"))
+                    why.push(format!("the {what} of {name} changed ({old:?} then, {value:?} now)"))
                 }
                 _ => {}
             }
