@@ -4,10 +4,7 @@
 //! `cargo test` (no `--bench` argument) it runs once as a smoke test and
 //! does not judge the time of an unoptimized build.
 
-// The benchmark uses one behaviour of the test servers.
-#[allow(dead_code)]
-#[path = "../lab-core/tests/support/http.rs"]
-mod http;
+use lab_testkit::http;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;

@@ -1,14 +1,11 @@
 //! `lab health` and `lab exec` end to end: the real binary against real
 //! sshd test hosts (the harness lives in lab-core's tests).
 
-#[path = "../../lab-core/tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::http::{Behaviour, HttpServer};
-use support::sshd::{SshLab, TestHost};
+use lab_testkit::http::{Behaviour, HttpServer};
+use lab_testkit::sshd::{SshLab, TestHost};
 
 const LAB: &str = env!("CARGO_BIN_EXE_lab");
 

@@ -10,9 +10,7 @@ use lab_core::graph::{dependency_cycles, fleet_problems, Fleet, Limits};
 use lab_core::metadata::{Criticality, DeployStrategy, Machine, MachineMetadata, Orchestration};
 use proptest::prelude::*;
 
-#[path = "shared/rng.rs"]
-mod rng;
-use rng::Rng;
+use lab_testkit::rng::Rng;
 
 fn machine(name: String, dependencies: Vec<String>, rng: &mut Rng, groups: usize) -> Machine {
     let criticality = match rng.below(20) {

@@ -1,7 +1,5 @@
 //! http and tcp checks against real servers on 127.0.0.x.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -10,7 +8,7 @@ use std::time::Duration;
 
 use lab_core::health::{probe_http, probe_tcp, wait_healthy, HttpClients, LocalProber, Via};
 use lab_core::metadata::{CheckCommon, HealthCheck, RunOn};
-use support::http::{closed_port, Behaviour, HttpServer};
+use lab_testkit::http::{closed_port, Behaviour, HttpServer};
 use tokio::time::Instant;
 
 const IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 31);

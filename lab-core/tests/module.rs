@@ -236,8 +236,7 @@ fn services_that_throw_do_not_abort_evaluation() {
     assert_eq!(services, json!(["nginx"]));
 }
 
-#[path = "shared/orchestrator_eval.rs"]
-mod orchestrator_eval;
+use lab_testkit::orchestrator_eval;
 
 fn eval_orchestrator(lib: &Path, settings: &Value) -> Value {
     orchestrator_eval::eval(lib, settings, &json!({}))

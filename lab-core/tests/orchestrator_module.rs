@@ -7,9 +7,7 @@
 use lab_core::orchestrate::FlakeUpdate;
 use serde_json::{json, Value};
 
-#[path = "shared/orchestrator_eval.rs"]
-mod orchestrator_eval;
-use orchestrator_eval::eval;
+use lab_testkit::orchestrator_eval::eval;
 
 fn enabled(flake: &str, update: bool) -> Value {
     json!({"enable": true, "flake": flake, "update": update})

@@ -13,9 +13,7 @@ use lab_core::graph::{Expand, Fleet, Limits, Selector};
 use lab_core::metadata::{Criticality, DeployStrategy, Machine, MachineMetadata, Orchestration};
 use proptest::prelude::*;
 
-#[path = "shared/rng.rs"]
-mod rng;
-use rng::Rng;
+use lab_testkit::rng::Rng;
 
 fn machine(name: &str, dependencies: &[&str], reboot_order: i64) -> Machine {
     Machine {

@@ -1,7 +1,5 @@
 //! The ssh executor and target-side checks against real sshd test hosts.
 
-mod support;
-
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +7,8 @@ use std::time::Duration;
 use lab_core::exec::{Cmd, CopyOptions, ExecError, Executor, SshExecutor, SshOptions, SshTransport};
 use lab_core::health::{check_once, wait_healthy, HttpClients, MachineProber, Via};
 use lab_core::metadata::parse_machine;
-use support::http::{Behaviour, HttpServer};
-use support::sshd::{SshLab, TestHost};
+use lab_testkit::http::{Behaviour, HttpServer};
+use lab_testkit::sshd::{SshLab, TestHost};
 use tokio::time::Instant;
 
 /// Every test is bounded, whatever ssh does.
@@ -124,7 +122,7 @@ async fn unreachable_hosts_and_changed_host_keys_are_typed_errors() {
     let host = lab.host("gamma");
     let transport = transport(&lab);
     bounded(async {
-        let port = support::http::closed_port(Ipv4Addr::LOCALHOST);
+        let port = lab_testkit::http::closed_port(Ipv4Addr::LOCALHOST);
         let nowhere = transport.executor_for("nowhere", "127.0.0.1", "root", port).unwrap();
         let err = nowhere.run(&Cmd::new(["true"])).await.unwrap_err();
         assert!(matches!(err, ExecError::Connection { .. }), "{err}");
@@ -215,7 +213,7 @@ async fn target_checks_test_the_machine_not_the_controller() {
     // The same port on the controller's loopback answers 500 (when free).
     let controller_side =
         std::net::TcpListener::bind(("127.0.0.1", port)).ok().map(|l| HttpServer::from_std(l, Behaviour::Status(500)));
-    let closed = support::http::closed_port(Ipv4Addr::LOCALHOST);
+    let closed = lab_testkit::http::closed_port(Ipv4Addr::LOCALHOST);
     let checks = serde_json::json!([
         { "type": "http", "url": format!("http://localhost:{port}/health") },
         { "type": "tcp", "port": port },

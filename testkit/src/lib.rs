@@ -6,8 +6,20 @@
 //! get it; elsewhere it skips, and the skip is written to the file named by
 //! `LAB_TEST_SKIP_LOG` so that `./dev test` ends with the count and the names
 //! of the tests that did not run. A skip is never silent.
+//!
+//! It also holds the test hosts ([`http`] and TCP servers on loopback, real
+//! [`sshd`] hosts), the property tests' seedable [`rng`], and the evaluation
+//! of lab-orchestrator.nix ([`orchestrator_eval`]). The simulated fleet
+//! stays in lab-core/tests/common: it implements lab-core's `Executor`, and
+//! lab-core's own unit tests use it, which a crate depending on lab-core
+//! cannot give them (they would see another copy of the trait).
 
 #![deny(missing_docs)]
+
+pub mod http;
+pub mod orchestrator_eval;
+pub mod rng;
+pub mod sshd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
-//! lab-orchestrator.nix evaluated with nixpkgs' real lib (included by path
-//! from the test binaries that check the service).
+//! lab-orchestrator.nix evaluated with nixpkgs' real lib, for the tests
+//! that check the service.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,7 +9,7 @@ use serde_json::Value;
 /// The module evaluated with `settings` as services.lab-orchestrator and
 /// `host` as further NixOS settings (see the fixture for what it returns).
 pub fn eval(lib: &Path, settings: &Value, host: &Value) -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = crate::repo_root();
     let out = Command::new("nix-instantiate")
         .args(["--eval", "--strict", "--json"])
         .arg(root.join("lab-core/tests/fixtures/module/eval-orchestrator.nix"))
