@@ -3,7 +3,7 @@
 //! same fleet, where `a` fails to evaluate (real nix), the same machines are
 //! usable and the same ones blocked, for the ordering calls and for
 //! `lab_health` alike (issue 18: they used to answer differently);
-//! lab-cli/tests/broken_neighbours.rs asks the CLI the same on the same fleet.
+//! lab-cli/tests/suite/broken_neighbours.rs asks the CLI the same on the same fleet.
 
 use std::ffi::{c_char, CStr, CString};
 
