@@ -8,6 +8,9 @@
 # What it runs:
 #   fleet evaluation   benches/fleet-eval.sh: lab cold and warm against a bare
 #                      `nix eval` and the original one-process-per-host approach
+#   NixOS-sized fleet  benches/nixos-eval.sh: 100 hosts of 1,500 modules each,
+#                      cold (healthy, one broken) against a bare nix-instantiate,
+#                      warm flake reads (~15 minutes on 2 cores)
 #   planning           criterion: build + validate + order + waves at 100/1,000/10,000 machines
 #   health fan-out     1,000 http + tcp checks against loopback servers
 #   orchestration      e2e makespan against the schedule's lower bound, when the
@@ -21,6 +24,9 @@ command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 
 echo "==> fleet evaluation"
 benches/fleet-eval.sh --runs 20 | tee "$work/eval.txt"
+
+echo "==> NixOS-sized fleet evaluation"
+benches/nixos-eval.sh --rounds 5 | tee "$work/nixos.txt"
 
 echo "==> planning (criterion)"
 cargo bench -q -p lab-core --bench graph -- --warm-up-time 1 --measurement-time 3 >"$work/graph.txt" 2>&1
@@ -54,6 +60,10 @@ lines = [
     "Medians; ratios are taken within one run, side by side.", "",
     "## Fleet evaluation (50 machines, whole process)", "", "```",
     open(os.path.join(work, "eval.txt")).read().strip().split("\n\n")[-1], "```", "",
+    "## NixOS-sized fleet evaluation (`benches/nixos-eval.sh`)", "",
+    "100 hosts, each `lib.evalModules` over 1,500 generated modules; lab with 2 workers",
+    "bounded at 2048 MB each; medians of 5 interleaved rounds.", "", "```",
+    open(os.path.join(work, "nixos.txt")).read().strip(), "```", "",
     "## Planning: build + validate + order + waves", "",
     "| machines | median | fleet_problems median |", "|---|---|---|",
 ]
