@@ -13,28 +13,32 @@
 # and the peak resident memory of the largest process (lab or one of its
 # nix workers; for bare, nix itself) from wait4's rusage.
 #
-#   benches/nixos-eval.sh [--rounds N] [--hosts N]
+#   benches/nixos-eval.sh [--rounds N] [--hosts N] [--lab PATH]
+# (--lab: a lab binary to use instead of building the release one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=5 hosts=100
+rounds=5 hosts=100 lab=
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --hosts) hosts=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--hosts N]" >&2; exit 2 ;;
+    --lab) lab=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--hosts N] [--lab PATH]" >&2; exit 2 ;;
   esac
 done
 # nix as the tests run it: no daemon, no substituters, no flake registry.
 source <(sed -n '/^test_env()/,/^}/p' dev)
 test_env
-cargo build --release -q -p lab-cli
-lab=$PWD/target/release/lab
+if [ -z "$lab" ]; then
+  cargo build --release -q -p lab-cli
+  lab=$PWD/target/release/lab
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export XDG_CACHE_HOME=$work/cache
 
 python3 benches/nixos_fleet.py "$work/fleet" --hosts "$hosts"
-python3 benches/nixos_fleet.py "$work/broken" --hosts "$hosts" --broken host-050
+python3 benches/nixos_fleet.py "$work/broken" --hosts "$hosts" --broken "$(printf "host-%03d" $((hosts / 2)))"
 python3 benches/nixos_fleet.py "$work/flake12" --hosts 12
 for flake in fleet flake12; do
   git -C "$work/$flake" init -q
