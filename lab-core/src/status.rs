@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::exec::{Cmd, Executor};
 use crate::health::{check_once, Prober};
 use crate::metadata::Machine;
-use crate::orchestrate::read_journal;
+use crate::orchestrate::{read_journal, HookEvent};
 use crate::reach::Reached;
 use crate::remote::{Escalation, Remote};
 use crate::store::dir::StateDir;
@@ -77,6 +77,18 @@ impl MachineStatus {
     /// True when it is reachable, healthy and not known to be outdated.
     pub fn is_ok(&self) -> bool {
         self.reachable && self.healthy == Some(true) && self.generation != Generation::Outdated
+    }
+
+    /// What `lab status --alert` tells the notification hooks about this
+    /// machine: unreachable, or reachable and failing required checks;
+    /// `None` when it is neither.
+    pub fn alert(&self) -> Option<HookEvent> {
+        let (machine, failing, error) = (self.machine.clone(), self.failing.clone(), self.error.clone());
+        match (self.reachable, self.healthy) {
+            (false, _) => Some(HookEvent::MachineUnreachable { machine, failing, error }),
+            (true, Some(false)) => Some(HookEvent::MachineUnhealthy { machine, failing, error }),
+            _ => None,
+        }
     }
 }
 
@@ -179,4 +191,39 @@ pub async fn fleet_status(
     let mut statuses = futures_util::future::join_all(tasks).await;
     statuses.sort_by(|a, b| a.machine.cmp(&b.machine));
     statuses
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(reachable: bool, healthy: Option<bool>) -> MachineStatus {
+        MachineStatus {
+            machine: "web".into(),
+            reachable,
+            error: (!reachable).then(|| "ssh: timeout".to_string()),
+            healthy,
+            failing: if healthy == Some(false) { vec!["http: 503".into()] } else { vec![] },
+            current_system: None,
+            expected_system: None,
+            generation: Generation::Unknown,
+            needs_reboot: None,
+            uptime_seconds: None,
+            last_run: None,
+        }
+    }
+
+    #[test]
+    fn alerts_are_the_json_hooks_always_received() {
+        assert_eq!(status(true, Some(true)).alert(), None);
+        assert_eq!(status(true, None).alert(), None);
+        assert_eq!(
+            status(true, Some(false)).alert().unwrap().to_json(),
+            serde_json::json!({"event": "machine-unhealthy", "machine": "web", "failing": ["http: 503"], "error": null})
+        );
+        assert_eq!(
+            status(false, None).alert().unwrap().to_json(),
+            serde_json::json!({"event": "machine-unreachable", "machine": "web", "failing": [], "error": "ssh: timeout"})
+        );
+    }
 }

@@ -164,10 +164,7 @@ fn fleet<C>(
 ) -> Result<(graph::Fleet, Limits), FfiError> {
     let evaluation = req.evaluate()?;
     let settings = &evaluation.settings;
-    let limits = Limits {
-        max_parallel: limits.max_parallel.0.or(settings.max_parallel).unwrap_or(std::num::NonZeroUsize::MIN),
-        max_unavailable_per_group: limits.max_unavailable_per_group.0.or(settings.max_unavailable_per_group),
-    };
+    let limits = Limits::resolve(limits.max_parallel.0, limits.max_unavailable_per_group.0, settings);
     let expand = graph::Expand { dependencies: select.with_dependencies.0, dependents: select.with_dependents.0 };
     let usable = graph::usable(&evaluation, select.on.0.as_deref(), expand, purpose).map_err(order_error)?;
     Ok((usable.fleet, limits))

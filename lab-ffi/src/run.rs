@@ -330,9 +330,9 @@ fn run_error(e: OrchestrateError) -> FfiError {
         // A fleet that manages nothing is not clean, as for the reads.
         OrchestrateError::Eval(inner) if inner.fleet_not_clean() => (LabStatus::LabErrNotClean, "fleet"),
         OrchestrateError::Eval(_) | OrchestrateError::EvalFailures(_) => (LabStatus::LabErrEvaluation, "evaluation"),
-        OrchestrateError::Build(BuildError::NotBuildable(_)) | OrchestrateError::Select(_) => {
-            (LabStatus::LabErrInvalidArgument, "invalid-argument")
-        }
+        OrchestrateError::Build(BuildError::NotBuildable(_))
+        | OrchestrateError::Select(_)
+        | OrchestrateError::Spec(_) => (LabStatus::LabErrInvalidArgument, "invalid-argument"),
         OrchestrateError::Build(_) => (LabStatus::LabErrEvaluation, "build"),
         OrchestrateError::Fleet(_) | OrchestrateError::Problems(_) | OrchestrateError::Order(_) => {
             (LabStatus::LabErrNotClean, "fleet")
@@ -367,14 +367,11 @@ fn run(req: &RunRequest<()>, own: &KindOptions, kind: RunKind) -> Result<(RunSpe
     spec.options.no_delay = own.no_delay;
     spec.options.only_if_needed = spec.options.only_if_needed || own.only_if_needed;
     if let Some(goal) = own.goal.as_ref().filter(|v| !v.is_null()) {
-        let allowed: &[&str] = match kind {
-            RunKind::Orchestrate => &["boot", "switch"],
-            _ => &["switch", "boot", "test", "dry-activate"],
-        };
-        spec.options.goal = serde_json::from_value::<Goal>(goal.clone())
-            .ok()
-            .filter(|_| goal.as_str().is_some_and(|g| allowed.contains(&g)))
-            .ok_or_else(|| FfiError::invalid(format!("\"goal\" is {goal}; use one of {}", allowed.join(", "))))?;
+        // Which goals a kind takes is lab-core's decision (RunSpec::validate).
+        let allowed: Vec<&str> = kind.goals().iter().map(|g| g.name()).collect();
+        let invalid = || FfiError::invalid(format!("\"goal\" is {goal}; use one of {}", allowed.join(", ")));
+        spec.options.goal = serde_json::from_value::<Goal>(goal.clone()).map_err(|_| invalid())?;
+        spec.validate().map_err(|_| invalid())?;
     }
     let drive = Drive {
         max_parallel: limits.max_parallel.0,

@@ -44,10 +44,7 @@ impl LimitArgs {
     /// The limits these options give, the fleet's settings filling in what
     /// they leave out.
     pub fn limits(&self, settings: &FleetSettings) -> Limits {
-        Limits {
-            max_parallel: self.max_parallel.or(settings.max_parallel).unwrap_or(NonZeroUsize::MIN),
-            max_unavailable_per_group: self.max_unavailable_per_group.or(settings.max_unavailable_per_group),
-        }
+        Limits::resolve(self.max_parallel, self.max_unavailable_per_group, settings)
     }
 }
 

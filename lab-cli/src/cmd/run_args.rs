@@ -72,9 +72,8 @@ impl RunArgs {
         spec.on = self.select.on.clone();
         spec.with_dependencies = self.select.with_dependencies;
         spec.with_dependents = self.select.with_dependents;
-        // The fleet's settings fill in what the flags leave out once it is
-        // evaluated (see run_new).
-        spec.limits = self.limits.limits(&FleetSettings::default());
+        // The limits: lab-core resolves them from the flags (see run_new)
+        // and the fleet's settings, once the fleet is evaluated.
         spec.keep_going = self.keep_going;
         spec.max_failures = self.max_failures;
     }

@@ -100,14 +100,9 @@ async fn alert(evaluation: &Evaluation, statuses: &[MachineStatus]) {
         tracing::warn!("--alert: the fleet configures no notification hook (lab.notify)");
         return;
     }
-    for status in statuses.iter().filter(|s| !s.reachable || s.healthy == Some(false)) {
-        let event = serde_json::json!({
-            "event": if status.reachable { "machine-unhealthy" } else { "machine-unreachable" },
-            "machine": status.machine,
-            "failing": status.failing,
-            "error": status.error,
-        });
-        for outcome in notify.deliver(&event).await {
+    // Which machines and what the event says: lab-core's (MachineStatus::alert).
+    for event in statuses.iter().filter_map(|s| s.alert()) {
+        for outcome in notify.deliver(&event.to_json()).await {
             if let Some(error) = outcome.error {
                 tracing::warn!("notification hook {} failed: {error}", outcome.hook);
             }

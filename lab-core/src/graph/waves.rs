@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Fleet;
 use crate::metadata::{Criticality, DeployStrategy, Machine};
+use crate::settings::FleetSettings;
 
 /// How much of the fleet may be down at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,22 @@ impl Limits {
     /// Limits of `max_parallel` machines per wave, no group limit.
     pub fn parallel(max_parallel: NonZeroUsize) -> Self {
         Limits { max_parallel, ..Limits::default() }
+    }
+
+    /// The limits a command asks for (`--max-parallel`, the C API's
+    /// `maxParallel`, ...), the fleet's settings (`lab.maxParallel`,
+    /// `lab.maxUnavailablePerGroup`) filling in what it leaves out, else
+    /// one machine at a time and no group limit. Every frontend resolves
+    /// its limits here.
+    pub fn resolve(
+        max_parallel: Option<NonZeroUsize>,
+        max_unavailable_per_group: Option<NonZeroUsize>,
+        settings: &FleetSettings,
+    ) -> Limits {
+        Limits {
+            max_parallel: max_parallel.or(settings.max_parallel).unwrap_or(NonZeroUsize::MIN),
+            max_unavailable_per_group: max_unavailable_per_group.or(settings.max_unavailable_per_group),
+        }
     }
 }
 
@@ -207,5 +224,27 @@ impl WaveState {
         self.critical = false;
         self.counted = 0;
         std::mem::take(&mut self.members)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_else_the_fleet_setting_else_one() {
+        let n = |v| NonZeroUsize::new(v);
+        let none = FleetSettings::default();
+        let fleet = FleetSettings { max_parallel: n(3), max_unavailable_per_group: n(2), ..FleetSettings::default() };
+        assert_eq!(Limits::resolve(None, None, &none), Limits::default());
+        assert_eq!(
+            Limits::resolve(None, None, &fleet),
+            Limits { max_parallel: n(3).unwrap(), max_unavailable_per_group: n(2) }
+        );
+        assert_eq!(
+            Limits::resolve(n(5), n(1), &fleet),
+            Limits { max_parallel: n(5).unwrap(), max_unavailable_per_group: n(1) }
+        );
+        assert_eq!(Limits::resolve(n(4), None, &none), Limits::parallel(n(4).unwrap()));
     }
 }

@@ -189,12 +189,9 @@ pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, Orchestra
             options.refresh = true;
         }
     }
-    let evaluation = evaluate(&source, &options)?;
+    let evaluation = evaluate_off_runtime(&source, &options).await?;
     let settings = &evaluation.settings;
-    spec.limits = Limits {
-        max_parallel: drive.max_parallel.or(settings.max_parallel).unwrap_or(NonZeroUsize::MIN),
-        max_unavailable_per_group: drive.max_unavailable_per_group.or(settings.max_unavailable_per_group),
-    };
+    spec.limits = Limits::resolve(drive.max_parallel, drive.max_unavailable_per_group, settings);
     let builder = needs_build(&spec).then(|| builder(&source, drive.dry_run)).transpose()?;
     let prepared = prepare(&spec, &evaluation, builder.as_deref()).await?;
     if drive.dry_run {
@@ -218,11 +215,23 @@ pub async fn start(mut spec: RunSpec, drive: &Drive) -> Result<Driven, Orchestra
 pub async fn resume(run_id: Option<&str>, drive: &Drive) -> Result<Driven, OrchestrateError> {
     let interrupted = super::resume::find(&drive.state, run_id)?;
     let source = interrupted.spec.source.source();
-    let evaluation = evaluate(&source, &drive.eval)?;
+    let evaluation = evaluate_off_runtime(&source, &drive.eval).await?;
     let builder = needs_build(&interrupted.spec).then(|| builder(&source, false)).transpose()?;
     let prepared = prepare(&interrupted.spec, &evaluation, builder.as_deref()).await?;
     let session = Session::resume(&drive.state, &interrupted, &prepared)?;
     run(&prepared, builder, drive, &evaluation, session, true).await
+}
+
+/// Evaluates the fleet on tokio's blocking threads: an evaluation can take
+/// minutes of waiting on nix, which must not hold a runtime worker (events,
+/// Ctrl-C and the FFI's other calls go on meanwhile).
+async fn evaluate_off_runtime(source: &Source, options: &EvalOptions) -> Result<Evaluation, OrchestrateError> {
+    let (source, options) = (source.clone(), options.clone());
+    match tokio::task::spawn_blocking(move || evaluate(&source, &options)).await {
+        Ok(evaluation) => Ok(evaluation?),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(OrchestrateError::Setup(format!("the evaluation did not finish: {e}"))),
+    }
 }
 
 fn needs_build(spec: &RunSpec) -> bool {

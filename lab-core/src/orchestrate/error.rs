@@ -14,6 +14,10 @@ use crate::store::lock::LockError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OrchestrateError {
+    /// The run spec asks for something no run does (a goal its kind does
+    /// not take).
+    #[error(transparent)]
+    Spec(#[from] crate::store::spec::SpecError),
     /// The fleet could not be read.
     #[error(transparent)]
     Eval(#[from] EvalError),

@@ -44,7 +44,7 @@ pub use crate::build::{update_flake, BuildError, Builder, FlakeUpdate, NixBuilde
 pub use crate::remote::{Activated, Escalation, Secret, Units};
 pub use crate::store::dir::{fleet_key, new_run_id, utc_stamp, StateDir};
 pub use crate::store::record::Outcome;
-pub use crate::store::spec::{RunKind, RunSpec, SourceRecord};
+pub use crate::store::spec::{RunKind, RunSpec, SourceRecord, SpecError};
 pub use cancel::CancelToken;
 pub use error::OrchestrateError;
 pub use events::{Event, Events, HookEvent, MachineResult, SkipReason};

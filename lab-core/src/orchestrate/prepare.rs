@@ -48,6 +48,7 @@ pub async fn prepare(
     evaluation: &Evaluation,
     builder: Option<&dyn Builder>,
 ) -> Result<Prepared, OrchestrateError> {
+    spec.validate()?;
     let expand = Expand { dependencies: spec.with_dependencies, dependents: spec.with_dependents };
     let Usable { fleet, outside } =
         usable(evaluation, spec.on.as_deref(), expand, Purpose::Run).map_err(|e| match e {

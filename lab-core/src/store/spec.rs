@@ -29,6 +29,15 @@ impl RunKind {
         }
     }
 
+    /// The goals a run of this kind takes: orchestrate deploys for the
+    /// reboots that follow, so only a goal that sets the boot default.
+    pub fn goals(self) -> &'static [Goal] {
+        match self {
+            RunKind::Orchestrate => &[Goal::Boot, Goal::Switch],
+            RunKind::Deploy | RunKind::Reboot => &[Goal::Switch, Goal::Boot, Goal::Test, Goal::DryActivate],
+        }
+    }
+
     /// The phases of the run, in order.
     pub fn phases(self) -> &'static [PlanKind] {
         match self {
@@ -110,6 +119,22 @@ impl SourceRecord {
     }
 }
 
+/// A run spec lab refuses to run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// The goal is not one the run's kind takes.
+    #[error("{kind} does not take the goal {goal}: use one of {}", allowed.join(", "))]
+    Goal {
+        /// The command.
+        kind: &'static str,
+        /// The goal asked for.
+        goal: &'static str,
+        /// The goals it takes.
+        allowed: Vec<&'static str>,
+    },
+}
+
 /// Everything that decides a run's plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -163,12 +188,56 @@ impl RunSpec {
         }
     }
 
+    /// Refuses a spec no run can carry out (so every frontend refuses the
+    /// same ones): today, a goal its kind does not take (see
+    /// [`RunKind::goals`]).
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let allowed = self.kind.goals();
+        if !allowed.contains(&self.options.goal) {
+            return Err(SpecError::Goal {
+                kind: self.kind.name(),
+                goal: self.options.goal.name(),
+                allowed: allowed.iter().map(|g| g.name()).collect(),
+            });
+        }
+        Ok(())
+    }
+
     /// How many failed machines stop the run: 1 unless told to keep going.
     pub fn failure_budget(&self) -> usize {
         match (self.keep_going, self.max_failures) {
             (_, Some(n)) => n.max(1),
             (true, None) => usize::MAX,
             (false, None) => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orchestrate_takes_only_the_boot_or_switch_goal() {
+        let source = Source::JsonFile("/fleet.json".into());
+        let mut spec = RunSpec::new(RunKind::Orchestrate, &source);
+        assert_eq!(spec.validate(), Ok(()), "its default goal, boot");
+        spec.options.goal = Goal::Switch;
+        assert_eq!(spec.validate(), Ok(()));
+        for goal in [Goal::Test, Goal::DryActivate] {
+            spec.options.goal = goal;
+            let err = spec.validate().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("orchestrate does not take the goal {}: use one of boot, switch", goal.name())
+            );
+        }
+        for kind in [RunKind::Deploy, RunKind::Reboot] {
+            let mut spec = RunSpec::new(kind, &source);
+            for goal in [Goal::Switch, Goal::Boot, Goal::Test, Goal::DryActivate] {
+                spec.options.goal = goal;
+                assert_eq!(spec.validate(), Ok(()), "{kind:?} {goal:?}");
+            }
         }
     }
 }
