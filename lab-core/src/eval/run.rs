@@ -13,9 +13,11 @@
 //!   abort) ends the process while it reads one host: that host failed,
 //!   with nix's message; a new process reads the rest of the chunk, and no
 //!   host already read is read again;
-//! - a process whose resident memory passed the bound after a host is
-//!   replaced by a new one for the rest of its chunk (as nix-eval-jobs does
-//!   with `--max-memory-size`): nix's memory only grows within a process.
+//! - a process whose resident memory, after a host, plus the most one host
+//!   has added in it, passes the bound is replaced by a new one for the
+//!   rest of its chunk (as nix-eval-jobs does with `--max-memory-size`,
+//!   which checks only after the host, so its workers end one host above
+//!   the bound): nix's memory only grows within a process.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -196,6 +198,12 @@ fn read_chunk(reader: &Reader<'_>, k: usize, chunks: usize) -> Result<Chunk, Chu
         let mut listed: Option<Vec<String>> = None;
         let mut started: Option<String> = None;
         let mut done_here = 0usize;
+        // Resident memory at the previous host's end, and the most one host
+        // has added since: the process is replaced when the next host would
+        // likely take it past the bound, so its peak stays near the bound
+        // instead of one host above it.
+        let mut last_rss: Option<u64> = None;
+        let mut largest_step = 0u64;
         let args = reader.args(&extra);
         let ended = reader
             .nix
@@ -218,7 +226,11 @@ fn read_chunk(reader: &Reader<'_>, k: usize, chunks: usize) -> Result<Chunk, Chu
                         started = None;
                         done_here += 1;
                         let left = listed.as_ref().map_or(0, |l| l.len().saturating_sub(done_here));
-                        if rss > reader.max_memory && left > 0 {
+                        if let Some(last) = last_rss {
+                            largest_step = largest_step.max(rss.saturating_sub(last));
+                        }
+                        last_rss = Some(rss);
+                        if rss.saturating_add(largest_step) > reader.max_memory && left > 0 {
                             return Verdict::Kill;
                         }
                     }
