@@ -418,7 +418,7 @@ fn a_full_state_directory_stops_the_run_before_its_next_action() {
     assert!(log.contains("cannot write the journal") && log.contains("No space left"), "{log}");
     assert!(log.contains("the run stops here"), "{log}");
     // The journal still reads under lab's own rules, and covers every reboot.
-    let records = lab_core::orchestrate::journal::read(&journal_path(state.path())).unwrap();
+    let records = lab_core::store::journal::read(&journal_path(state.path())).unwrap();
     let journaled = |n: &str| {
         records.iter().any(|r| {
             let v = serde_json::to_value(r).unwrap();

@@ -53,11 +53,11 @@ fn a_healthy_deploy_is_confirmed_and_nothing_lab_left_changes_the_machine_after(
     assert_eq!(links.booted, gen1.booted, "no reboot happened");
     // lab ran the system's own tools, as a NixOS unit must (its PATH has
     // no /usr/bin), never bare names.
-    let records = lab_core::orchestrate::journal::read(&journal_of(&out)).unwrap();
+    let records = lab_core::store::journal::read(&journal_of(&out)).unwrap();
     let probe = records
         .iter()
         .find_map(|r| match &r.entry {
-            lab_core::orchestrate::journal::Entry::Step { step, detail, .. } if step == "deploy/act1/activate" => {
+            lab_core::store::journal::Entry::Step { step, detail, .. } if step == "deploy/act1/activate" => {
                 detail.activated().map(|a| serde_json::to_value(&a.probe).unwrap())
             }
             _ => None,
@@ -111,7 +111,7 @@ const DROP_OTHER_SESSIONS: &str = "keep=\" \"; p=$$; while [ \"$p\" -gt 1 ]; do 
 
 /// When lab's journal says `step` finished, in seconds since the epoch.
 fn finished_at(journal: &std::path::Path, step: &str) -> f64 {
-    use lab_core::orchestrate::journal::{self, Entry, StepState};
+    use lab_core::store::journal::{self, Entry, StepState};
     let records = journal::read(journal).unwrap();
     let finished = records
         .iter()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lab_core::orchestrate::journal::{self, Entry, StepState};
+use lab_core::store::journal::{self, Entry, StepState};
 use lab_e2e::run::text;
 use lab_e2e::systemd_fleet::SystemdFleet;
 use lab_e2e::{HostSpec, SystemSpec};

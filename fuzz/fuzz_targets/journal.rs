@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use lab_core::orchestrate::journal::{read, Entry, Journal};
+use lab_core::store::journal::{read, Entry, Journal};
 use libfuzzer_sys::fuzz_target;
 
 fn dir() -> &'static std::path::Path {

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 
 use lab_core::eval::EvalError;
 use lab_core::graph::OrderError;
-use lab_core::orchestrate::lock::LockError;
 use lab_core::orchestrate::OrchestrateError;
+use lab_core::store::lock::LockError;
 
 /// The table above as `lab --help` shows it.
 pub const HELP: &str = "Exit codes (every command):

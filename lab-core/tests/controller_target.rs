@@ -35,7 +35,7 @@ fn local_checks_on_the_controller_are_flagged_for_another_machine() {
 
 #[test]
 fn local_checks_on_the_controller_are_fine_when_the_machine_is_the_controller() {
-    let own = lab_core::orchestrate::lock::hostname();
+    let own = lab_core::exec::hostname();
     for target in ["localhost", "LocalHost", "127.0.0.1", "127.0.1.1", "::1", &own, &own.to_uppercase()] {
         assert_eq!(flagged(Some(target), local_checks()), Vec::<String>::new(), "targetHost {target}");
     }

@@ -2,8 +2,8 @@
 //! is damaged: it must refuse, naming the damage, and never fall back to an
 //! older interrupted run (which would be a guess about the newer one).
 
-use lab_core::orchestrate::journal::{Entry, Journal, StepState};
 use lab_core::orchestrate::{resume, OrchestrateError, StateDir};
+use lab_core::store::journal::{Entry, Journal, StepState};
 
 fn interrupted_journal(state: &StateDir, run_id: &str) {
     let mut journal = Journal::create(&state.journal_path(run_id), run_id).unwrap();

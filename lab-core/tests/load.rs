@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use common::{evaluation, peak_rss_kb, MachineSpec, Sim, MIN_HEALTHY, REBOOT_DELAY};
 use lab_core::eval::Source;
-use lab_core::orchestrate::journal::{self, Entry, StepState};
 use lab_core::orchestrate::resume::{self, Interrupted};
 use lab_core::orchestrate::{execute, prepare, OrchestrateError, Outcome, RunKind, RunSpec, Session, StateDir};
 use lab_core::plan::{Goal, PlanKind};
+use lab_core::store::journal::{self, Entry, StepState};
 
 const MACHINES: usize = 1000;
 const MAX_PARALLEL: usize = 50;

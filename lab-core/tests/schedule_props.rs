@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use common::{evaluation, Faults, MachineSpec, Sim};
 use lab_core::eval::Source;
-use lab_core::orchestrate::journal::{self, Entry, StepState};
 use lab_core::orchestrate::{execute, prepare, resume, OrchestrateError, Outcome, RunKind, RunSpec, Session, StateDir};
+use lab_core::store::journal::{self, Entry, StepState};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

@@ -324,9 +324,7 @@ fn long_run(
 fn run_error(e: OrchestrateError) -> FfiError {
     use lab_core::orchestrate::BuildError;
     let (status, kind) = match &e {
-        OrchestrateError::Lock(lab_core::orchestrate::lock::LockError::Held { .. }) => {
-            (LabStatus::LabErrLocked, "locked")
-        }
+        OrchestrateError::Lock(lab_core::store::lock::LockError::Held { .. }) => (LabStatus::LabErrLocked, "locked"),
         // A fleet that manages nothing is not clean, as for the reads.
         OrchestrateError::Eval(inner) if inner.fleet_not_clean() => (LabStatus::LabErrNotClean, "fleet"),
         OrchestrateError::Eval(_) | OrchestrateError::EvalFailures(_) => (LabStatus::LabErrEvaluation, "evaluation"),

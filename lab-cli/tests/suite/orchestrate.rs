@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use lab_core::orchestrate::{fleet_key, lock::RunLock, SourceRecord, StateDir};
+use lab_core::orchestrate::{fleet_key, SourceRecord, StateDir};
+use lab_core::store::lock::RunLock;
 
 fn example() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab-core/tests/fixtures/fleets/example.json").display().to_string()
