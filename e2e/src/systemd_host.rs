@@ -51,6 +51,7 @@ while [ "$boots" -lt 1000 ]; do
   rc=$?
   echo "lab-e2e: nspawn exited $rc" >&2
   [ "$rc" -eq 133 ] || exit "$rc"
+  if [ -e "$dir/never-return" ]; then echo "lab-e2e: not booting again (never-return)" >&2; exit 0; fi
   boots=$((boots + 1))
 done
 "#;
@@ -116,6 +117,12 @@ impl SystemdHost {
     /// What the host wrote to its console (boots, shutdowns, nspawn exits).
     pub fn console(&self) -> String {
         std::fs::read_to_string(self.dir.join("console.log")).unwrap_or_default()
+    }
+
+    /// From now on the host does not boot again after it goes down (a
+    /// machine that never comes back from a reboot).
+    pub fn never_return(&self) {
+        std::fs::write(self.dir.join("never-return"), "").expect("cannot mark the host never-return");
     }
 
     /// The host's own files as they are now (the overlay's upper layer holds

@@ -160,3 +160,23 @@ fn only_if_needed_reboots_for_a_kernel_change_and_not_for_another_change() {
     assert_eq!(fleet.lab_timers("rb4").unwrap(), Vec::<String>::new());
     fleet.teardown();
 }
+
+/// Case 9 (a host that never comes back, moved to these hosts): the
+/// machine goes down through systemd's real shutdown and is not booted
+/// again; lab fails it at rebootTimeout and never touches the machine that
+/// depends on it.
+#[test]
+fn a_host_that_never_comes_back_fails_at_reboot_timeout_and_its_dependent_is_untouched() {
+    let fleet = SystemdFleet::start(vec![host("nr1", 8), host("nr2", 8).depends_on(&["nr1"])]).unwrap();
+    let before = (fleet.boot_id("nr1").unwrap(), fleet.boot_id("nr2").unwrap());
+    fleet.host("nr1").never_return();
+    let state = tempfile::tempdir().unwrap();
+    let out = lab(&fleet, state.path(), &["reboot", "--no-delay", "--json"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("rebootTimeout is 8 s"), "{log}");
+    assert!(fleet.host("nr1").console().contains("lab-e2e: not booting again"), "nr1 went down for good");
+    assert!(fleet.boot_id("nr1").is_err(), "nr1 is down");
+    assert_eq!(fleet.boot_id("nr2").unwrap(), before.1, "nr2 depends on nr1 and was not rebooted: {log}");
+    fleet.teardown();
+}
