@@ -112,20 +112,6 @@ impl Hinted for crate::graph::FleetError {
     }
 }
 
-impl Hinted for crate::orchestrate::OrchestrateError {
-    fn hints(&self) -> Vec<Hint> {
-        use crate::orchestrate::OrchestrateError as E;
-        match self {
-            E::Eval(e) => e.hints(),
-            E::Order(e) => e.hints(),
-            E::Fleet(e) => e.hints(),
-            E::Select(e) => e.hints(),
-            E::EvalFailures(_) | E::Problems(_) => vec![Hint::RunCheck],
-            _ => Vec::new(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 extern crate self as lab_core;
 
 pub mod build;
+pub mod cancel;
 pub mod check;
 pub mod eval;
 pub mod exec;

@@ -29,7 +29,7 @@ mod process;
 mod spec;
 mod timeout;
 /// Cancels an evaluation (or a run, which evaluates first) from another thread.
-pub use crate::orchestrate::CancelToken;
+pub use crate::cancel::CancelToken;
 pub use expression::evaluate_expression;
 pub use spec::{SourceSpec, SourceSpecError};
 pub use timeout::Stopped;

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::orchestrate::CancelToken;
+use crate::cancel::CancelToken;
 
 /// What stops a process early.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::cancel::CancelToken;
 use super::error::OrchestrateError;
 use super::events::{Event, Events};
 use super::prepare::{prepare, Prepared};
@@ -21,6 +20,7 @@ use super::runtime::{ProberDebug, Runtime};
 use super::session::Session;
 use super::window_gate::{OutsideWindow, RebootWindow, WindowStatus, WindowVerdict};
 use crate::build::{BuildError, Builder, FlakeUpdate, NixBuilder, PlaceholderBuilder};
+use crate::cancel::CancelToken;
 use crate::eval::{evaluate, EvalOptions, Evaluation, Source};
 use crate::exec::{ActionLog, DryRunAction, DryRunExecutor, Executor, SshOptions, SshTransport};
 use crate::graph::Limits;

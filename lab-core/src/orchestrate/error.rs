@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::build::BuildError;
 use crate::eval::EvalError;
 use crate::graph::{FleetError, OrderError, SelectError};
+use crate::hint::{Hint, Hinted};
 use crate::metadata::Problem;
 use crate::store::journal::JournalError;
 use crate::store::lock::LockError;
@@ -109,6 +110,22 @@ impl OrchestrateError {
             OrchestrateError::Eval(e) => e.fleet_not_clean(),
             OrchestrateError::Order(e) => e.fleet_not_clean(),
             _ => false,
+        }
+    }
+}
+
+// Beside the error, so that hint.rs (which eval and graph use) never
+// imports the orchestrator.
+impl Hinted for OrchestrateError {
+    fn hints(&self) -> Vec<Hint> {
+        use OrchestrateError as E;
+        match self {
+            E::Eval(e) => e.hints(),
+            E::Order(e) => e.hints(),
+            E::Fleet(e) => e.hints(),
+            E::Select(e) => e.hints(),
+            E::EvalFailures(_) | E::Problems(_) => vec![Hint::RunCheck],
+            _ => Vec::new(),
         }
     }
 }

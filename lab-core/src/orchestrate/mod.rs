@@ -21,7 +21,6 @@
 //!   hooks) → policy.rs, events.rs, report.rs.
 
 mod activation;
-mod cancel;
 mod confirm;
 mod ctx;
 mod deploy;
@@ -41,11 +40,11 @@ mod session;
 mod window_gate;
 
 pub use crate::build::{update_flake, BuildError, Builder, FlakeUpdate, NixBuilder, PlaceholderBuilder, SystemRef};
+pub use crate::cancel::CancelToken;
 pub use crate::remote::{Activated, Escalation, Secret, Units};
 pub use crate::store::dir::{fleet_key, new_run_id, utc_stamp, StateDir};
 pub use crate::store::record::Outcome;
 pub use crate::store::spec::{RunKind, RunSpec, SourceRecord, SpecError};
-pub use cancel::CancelToken;
 pub use error::OrchestrateError;
 pub use events::{Event, Events, HookEvent, MachineResult, SkipReason};
 pub use prepare::{plan_hash, prepare, Prepared};

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::cancel::CancelToken;
 use super::events::Events;
 use super::window_gate::RebootWindow;
 use crate::build::Builder;
+use crate::cancel::CancelToken;
 use crate::exec::Executor;
 use crate::health::Prober;
 use crate::notify::NotifyConfig;

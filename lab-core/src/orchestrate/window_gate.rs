@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use super::cancel::CancelToken;
+use crate::cancel::CancelToken;
 use crate::window::Window;
 
 /// Local wall-clock time, as the window is written.

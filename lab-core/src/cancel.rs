@@ -1,4 +1,5 @@
-//! Asking a run to stop (Ctrl-C): steps in flight finish, nothing new starts.
+//! Asking a run (or an evaluation) to stop (Ctrl-C): steps in flight
+//! finish, nothing new starts.
 
 use std::sync::Arc;
 
