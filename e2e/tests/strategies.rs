@@ -1,11 +1,12 @@
-//! Deploy strategies, reboot faults and the fleet lock through the real
-//! `lab` binary against namespaced test hosts, asserted from the hosts' own
-//! logs and links; and the harness's own promise that a failing test leaves
-//! nothing behind. Needs root, nix and sshd, and `cargo build -p lab-cli -p
-//! lab-e2e` first.
+//! Deploy strategies and reboot faults through the real `lab` binary
+//! against namespaced test hosts, asserted from the hosts' own logs and
+//! links; and the harness's own promise that a failing test leaves nothing
+//! behind. (Recreate and the fleet lock run on the real-systemd hosts:
+//! `systemd_orchestrate.rs`.) Needs root, nix and sshd, and `cargo build
+//! -p lab-cli -p lab-e2e` first.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use lab_core::metadata::DeployStrategy;
@@ -83,38 +84,6 @@ fn blue_green_wave_is_all_or_nothing_on_real_hosts() {
     fleet.teardown().unwrap();
 }
 
-/// `[start, end]` of each activation of generation 2, in µs.
-fn activation_of(fleet: &TestFleet, host: &str) -> (u128, u128) {
-    let log = fleet.host(host).log();
-    let is_gen2 = |e: &&LogEntry| e.field("generation") == Some("2");
-    let start = log.iter().filter(|e| e.event == "activate").find(is_gen2).map(|e| e.at_us);
-    let start = start.unwrap_or_else(|| panic!("{host} never activated generation 2: {log:#?}"));
-    let end = log.iter().find(|e| e.event == "activate-done" && e.at_us >= start).unwrap().at_us;
-    (start, end)
-}
-
-#[test]
-fn recreate_machines_of_a_wave_activate_together() {
-    let names = ["c1", "c2", "c3"];
-    let hosts = names.iter().map(|n| HostSpec::new(n).strategy(DeployStrategy::Recreate)).collect();
-    let mut fleet = TestFleet::start(FleetSpec::new(hosts)).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let slow = SystemSpec { activation_delay: Duration::from_millis(1500), ..SystemSpec::healthy() };
-    let systems: Vec<(&str, SystemSpec)> = names.iter().map(|n| (*n, slow.clone())).collect();
-    let gen2 = fleet.write_generation(2, &systems).unwrap();
-    // maxParallel 1 (the default) bounds rolling machines, not these.
-    let out = lab(&fleet, state.path(), &["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let spans: Vec<(u128, u128)> = names.iter().map(|n| activation_of(&fleet, n)).collect();
-    let latest_start = spans.iter().map(|s| s.0).max().unwrap();
-    let earliest_end = spans.iter().map(|s| s.1).min().unwrap();
-    assert!(latest_start < earliest_end, "the activations did not overlap: {spans:?}");
-    for n in names {
-        assert_eq!(fleet.host(n).current_system().unwrap(), gen2[n]);
-    }
-    fleet.teardown().unwrap();
-}
-
 #[test]
 fn a_host_that_never_comes_back_stops_the_run_at_its_reboot_timeout() {
     let mut gone = HostSpec::new("n1").mode(HostMode::NeverReturns);
@@ -143,43 +112,6 @@ fn a_host_that_never_comes_back_stops_the_run_at_its_reboot_timeout() {
         assert!(host.events("reboot-requested").is_empty(), "{n} depends on n1 and was touched: {log}");
         assert_eq!(host.events("boot").len(), 1, "{n} never rebooted");
     }
-    fleet.teardown().unwrap();
-}
-
-#[test]
-fn two_lab_reboots_at_once_one_runs_the_other_exits_3_naming_it() {
-    let mut host = HostSpec::new("l1").boot_delay(Duration::from_secs(2));
-    host.metadata.orchestration.reboot_delay = 2;
-    let fleet = TestFleet::start(FleetSpec::new(vec![host])).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let mut first = lab_command(&fleet, state.path(), &["reboot"]);
-    first.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    let mut first = first.spawn().unwrap();
-    // The first holds the lock once its journal exists.
-    let runs = state.path().join("runs");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !runs.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-        assert!(Instant::now() < deadline, "the first lab never started its run");
-        assert!(first.try_wait().unwrap().is_none(), "the first lab ended before its run started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let second = lab(&fleet, state.path(), &["reboot"]);
-    let said = text(&second);
-    assert_eq!(second.status.code(), Some(3), "{said}");
-    assert!(said.contains(&format!("pid {}", first.id())), "the message names the holder: {said}");
-    let deadline = Instant::now() + RUN;
-    let status = loop {
-        if let Some(status) = first.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = first.kill();
-            panic!("the first lab did not finish within {RUN:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "the first run finished: {status}");
-    assert_eq!(fleet.host("l1").events("reboot-start").len(), 1, "exactly one run rebooted l1");
     fleet.teardown().unwrap();
 }
 

@@ -170,27 +170,38 @@ fn a_connection_dropped_mid_switch_is_followed_to_the_switch_end_and_nothing_rol
     fleet.teardown();
 }
 
+/// Case 2's exit statuses: 4 ("some units failed") and 101 (the real
+/// switch-to-configuration panics when its output closes, nixpkgs
+/// #462179), each on its own host of one fleet, in one run.
 #[test]
-fn a_switch_that_exits_4_is_reported_with_its_status_and_rolled_back() {
-    let mut fleet = SystemdFleet::start(vec![host("act4", 3)]).unwrap();
-    let gen1 = fleet.links("act4").unwrap();
-    let failing = SystemSpec { activation_exit: 4, ..SystemSpec::healthy() };
-    let gen2 = fleet.write_generation(2, &[("act4", failing)]).unwrap()["act4"].clone();
+fn a_switch_that_exits_4_or_101_is_reported_with_its_status_and_rolled_back() {
+    let mut fleet = SystemdFleet::start(vec![host("act4", 3), host("act5", 3)]).unwrap();
+    let before: Vec<_> = ["act4", "act5"].iter().map(|n| fleet.links(n).unwrap()).collect();
+    let exits = |code| SystemSpec { activation_exit: code, ..SystemSpec::healthy() };
+    let gen2 = fleet.write_generation(2, &[("act4", exits(4)), ("act5", exits(101))]).unwrap();
     let state = tempfile::tempdir().unwrap();
-    let out = deploy(&fleet, state.path());
+    let mut cmd = fleet.lab(state.path(), &["deploy", "--json", "--keep-going", "--max-parallel", "2"]);
+    let out = lab_e2e::output_within(&mut cmd, LIMIT).unwrap();
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(log.contains("switch-to-configuration switch exited with status 4"), "{log}");
+    assert!(log.contains("switch-to-configuration switch exited with status 101"), "{log}");
     assert!(log.contains("rolled-back"), "{log}");
-    let links = fleet.links("act4").unwrap();
-    assert_eq!(links.current, gen1.current, "{links:?}");
-    assert_eq!(links.profile, gen1.profile, "{links:?}");
-    assert_eq!(links.boot_default, gen1.current, "{links:?}");
-    let log_switches = switches(&fleet, "act4");
-    assert!(log_switches.iter().any(|s| s.1 == "end-4" && s.3 == gen2), "{log_switches:?}");
-    assert_eq!(fleet.lab_timers("act4").unwrap(), Vec::<String>::new(), "no watchdog is left");
-    // Past every deadline the machine stays on gen1.
+    for ((n, code), gen1) in [("act4", 4), ("act5", 101)].into_iter().zip(&before) {
+        let links = fleet.links(n).unwrap();
+        assert_eq!(links.current, gen1.current, "{n}: {links:?}");
+        assert_eq!(links.profile, gen1.profile, "{n}: {links:?}");
+        assert_eq!(links.boot_default, gen1.current, "{n}: {links:?}");
+        let log_switches = switches(&fleet, n);
+        let end = format!("end-{code}");
+        assert!(log_switches.iter().any(|s| s.1 == end && s.3 == gen2[n]), "{n}: {log_switches:?}");
+        assert_eq!(fleet.lab_timers(n).unwrap(), Vec::<String>::new(), "{n}: no watchdog is left");
+    }
+    // Past every deadline the machines stay on gen1.
     std::thread::sleep(Duration::from_secs(3 + 3));
-    assert_eq!(fleet.links("act4").unwrap().current, gen1.current);
+    for (n, gen1) in ["act4", "act5"].into_iter().zip(&before) {
+        assert_eq!(fleet.links(n).unwrap().current, gen1.current, "{n}");
+        assert_eq!(fleet.lab_timers(n).unwrap(), Vec::<String>::new(), "{n}: no watchdog is left");
+    }
     fleet.teardown();
 }
