@@ -9,7 +9,6 @@
 //!
 //! lab-core/tests/example_rust.rs runs [`run`] the same way.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,10 +18,10 @@ use async_trait::async_trait;
 use lab_core::eval::{evaluate, EvalOptions, Source};
 use lab_core::exec::{quote_argv, Cmd, CopyOptions, ExecError, Executor, Output};
 use lab_core::graph::{Fleet, Limits};
-use lab_core::health::{HttpClients, MachineProber};
 use lab_core::orchestrate::{
-    execute, prepare, CancelToken, Escalation, Event, Events, ProberDebug, Report, RunKind, RunSpec, Runtime,
+    by_name, execute, prepare, CancelToken, Escalation, Event, Events, Report, RunKind, RunSpec, Runtime,
 };
+use lab_core::reach::reach_with;
 
 /// An executor that prints what it is asked to do and simulates boots: the
 /// boot id changes with every reboot, so the orchestrator sees each machine
@@ -95,15 +94,11 @@ pub async fn run(fleet: &Path, out: &mut impl Write) -> Result<Report, Box<dyn s
     spec.limits = limits;
     let prepared = prepare(&spec, &evaluation, None).await?;
     let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let clients = HttpClients::default();
-    let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
-    let mut probers: BTreeMap<String, Arc<dyn ProberDebug>> = BTreeMap::new();
-    for m in prepared.fleet.machines() {
-        let exec: Arc<dyn Executor> =
-            Arc::new(PrintingExecutor { machine: m.name.clone(), boots: AtomicU64::new(0), lines: lines.clone() });
-        probers.insert(m.name.clone(), Arc::new(MachineProber::new(m, exec.clone(), clients.clone())));
-        executors.insert(m.name.clone(), exec);
-    }
+    let reached = reach_with(prepared.fleet.machines(), |m| {
+        let exec = PrintingExecutor { machine: m.name.clone(), boots: AtomicU64::new(0), lines: lines.clone() };
+        Ok::<_, std::convert::Infallible>(Arc::new(exec) as Arc<dyn Executor>)
+    });
+    let (executors, probers) = by_name(reached.unwrap_or_else(|never| match never {}));
     let (events, mut rx) = Events::channel();
     let rt = Runtime {
         executors,

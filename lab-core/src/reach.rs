@@ -48,11 +48,22 @@ pub fn reach<'a>(
     transport: &SshTransport,
     machines: impl IntoIterator<Item = &'a Machine>,
 ) -> Result<Vec<Reached>, ExecError> {
+    reach_with(machines, |machine| Ok(Arc::new(transport.executor(machine)?) as Arc<dyn Executor>))
+}
+
+/// Each of `machines` with the executor `executor` makes for it (a dry
+/// run's recording executor, a test's simulator) and its prober through
+/// that executor (one HTTP client set shared by all), in the order given;
+/// the first error `executor` returns ends it.
+pub fn reach_with<'a, E>(
+    machines: impl IntoIterator<Item = &'a Machine>,
+    mut executor: impl FnMut(&Machine) -> Result<Arc<dyn Executor>, E>,
+) -> Result<Vec<Reached>, E> {
     let clients = HttpClients::default();
     machines
         .into_iter()
         .map(|machine| {
-            let executor: Arc<dyn Executor> = Arc::new(transport.executor(machine)?);
+            let executor = executor(machine)?;
             let prober = Arc::new(MachineProber::new(machine, executor.clone(), clients.clone()));
             Ok(Reached { machine: machine.clone(), executor, prober })
         })

@@ -5,7 +5,7 @@
 //! over ssh. The CLI and the C ABI both call
 //! [`start`] and [`resume`]; they only render the events and the result.
 
-use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use super::events::{Event, Events};
 use super::prepare::{prepare, Prepared};
 use super::report::Report;
 use super::run::execute;
-use super::runtime::{ProberDebug, Runtime};
+use super::runtime::{by_name, Runtime};
 use super::session::Session;
 use super::window_gate::{OutsideWindow, RebootWindow, WindowStatus, WindowVerdict};
 use crate::build::{BuildError, Builder, FlakeUpdate, NixBuilder, PlaceholderBuilder};
@@ -24,9 +24,9 @@ use crate::cancel::CancelToken;
 use crate::eval::{evaluate, EvalOptions, Evaluation, Source};
 use crate::exec::{ActionLog, DryRunAction, DryRunExecutor, Executor, SshOptions, SshTransport};
 use crate::graph::Limits;
-use crate::health::{HttpClients, MachineProber};
 use crate::notify::NotifyConfig;
 use crate::plan::PlanKind;
+use crate::reach::{reach, reach_with, ssh_options};
 use crate::remote::Escalation;
 use crate::settings::FleetSettings;
 use crate::store::dir::StateDir;
@@ -247,14 +247,10 @@ async fn dry_run(
     window: Option<WindowStatus>,
 ) -> Result<Driven, OrchestrateError> {
     let log = ActionLog::new();
-    let clients = HttpClients::default();
-    let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
-    let mut probers: BTreeMap<String, Arc<dyn ProberDebug>> = BTreeMap::new();
-    for m in prepared.fleet.machines() {
-        let exec: Arc<dyn Executor> = Arc::new(DryRunExecutor::new(&m.name, log.clone()));
-        probers.insert(m.name.clone(), Arc::new(MachineProber::new(m, exec.clone(), clients.clone())));
-        executors.insert(m.name.clone(), exec);
-    }
+    let reached = reach_with(prepared.fleet.machines(), |m| {
+        Ok::<_, Infallible>(Arc::new(DryRunExecutor::new(&m.name, log.clone())) as Arc<dyn Executor>)
+    });
+    let (executors, probers) = by_name(reached.unwrap_or_else(|never| match never {}));
     let rt = Runtime {
         executors,
         probers,
@@ -287,20 +283,11 @@ async fn run(
     session: Session,
     resumed: bool,
 ) -> Result<Driven, OrchestrateError> {
-    let mut ssh = drive.ssh.clone();
-    ssh.options.extend(evaluation.settings.ssh.options.iter().cloned());
-    let transport = SshTransport::new(ssh).map_err(|e| {
+    let transport = SshTransport::new(ssh_options(drive.ssh.clone(), &evaluation.settings)).map_err(|e| {
         OrchestrateError::Setup(format!("cannot create the private directory for ssh control sockets: {e}"))
     })?;
-    let clients = HttpClients::default();
-    let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
-    let mut probers: BTreeMap<String, Arc<dyn ProberDebug>> = BTreeMap::new();
-    for m in prepared.fleet.machines() {
-        let exec: Arc<dyn Executor> =
-            Arc::new(transport.executor(m).map_err(|e| OrchestrateError::Setup(e.to_string()))?);
-        probers.insert(m.name.clone(), Arc::new(MachineProber::new(m, exec.clone(), clients.clone())));
-        executors.insert(m.name.clone(), exec);
-    }
+    let reached = reach(&transport, prepared.fleet.machines()).map_err(|e| OrchestrateError::Setup(e.to_string()))?;
+    let (executors, probers) = by_name(reached);
     let rt = Runtime {
         executors,
         probers,

@@ -50,7 +50,7 @@ pub use events::{Event, Events, HookEvent, MachineResult, SkipReason};
 pub use prepare::{plan_hash, prepare, Prepared};
 pub use report::{MachineOutcome, Report};
 pub use run::execute;
-pub use runtime::{ProberDebug, Runtime};
+pub use runtime::{by_name, ProberDebug, Runtime};
 pub use session::{force_unlock, planned_entries, read_journal, Session};
 pub use window_gate::{Clock, LocalClock, OutsideWindow, RebootWindow, WindowClosed, WindowStatus, WindowVerdict};
 // The paths of the modules that moved out of orchestrate/, for callers

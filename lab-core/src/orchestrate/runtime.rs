@@ -10,7 +10,23 @@ use crate::cancel::CancelToken;
 use crate::exec::Executor;
 use crate::health::Prober;
 use crate::notify::NotifyConfig;
+use crate::reach::Reached;
 use crate::remote::Escalation;
+
+/// Each machine's executor and prober, by name, as [`Runtime`] holds them.
+type ByName = (BTreeMap<String, Arc<dyn Executor>>, BTreeMap<String, Arc<dyn ProberDebug>>);
+
+/// Executors and probers by machine name, as [`Runtime`] holds them, from
+/// the machines [`crate::reach`] reached.
+pub fn by_name(reached: Vec<Reached>) -> ByName {
+    let mut executors = BTreeMap::new();
+    let mut probers: BTreeMap<String, Arc<dyn ProberDebug>> = BTreeMap::new();
+    for Reached { machine, executor, prober } in reached {
+        probers.insert(machine.name.clone(), prober);
+        executors.insert(machine.name, executor);
+    }
+    (executors, probers)
+}
 
 /// What a run acts through: one executor and one prober per machine, the
 /// builder, and where events go.
