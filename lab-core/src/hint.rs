@@ -23,6 +23,12 @@ pub enum Hint {
     RunCheck,
     /// Look at the fleet's machines.
     ListMachines,
+    /// Run without updating the flake's lock file first (only a local
+    /// flake has one to update).
+    SkipFlakeUpdate,
+    /// Give a source that holds the machines' systems, not only their
+    /// metadata.
+    BuildableSource,
 }
 
 /// Whose words a hint is said in.
@@ -45,6 +51,10 @@ impl Hint {
             (Hint::RunCheck, Api) => "lab_check",
             (Hint::ListMachines, Cli) => "`lab machines`",
             (Hint::ListMachines, Api) => "lab_machines",
+            (Hint::SkipFlakeUpdate, Cli) => "--update",
+            (Hint::SkipFlakeUpdate, Api) => "update: true",
+            (Hint::BuildableSource, Cli) => "--flake, --file, --hosts-dir",
+            (Hint::BuildableSource, Api) => "flake, file, hostsDir",
         }
     }
 }
@@ -118,7 +128,9 @@ mod tests {
 
     #[test]
     fn every_hint_has_words_in_every_vocabulary_and_rewords_back() {
-        for hint in [Hint::RaiseEvalTimeout, Hint::RunCheck, Hint::ListMachines] {
+        for hint in
+            [Hint::RaiseEvalTimeout, Hint::RunCheck, Hint::ListMachines, Hint::SkipFlakeUpdate, Hint::BuildableSource]
+        {
             let cli = format!("no; see {hint}, or {hint} again");
             let api = reword(&cli, &[hint], Vocabulary::Api);
             assert!(!api.contains(hint.term(Vocabulary::Cli)), "{api}");

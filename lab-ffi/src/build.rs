@@ -35,8 +35,9 @@ pub unsafe extern "C" fn lab_build(request_json: *const c_char, out: *mut *mut c
         }
         let cwd = std::env::current_dir().unwrap_or_default();
         let source = req.source.resolve(&cwd).map_err(|e| FfiError::invalid(e.to_string()))?;
-        let builder = NixBuilder::new(&source).map_err(|e| FfiError::invalid(e.to_string()))?;
-        let failed = |e: BuildError| FfiError::new(LabStatus::LabErrEvaluation, "build", e.to_string()).machine(&name);
+        let builder = NixBuilder::new(&source)
+            .map_err(|e| FfiError::core(LabStatus::LabErrInvalidArgument, "invalid-argument", &e))?;
+        let failed = |e: BuildError| FfiError::core(LabStatus::LabErrEvaluation, "build", &e).machine(&name);
         crate::runtime()?.block_on(async {
             let systems = builder.instantiate(std::slice::from_ref(&name)).await.map_err(failed)?;
             let system = systems.get(&name).cloned().ok_or_else(|| {

@@ -8,7 +8,7 @@
 use std::ffi::{c_char, CStr, CString};
 use std::path::Path;
 
-use lab::{lab_sequence, lab_string_free, LabStatus};
+use lab::{lab_build, lab_deploy, lab_orchestrate, lab_sequence, lab_string_free, LabStatus};
 use serde_json::{json, Value};
 
 fn sequence(request: &Value) -> (LabStatus, Value) {
@@ -57,4 +57,66 @@ fn advice_names_what_a_c_caller_can_change() {
     let (status, error) = sequence(&json!({ "file": fleet, "on": "zzz" }));
     assert_eq!(status, LabStatus::LabErrInvalidArgument, "{error}");
     assert!(error.get("hints").is_none(), "{error}");
+
+    // In this test, not a test of its own: tests of one binary share the
+    // process's XDG_CACHE_HOME, and a second nix at once slows the
+    // evaluation the timeout above must stop midway.
+    source_and_update_advice_names_request_fields(&dir);
+}
+
+type RunEntry = unsafe extern "C" fn(
+    *const c_char,
+    lab::LabEventCallback,
+    *mut std::ffi::c_void,
+    *const lab::LabCancel,
+    *mut *mut c_char,
+) -> LabStatus;
+
+fn run(entry: RunEntry, request: &Value) -> (LabStatus, Value) {
+    let request = CString::new(request.to_string()).unwrap();
+    let mut out: *mut c_char = std::ptr::null_mut();
+    // SAFETY: a valid request and out slot, no callback, no cancel handle.
+    let status = unsafe { entry(request.as_ptr(), None, std::ptr::null_mut(), std::ptr::null(), &mut out) };
+    // SAFETY: lab's string, freed once.
+    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+    unsafe { lab_string_free(out) };
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+/// The advice about the source and the flake update names request fields,
+/// where `lab` says `--flake, --file, --hosts-dir` and `--update`.
+fn source_and_update_advice_names_request_fields(dir: &tempfile::TempDir) {
+    let contract = dir.path().join("fleet.json");
+    std::fs::write(&contract, json!({ "web": { "role": "web", "rebootOrder": 0 } }).to_string()).unwrap();
+
+    // The JSON contract has no systems to deploy or build.
+    // (A real run: a dry run shows the deploy with placeholder systems.)
+    let (status, error) = run(lab_deploy, &json!({ "jsonFile": contract, "stateDir": dir.path().join("state") }));
+    assert_eq!(status, LabStatus::LabErrInvalidArgument, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("deploy from the flake, file or hosts directory instead (flake, file, hostsDir)"),
+        "{message}"
+    );
+    assert!(!message.contains("--"), "{message}");
+    assert_eq!(error["hints"], json!(["buildableSource"]));
+    let request = CString::new(json!({ "jsonFile": contract, "machine": "web" }).to_string()).unwrap();
+    let mut out: *mut c_char = std::ptr::null_mut();
+    // SAFETY: a valid C string and a valid out slot.
+    let status = unsafe { lab_build(request.as_ptr(), &mut out) };
+    // SAFETY: lab returned a NUL-terminated string it owns; freed once.
+    let error: Value = serde_json::from_str(unsafe { CStr::from_ptr(out) }.to_str().unwrap()).unwrap();
+    unsafe { lab_string_free(out) };
+    assert_eq!(status, LabStatus::LabErrInvalidArgument, "{error}");
+    assert!(error["message"].as_str().unwrap().ends_with("(flake, file, hostsDir)"), "{error}");
+    assert_eq!(error["hints"], json!(["buildableSource"]));
+
+    // Only a flake has a lock file to update.
+    let fleet = dir.path().join("fleet.nix");
+    std::fs::write(&fleet, "{ nixosConfigurations = { }; }").unwrap();
+    let (status, error) = run(lab_orchestrate, &json!({ "file": fleet, "update": true, "dryRun": true }));
+    assert_eq!(status, LabStatus::LabErrInvalidArgument, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(message, "update: true needs a flake; other sources have no lock file to update");
+    assert_eq!(error["hints"], json!(["skipFlakeUpdate"]));
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::Source;
 use crate::exec::tail;
+use crate::hint::{Hint, Hinted, Vocabulary};
 
 /// The nix expression that evaluates the systems, kept beside this file.
 const SYSTEMS_NIX: &str = include_str!("systems.nix");
@@ -283,6 +284,18 @@ impl FlakeUpdate {
 /// `nix flake update` in the flake at `reference` (a local directory).
 pub async fn update_flake(reference: &str) -> Result<(), BuildError> {
     FlakeUpdate::new(reference)?.run().await
+}
+
+/// A source that cannot be built, or a flake update it cannot have, sends
+/// the reader to another source or to run without the update.
+impl Hinted for BuildError {
+    fn hints(&self) -> Vec<Hint> {
+        let BuildError::NotBuildable(message) = self else { return Vec::new() };
+        [Hint::SkipFlakeUpdate, Hint::BuildableSource]
+            .into_iter()
+            .filter(|hint| message.contains(hint.term(Vocabulary::Cli)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -124,6 +124,7 @@ impl Hinted for OrchestrateError {
             E::Order(e) => e.hints(),
             E::Fleet(e) => e.hints(),
             E::Select(e) => e.hints(),
+            E::Build(e) => e.hints(),
             E::EvalFailures(_) | E::Problems(_) => vec![Hint::RunCheck],
             _ => Vec::new(),
         }
