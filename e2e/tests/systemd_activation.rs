@@ -58,7 +58,7 @@ fn a_healthy_deploy_is_confirmed_and_nothing_lab_left_changes_the_machine_after(
         .iter()
         .find_map(|r| match &r.entry {
             lab_core::store::journal::Entry::Step { step, detail, .. } if step == "deploy/act1/activate" => {
-                detail.activated().map(|a| serde_json::to_value(&a.probe).unwrap())
+                detail.activated().map(|a| serde_json::to_value(&a.tools).unwrap())
             }
             _ => None,
         })

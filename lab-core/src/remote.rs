@@ -22,7 +22,7 @@ const QUICK: Duration = Duration::from_secs(30);
 /// on NixOS), else where the login shell finds it (`command -v`, an
 /// absolute path), else an empty line: never a bare name, which a system
 /// unit's PATH does not find on NixOS.
-const PROBE_SCRIPT: &str = r#"for t in sh nix-env systemd-run systemctl flock; do
+const TOOLSET_SCRIPT: &str = r#"for t in sh nix-env systemd-run systemctl flock; do
   if [ -x "/run/current-system/sw/bin/$t" ]; then echo "/run/current-system/sw/bin/$t"; else command -v "$t" || echo; fi
 done
 readlink -f /run/current-system || echo
@@ -290,10 +290,11 @@ impl Escalation {
     }
 }
 
-/// What a machine runs before an activation, and its tools.
+/// What a machine runs before an activation, and its tools: what
+/// [`Remote::tools`] finds (not a health check's probe, [`crate::health::Prober`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Probe {
+pub struct Toolset {
     /// `sh`.
     pub sh: String,
     /// `nix-env`.
@@ -331,8 +332,8 @@ impl Remote<'_> {
     /// Reads what the machine runs and where its tools are. A tool the
     /// machine has nowhere is an error naming it (a dry run's machine
     /// answers nothing: its tools keep their bare names, for display).
-    pub async fn probe(&self) -> Result<Probe, ExecError> {
-        let out = self.exec.run_ok(&Cmd::new(["sh", "-c", PROBE_SCRIPT]).timeout(QUICK)).await?;
+    pub async fn tools(&self) -> Result<Toolset, ExecError> {
+        let out = self.exec.run_ok(&Cmd::new(["sh", "-c", TOOLSET_SCRIPT]).timeout(QUICK)).await?;
         let text = out.stdout_text();
         let silent = text.trim().is_empty();
         let mut lines = text.lines().map(str::trim);
@@ -350,7 +351,7 @@ impl Remote<'_> {
                 }
             }
         };
-        let probe = Probe {
+        let tools = Toolset {
             sh: tool("sh", true),
             nix_env: tool("nix-env", true),
             systemd_run: tool("systemd-run", true),
@@ -368,7 +369,7 @@ impl Remote<'_> {
                 ),
             });
         }
-        Ok(probe)
+        Ok(tools)
     }
 
     /// Where /run/current-system points.
@@ -384,24 +385,24 @@ impl Remote<'_> {
     }
 
     /// Points the system profile at `system` (a new generation).
-    pub async fn set_profile(&self, probe: &Probe, system: &str) -> Result<(), ExecError> {
-        let argv = vec![probe.nix_env.clone(), "-p".into(), SYSTEM_PROFILE.into(), "--set".into(), system.into()];
+    pub async fn set_profile(&self, tools: &Toolset, system: &str) -> Result<(), ExecError> {
+        let argv = vec![tools.nix_env.clone(), "-p".into(), SYSTEM_PROFILE.into(), "--set".into(), system.into()];
         self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
     }
 
     /// The rollback to `rollback`'s previous generation, as an argv the
     /// machine can run on its own.
-    pub fn rollback_argv(&self, probe: &Probe, rollback: &Rollback) -> Vec<String> {
+    pub fn rollback_argv(&self, tools: &Toolset, rollback: &Rollback) -> Vec<String> {
         let mut argv = vec![
-            probe.sh.clone(),
+            tools.sh.clone(),
             "-c".into(),
             ROLLBACK_SCRIPT.into(),
             "lab-rollback".into(),
-            probe.nix_env.clone(),
+            tools.nix_env.clone(),
             rollback.profile.clone().unwrap_or_default(),
             rollback.system.clone(),
-            probe.systemctl.clone(),
-            probe.flock.clone(),
+            tools.systemctl.clone(),
+            tools.flock.clone(),
             rollback.lock_wait.max(1).to_string(),
             rollback.goal.name().into(),
             rollback.failed.clone().unwrap_or_default(),
@@ -414,13 +415,13 @@ impl Remote<'_> {
     /// unless [`disarm`](Self::disarm)ed first.
     pub async fn arm_watchdog(
         &self,
-        probe: &Probe,
+        tools: &Toolset,
         unit: &str,
         span: Duration,
         rollback: &Rollback,
     ) -> Result<(), ExecError> {
         let mut argv = vec![
-            probe.systemd_run.clone(),
+            tools.systemd_run.clone(),
             format!("--on-active={}", span.as_secs().max(1)),
             TIMER_ACCURACY.into(),
             description("rollback watchdog"),
@@ -429,7 +430,7 @@ impl Remote<'_> {
             "--quiet".into(),
             "--".into(),
         ];
-        argv.extend(self.rollback_argv(probe, rollback));
+        argv.extend(self.rollback_argv(tools, rollback));
         self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
     }
 
@@ -441,54 +442,54 @@ impl Remote<'_> {
     /// unit started; [`poll`](Self::poll) follows it.
     pub async fn start_activation(
         &self,
-        probe: &Probe,
+        tools: &Toolset,
         unit: &str,
         system: &str,
         goal: Goal,
         confirm: Option<(&str, Duration, &Rollback)>,
     ) -> Result<(), ExecError> {
-        let mut argv = detached_unit(probe, unit, "activation", &["LOCALE_ARCHIVE", "NIXOS_INSTALL_BOOTLOADER"]);
+        let mut argv = detached_unit(tools, unit, "activation", &["LOCALE_ARCHIVE", "NIXOS_INSTALL_BOOTLOADER"]);
         let (confirm_unit, span, lock_wait) = match confirm {
             Some((confirm_unit, span, rollback)) => (confirm_unit, span.as_secs().max(1), rollback.lock_wait),
             None => ("", 1, DEFAULT_LOCK_WAIT),
         };
         argv.extend([
-            probe.sh.clone(),
+            tools.sh.clone(),
             "-c".into(),
             ACTIVATE_SCRIPT.into(),
             "lab-activate".into(),
             system.into(),
             goal.name().into(),
-            probe.systemd_run.clone(),
+            tools.systemd_run.clone(),
             span.to_string(),
             confirm_unit.into(),
-            probe.flock.clone(),
+            tools.flock.clone(),
             lock_wait.max(1).to_string(),
         ]);
         if let Some((_, _, rollback)) = confirm {
-            argv.extend(self.rollback_argv(probe, rollback));
+            argv.extend(self.rollback_argv(tools, rollback));
         }
         self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
     }
 
     /// Starts a rollback now, in a detached unit that survives this
     /// connection; [`poll`](Self::poll) follows it.
-    pub async fn start_rollback(&self, probe: &Probe, unit: &str, rollback: &Rollback) -> Result<(), ExecError> {
-        let mut argv = detached_unit(probe, unit, "rollback", &[]);
-        argv.extend(self.rollback_argv(probe, rollback));
+    pub async fn start_rollback(&self, tools: &Toolset, unit: &str, rollback: &Rollback) -> Result<(), ExecError> {
+        let mut argv = detached_unit(tools, unit, "rollback", &[]);
+        argv.extend(self.rollback_argv(tools, rollback));
         self.exec.run_ok(&self.privileged(argv).timeout(QUICK)).await.map(drop)
     }
 
     /// Where the detached unit `unit` stands (one round trip).
-    pub async fn poll(&self, probe: &Probe, unit: &str) -> Result<UnitState, ExecError> {
+    pub async fn poll(&self, tools: &Toolset, unit: &str) -> Result<UnitState, ExecError> {
         let argv = vec![
-            probe.sh.clone(),
+            tools.sh.clone(),
             "-c".into(),
             POLL_SCRIPT.into(),
             "lab-poll".into(),
             status_path(unit),
             log_path(unit),
-            probe.systemctl.clone(),
+            tools.systemctl.clone(),
             unit.into(),
         ];
         let out = self.exec.run_ok(&Cmd::new(argv).timeout(QUICK)).await?;
@@ -516,9 +517,9 @@ impl Remote<'_> {
     /// A timer that is already gone is fine (`systemctl stop` exit 5, "not
     /// loaded"); any other failure of the stop is an error, as is anything
     /// left after it.
-    pub async fn disarm(&self, probe: &Probe, units: &[String]) -> Result<(), DisarmError> {
+    pub async fn disarm(&self, tools: &Toolset, units: &[String]) -> Result<(), DisarmError> {
         let machine = self.exec.machine().to_string();
-        let mut argv = vec![probe.systemctl.clone(), "stop".into()];
+        let mut argv = vec![tools.systemctl.clone(), "stop".into()];
         argv.extend(units.iter().map(|u| format!("{u}.timer")));
         let out = self.exec.run(&self.privileged(argv).timeout(QUICK)).await?;
         if !matches!(out.status, Some(0) | Some(5)) {
@@ -529,8 +530,8 @@ impl Remote<'_> {
                 units: units.iter().map(|u| format!("{u}.timer")).collect::<Vec<_>>().join(" "),
             });
         }
-        let mut argv = vec![probe.sh.clone(), "-c".into(), VERIFY_DISARMED_SCRIPT.into(), "lab-verify-disarmed".into()];
-        argv.push(probe.systemctl.clone());
+        let mut argv = vec![tools.sh.clone(), "-c".into(), VERIFY_DISARMED_SCRIPT.into(), "lab-verify-disarmed".into()];
+        argv.push(tools.systemctl.clone());
         argv.extend(units.iter().cloned());
         let out = self.exec.run_ok(&Cmd::new(argv).timeout(QUICK)).await?;
         let text = out.stdout_text();
@@ -571,9 +572,9 @@ impl Remote<'_> {
 
     /// Which of the services `units` (names without suffix) run now, in
     /// one round trip (the disarm check's `running` lines).
-    pub async fn running(&self, probe: &Probe, units: &[String]) -> Result<Vec<String>, ExecError> {
-        let mut argv = vec![probe.sh.clone(), "-c".into(), VERIFY_DISARMED_SCRIPT.into(), "lab-verify-disarmed".into()];
-        argv.push(probe.systemctl.clone());
+    pub async fn running(&self, tools: &Toolset, units: &[String]) -> Result<Vec<String>, ExecError> {
+        let mut argv = vec![tools.sh.clone(), "-c".into(), VERIFY_DISARMED_SCRIPT.into(), "lab-verify-disarmed".into()];
+        argv.push(tools.systemctl.clone());
         argv.extend(units.iter().cloned());
         let out = self.exec.run_ok(&Cmd::new(argv).timeout(QUICK)).await?;
         let text = out.stdout_text();
@@ -624,14 +625,14 @@ impl Remote<'_> {
 /// no `--pipe`: its output goes to [`log_path`] on the machine, its exit
 /// status to [`status_path`], through [`DETACHED_SCRIPT`]), passing on the
 /// environment variables `env` (as nixos-rebuild does); the command follows.
-fn detached_unit(probe: &Probe, unit: &str, what: &str, env: &[&str]) -> Vec<String> {
-    let mut argv = vec![probe.systemd_run.clone(), description(what)];
+fn detached_unit(tools: &Toolset, unit: &str, what: &str, env: &[&str]) -> Vec<String> {
+    let mut argv = vec![tools.systemd_run.clone(), description(what)];
     for name in env {
         argv.extend(["-E".to_string(), name.to_string()]);
     }
     argv.extend(["--collect", "--no-ask-password", "--quiet", "--service-type=exec"].map(String::from));
     argv.extend([format!("--unit={unit}"), "--".into()]);
-    argv.extend([probe.sh.clone(), "-c".into(), DETACHED_SCRIPT.into(), "lab-detached".into()]);
+    argv.extend([tools.sh.clone(), "-c".into(), DETACHED_SCRIPT.into(), "lab-detached".into()]);
     argv.extend([log_path(unit), status_path(unit)]);
     argv
 }
@@ -705,7 +706,9 @@ pub struct Units {
 #[serde(rename_all = "camelCase")]
 pub struct Activated {
     /// The machine's tools and previous generation.
-    pub probe: Probe,
+    /// (Journaled as `probe`, its name before, so that old journals read.)
+    #[serde(rename = "probe")]
+    pub tools: Toolset,
     /// How to go back.
     pub rollback: Rollback,
     /// The attempt's units.

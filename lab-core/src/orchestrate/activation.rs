@@ -58,7 +58,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::ctx::Ctx;
-use crate::remote::{Probe, UnitState};
+use crate::remote::{Toolset, UnitState};
 
 /// Pause between two looks at a running unit.
 const POLL: Duration = Duration::from_millis(500);
@@ -115,10 +115,10 @@ pub(super) fn bound(ctx: &Ctx<'_>, name: &str) -> Duration {
 
 /// Follows the detached unit `unit` on `name` until it ends or `bound`
 /// passes, over a fresh connection after every failed look.
-pub(super) async fn follow(ctx: &Ctx<'_>, name: &str, probe: &Probe, unit: &str, bound: Duration) -> Ended {
+pub(super) async fn follow(ctx: &Ctx<'_>, name: &str, tools: &Toolset, unit: &str, bound: Duration) -> Ended {
     if ctx.rt.dry_run {
         // Show the look; a dry run starts nothing, so it ends as asked.
-        let _ = ctx.remote(name).poll(probe, unit).await;
+        let _ = ctx.remote(name).poll(tools, unit).await;
         return Ended::Status { status: Some(0), log: String::new() };
     }
     let until = Instant::now() + bound;
@@ -132,7 +132,7 @@ pub(super) async fn follow(ctx: &Ctx<'_>, name: &str, probe: &Probe, unit: &str,
             exec.close().await;
         }
         let left = until.saturating_duration_since(Instant::now());
-        let last = match tokio::time::timeout(LOOK.min(left.max(POLL)), remote.poll(probe, unit)).await {
+        let last = match tokio::time::timeout(LOOK.min(left.max(POLL)), remote.poll(tools, unit)).await {
             Ok(Ok(UnitState::Ended { status, log })) => return Ended::Status { status, log },
             Ok(Ok(UnitState::Gone)) => return Ended::Died,
             Ok(Ok(UnitState::Running)) => {

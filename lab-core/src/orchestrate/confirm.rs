@@ -53,7 +53,7 @@ pub(super) async fn confirm(ctx: &Ctx<'_>, name: &str, activated: &Activated, sy
     let remote = ctx.remote(name);
     if ctx.rt.dry_run {
         // Show the commands; a dry run's machine answers nothing to judge.
-        let _ = remote.disarm(&activated.probe, &activated.rollback.timers).await;
+        let _ = remote.disarm(&activated.tools, &activated.rollback.timers).await;
         let _ = remote.current_system().await;
         return Confirmed::Yes;
     }
@@ -63,7 +63,7 @@ pub(super) async fn confirm(ctx: &Ctx<'_>, name: &str, activated: &Activated, sy
         // sshd and prove nothing.
         exec.close().await;
         let attempt = async {
-            remote.disarm(&activated.probe, &activated.rollback.timers).await?;
+            remote.disarm(&activated.tools, &activated.rollback.timers).await?;
             Ok::<_, DisarmError>(remote.current_system().await?)
         };
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()) + RETRY, attempt).await {

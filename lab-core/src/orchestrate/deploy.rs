@@ -31,8 +31,9 @@ use crate::exec::CopyOptions;
 use crate::health::seconds;
 use crate::metadata::DeployStrategy;
 use crate::plan::{step_id, Action, Goal, MachinePlan, Plan, PlanKind};
-use crate::remote::{gc_root, Activated, Probe, Rollback, UnitState, Units};
-use crate::store::journal::{now_ms, JournalError, StepState};
+use crate::remote::{gc_root, Activated, Rollback, Toolset, UnitState, Units};
+use crate::store::journal::{JournalError, StepState};
+use crate::store::now_ms;
 use crate::store::record::StepDetail;
 
 /// Closures copied at once.
@@ -229,15 +230,15 @@ async fn commit(ctx: &Ctx<'_>, goal: Goal, name: &str, activated: &Activated) ->
     )?;
     let remote = ctx.remote(name);
     let unit = format!("{}-commit", activated.units.switch);
-    let result = match remote.set_profile(&activated.probe, system).await {
-        Ok(()) => remote.start_activation(&activated.probe, &unit, system, Goal::Boot, None).await,
+    let result = match remote.set_profile(&activated.tools, system).await {
+        Ok(()) => remote.start_activation(&activated.tools, &unit, system, Goal::Boot, None).await,
         Err(e) => Err(e),
     };
     if let Err(e) = result {
         return ctx.fail(&step, name, Action::Commit, format!("{e}; it runs the new generation until its next boot"));
     }
     let bound = activation::bound(ctx, name);
-    let ended = activation::follow(ctx, name, &activated.probe, &unit, bound).await;
+    let ended = activation::follow(ctx, name, &activated.tools, &unit, bound).await;
     match ended.failure("switch-to-configuration boot", bound) {
         None => {
             ctx.finish(&step, name, Action::Commit, "boot default".into(), StepDetail::None)?;
@@ -302,7 +303,7 @@ async fn wait_for_earlier(ctx: &Ctx<'_>, name: &str, attempts: &[Activated]) -> 
     }
     let until = tokio::time::Instant::now() + activation::bound(ctx, name);
     loop {
-        let running = ctx.remote(name).running(&last.probe, &units).await.map_err(|e| e.to_string())?;
+        let running = ctx.remote(name).running(&last.tools, &units).await.map_err(|e| e.to_string())?;
         if running.is_empty() {
             return Ok(());
         }
@@ -330,7 +331,7 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
     // is followed to its end and judged (never a second switch); every
     // watchdog of every attempt must be gone before it is confirmed.
     if let (Some(StepState::Started), Some(last)) = (state, attempts.last()) {
-        let polled = remote.poll(&last.probe, &last.units.switch).await;
+        let polled = remote.poll(&last.tools, &last.units.switch).await;
         if matches!(polled, Ok(UnitState::Running | UnitState::Ended { .. })) {
             let mut activated = last.clone();
             activated.rollback.timers = all_timers(&attempts, &[]);
@@ -357,12 +358,12 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
     if let Err(why) = wait_for_earlier(ctx, name, &attempts).await {
         return start_failed(why);
     }
-    let probe = match remote.probe().await {
+    let tools = match remote.tools().await {
         // A dry run learns nothing from the machine; name what would be read.
-        Ok(probe) if ctx.rt.dry_run && probe.current.is_empty() => {
-            Probe { current: "<current system>".into(), profile: "<current profile>".into(), ..probe }
+        Ok(tools) if ctx.rt.dry_run && tools.current.is_empty() => {
+            Toolset { current: "<current system>".into(), profile: "<current profile>".into(), ..tools }
         }
-        Ok(probe) => probe,
+        Ok(tools) => tools,
         Err(e) => return start_failed(e.to_string()),
     };
     let index = ctx.prepared.fleet.machines().iter().position(|m| m.name == name).unwrap_or(0);
@@ -371,8 +372,8 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
     // record, when there was one (an interrupted attempt may have set the
     // profile already).
     let (profile, previous) = match attempts.first() {
-        Some(first) => (first.rollback.profile.clone().unwrap_or(probe.profile.clone()), first.rollback.system.clone()),
-        None => (probe.profile.clone(), probe.current.clone()),
+        Some(first) => (first.rollback.profile.clone().unwrap_or(tools.profile.clone()), first.rollback.system.clone()),
+        None => (tools.profile.clone(), tools.current.clone()),
     };
     let bound = activation::bound(ctx, name);
     let undo = Rollback {
@@ -384,19 +385,19 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
         lock_wait: bound.as_secs(),
     };
     let earlier = all_timers(&attempts, &[]);
-    let activated = Activated { probe, rollback: undo, units };
+    let activated = Activated { tools, rollback: undo, units };
     let detail = StepDetail::Activation { system: system.clone(), goal, activated: Box::new(activated.clone()) };
     let step = ctx.start(KIND, name, Action::Activate, format!("{} {system}", goal.name()), detail)?;
-    let probe = &activated.probe;
+    let tools = &activated.tools;
     let confirm_timeout = seconds(ctx.machine(name).metadata.orchestration.confirm_timeout);
 
     if !goal.changes_running_system() {
         let result = match goal.sets_profile() {
-            true => remote.set_profile(probe, &system).await,
+            true => remote.set_profile(tools, &system).await,
             false => Ok(()),
         };
         let result = match result {
-            Ok(()) => remote.start_activation(probe, &activated.units.switch, &system, goal, None).await,
+            Ok(()) => remote.start_activation(tools, &activated.units.switch, &system, goal, None).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -412,7 +413,7 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
     // The safety net for an activation that never ends or a machine lost
     // mid-way; the short confirmation watchdog replaces it when activation ends.
     let net = bound + confirm_timeout;
-    if let Err(e) = remote.arm_watchdog(probe, &activated.units.watchdog, net, &activated.rollback).await {
+    if let Err(e) = remote.arm_watchdog(tools, &activated.units.watchdog, net, &activated.rollback).await {
         ctx.fail(
             &step,
             name,
@@ -425,7 +426,7 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
     // the machine is never without one, and none of them fires later on
     // the resumed deploy.
     if !earlier.is_empty() && !ctx.rt.dry_run {
-        if let Err(e) = remote.disarm(probe, &earlier).await {
+        if let Err(e) = remote.disarm(tools, &earlier).await {
             ctx.fail(&step, name, Action::Activate, format!("cannot disarm an interrupted attempt's watchdogs: {e}"))?;
             rollback(ctx, name, &activated, format!("its interrupted attempt's watchdogs are still armed ({e})"))
                 .await?;
@@ -433,8 +434,8 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
         }
     }
     if goal.sets_profile() {
-        if let Err(e) = remote.set_profile(probe, &system).await {
-            let _ = remote.disarm(probe, &activated.rollback.timers).await;
+        if let Err(e) = remote.set_profile(tools, &system).await {
+            let _ = remote.disarm(tools, &activated.rollback.timers).await;
             ctx.fail(
                 &step,
                 name,
@@ -445,7 +446,7 @@ async fn attempt(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<Option<Activat
         }
     }
     let confirm = Some((activated.units.confirm.as_str(), confirm_timeout, &activated.rollback));
-    match remote.start_activation(probe, &activated.units.switch, &system, goal, confirm).await {
+    match remote.start_activation(tools, &activated.units.switch, &system, goal, confirm).await {
         Ok(()) => {}
         // The connection dropped (or hung) while starting: the unit may
         // run; following it by its name tells.
@@ -471,7 +472,7 @@ async fn follow_plain(
     activated: Activated,
 ) -> Result<Option<Activated>, JournalError> {
     let bound = activation::bound(ctx, name);
-    let ended = activation::follow(ctx, name, &activated.probe, &activated.units.switch, bound).await;
+    let ended = activation::follow(ctx, name, &activated.tools, &activated.units.switch, bound).await;
     match ended.failure(&format!("switch-to-configuration {}", goal.name()), bound) {
         None => {
             ctx.finish(
@@ -505,7 +506,7 @@ async fn judge(
     activated: Activated,
 ) -> Result<Option<Activated>, JournalError> {
     let bound = activation::bound(ctx, name);
-    let ended = activation::follow(ctx, name, &activated.probe, &activated.units.switch, bound).await;
+    let ended = activation::follow(ctx, name, &activated.tools, &activated.units.switch, bound).await;
     let what = format!("switch-to-configuration {}", goal.name());
     match (&ended, ended.failure(&what, bound)) {
         (_, None) => finish_activation(ctx, name, step, system, activated).await,
@@ -592,10 +593,10 @@ async fn rollback(ctx: &Ctx<'_>, name: &str, activated: &Activated, reason: Stri
     let id = step_id(KIND, name, Action::Activate);
     let remote = ctx.remote(name);
     let previous = &activated.rollback.system;
-    let probe = &activated.probe;
+    let tools = &activated.tools;
     let bound = activation::bound(ctx, name);
-    let result = match remote.start_rollback(probe, &activated.units.undo, &activated.rollback).await {
-        Ok(()) => Ok(activation::follow(ctx, name, probe, &activated.units.undo, bound).await),
+    let result = match remote.start_rollback(tools, &activated.units.undo, &activated.rollback).await {
+        Ok(()) => Ok(activation::follow(ctx, name, tools, &activated.units.undo, bound).await),
         Err(e) => Err(e),
     };
     let current = remote.current_system().await;

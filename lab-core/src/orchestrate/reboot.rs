@@ -18,7 +18,8 @@ use super::window_gate::WindowClosed;
 use crate::exec::{ArmedReboot, Cmd, ExecError};
 use crate::health::seconds;
 use crate::plan::{step_id, Action, MachinePlan, Plan, PlanKind};
-use crate::store::journal::{now_ms, JournalError, StepState};
+use crate::store::journal::{JournalError, StepState};
+use crate::store::now_ms;
 use crate::store::record::StepDetail;
 
 const KIND: PlanKind = PlanKind::Reboot;

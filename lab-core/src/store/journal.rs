@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::now_ms;
 use super::record::{lenient_or_default, Outcome, RunStart, StepDetail};
 
 /// Where a step stands.
@@ -354,10 +355,6 @@ fn redacted(entry: Entry) -> Entry {
         }
         other => other,
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]

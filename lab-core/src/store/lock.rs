@@ -104,7 +104,7 @@ impl RunLock {
                 run_id: run_id.to_string(),
                 pid: std::process::id(),
                 host: hostname(),
-                started_at: now_secs(),
+                started_at: super::now_ms() / 1000,
             };
             let text = serde_json::to_string(&holder).unwrap_or_default();
             file.set_len(0).map_err(io)?;
@@ -181,11 +181,6 @@ fn same_file(file: &File, path: &Path) -> bool {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
         _ => false,
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -9,3 +9,11 @@ pub mod journal;
 pub mod lock;
 pub mod record;
 pub mod spec;
+
+/// Milliseconds since the Unix epoch: the one clock of the records lab
+/// keeps (journal times, the lock's start, the time waited before a
+/// reboot). The maintenance window reads local time through its own
+/// injectable clock instead (`orchestrate::window_gate::Clock`).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
