@@ -53,6 +53,10 @@ pub use run::execute;
 pub use runtime::{by_name, ProberDebug, Runtime};
 pub use session::{force_unlock, planned_entries, read_journal, Session};
 pub use window_gate::{Clock, LocalClock, OutsideWindow, RebootWindow, WindowClosed, WindowStatus, WindowVerdict};
+// The paths of the modules that moved out of orchestrate/, for callers
+// that still name them so.
+pub use crate::remote;
+pub use crate::store::{journal, lock};
 
 #[cfg(test)]
 mod tests;
