@@ -33,7 +33,10 @@ fn advice_names_what_a_c_caller_can_change() {
     assert_eq!(status, LabStatus::LabErrEvaluation, "{error}");
     let message = error["message"].as_str().unwrap();
     assert!(message.starts_with("evaluation exceeded evalTimeout (0.3s) and was stopped"), "{message}");
-    assert!(message.ends_with("or raise evalTimeout"), "{message}");
+    // Which advice comes first depends on how far nix got in 0.3 s (on a
+    // busy machine it may not have loaded the fleet yet); either way it is
+    // worded for a C caller.
+    assert!(message.contains("raise evalTimeout"), "{message}");
     assert!(!message.contains("--"), "{message}");
     assert_eq!(error["hints"], json!(["raiseEvalTimeout"]));
 
