@@ -3,14 +3,11 @@
 //! `LAB_ERR_INVALID_ARGUMENT` (or the call's own error) with a JSON error
 //! object whose message names the field and says what to pass.
 
-use std::ffi::{c_char, CStr, CString};
-
-use lab::{
-    lab_check, lab_eval_nix, lab_graph, lab_machines, lab_plan, lab_sequence, lab_show, lab_string_free, LabStatus,
-};
+use lab::{lab_check, lab_eval_nix, lab_graph, lab_machines, lab_plan, lab_sequence, lab_show, LabStatus};
 use serde_json::{json, Value};
 
-type Entry = unsafe extern "C" fn(*const c_char, *mut *mut c_char) -> LabStatus;
+mod common;
+use common::{call_raw, run, Entry, RunEntry};
 
 const ENTRIES: [(&str, Entry); 7] = [
     ("machines", lab_machines),
@@ -22,22 +19,8 @@ const ENTRIES: [(&str, Entry); 7] = [
     ("eval_nix", lab_eval_nix),
 ];
 
-/// Calls `entry` with `request` (bytes, NUL added; `None` passes NULL).
-fn call(entry: Entry, request: Option<&[u8]>) -> (LabStatus, Value) {
-    let owned = request.map(|r| CString::new(r).unwrap());
-    let ptr = owned.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a valid (or NULL) C string and a valid out slot.
-    let status = unsafe { entry(ptr, &mut out) };
-    assert!(!out.is_null());
-    // SAFETY: lab returned a NUL-terminated string it owns; freed once.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).expect("every answer is JSON"))
-}
-
 fn invalid(entry: Entry, request: &[u8]) -> String {
-    let (status, error) = call(entry, Some(request));
+    let (status, error) = call_raw(entry, Some(request));
     assert_eq!(status, LabStatus::LabErrInvalidArgument, "{error}");
     // A selection error is of kind "fleet"; every other one "invalid-argument".
     assert!(["invalid-argument", "fleet"].contains(&error["kind"].as_str().unwrap()), "{error}");
@@ -57,7 +40,7 @@ fn fleet_file(dir: &tempfile::TempDir) -> String {
 #[test]
 fn null_bad_utf8_and_bad_json_are_refused_by_every_entry_point() {
     for (name, entry) in ENTRIES {
-        let (status, error) = call(entry, None);
+        let (status, error) = call_raw(entry, None);
         assert_eq!(status, LabStatus::LabErrInvalidArgument, "{name}");
         assert_eq!(error["message"], "the request is NULL; pass a JSON object, e.g. \"{}\"", "{name}");
         assert!(invalid(entry, b"{\"jsonFile\": \"\xff\"}").starts_with("the request is not valid UTF-8"), "{name}");
@@ -118,7 +101,7 @@ fn wrong_types_and_unknown_fields_are_named() {
         assert_eq!(invalid(lab_plan, &with(json!({ "kind": kind }))), expected);
     }
     // An unknown machine is its own error, naming it.
-    let (status, error) = call(lab_show, Some(&with(json!({ "machine": "wbe" }))));
+    let (status, error) = call_raw(lab_show, Some(&with(json!({ "machine": "wbe" }))));
     assert_eq!(status, LabStatus::LabErrNotFound);
     assert_eq!(
         error,
@@ -150,33 +133,13 @@ fn eval_nix_requests_are_checked_and_their_arguments_stay_data() {
         "args": { "name": hostile, "flag": "--help" },
         "timeout": u64::MAX,
     });
-    let (status, value) = call(lab_eval_nix, Some(request.to_string().as_bytes()));
+    let (status, value) = call_raw(lab_eval_nix, Some(request.to_string().as_bytes()));
     assert_eq!(status, LabStatus::LabOk, "{value}");
     assert_eq!(value, json!([hostile, "--help"]));
     // An expression that looks like a flag is still an expression.
-    let (status, value) = call(lab_eval_nix, Some(br#"{"expr": "-1"}"#));
+    let (status, value) = call_raw(lab_eval_nix, Some(br#"{"expr": "-1"}"#));
     assert_eq!((status, value), (LabStatus::LabOk, json!(-1)));
     assert!(!canary.exists());
-}
-
-type RunEntry = unsafe extern "C" fn(
-    *const c_char,
-    lab::LabEventCallback,
-    *mut std::ffi::c_void,
-    *const lab::LabCancel,
-    *mut *mut c_char,
-) -> LabStatus;
-
-/// A long run with `request`, no callback, no cancel handle.
-fn run(entry: RunEntry, request: &Value) -> (LabStatus, Value) {
-    let request = CString::new(request.to_string()).unwrap();
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a valid request and out slot, no callback, no cancel handle.
-    let status = unsafe { entry(request.as_ptr(), None, std::ptr::null_mut(), std::ptr::null(), &mut out) };
-    // SAFETY: lab's string, freed once.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).unwrap())
 }
 
 /// Each run kind takes its own fields and no other kind's; every field's

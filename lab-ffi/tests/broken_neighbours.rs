@@ -5,12 +5,11 @@
 //! `lab_health` alike (issue 18: they used to answer differently);
 //! lab-cli/tests/suite/broken_neighbours.rs asks the CLI the same on the same fleet.
 
-use std::ffi::{c_char, CStr, CString};
+use lab::{lab_health, lab_reboot, lab_sequence, LabStatus};
+use serde_json::json;
 
-use lab::{lab_health, lab_reboot, lab_sequence, lab_string_free, LabStatus};
-use serde_json::{json, Value};
-
-type Entry = unsafe extern "C" fn(*const c_char, *mut *mut c_char) -> LabStatus;
+mod common;
+use common::call;
 
 /// `a` throws; `b` stands alone; `c` needs `a`.
 const FLEET: &str = r#"
@@ -22,28 +21,6 @@ let m = name: deps: {
 };
 in { nixosConfigurations = { a = throw "a is broken on purpose"; b = m "b" [ ]; c = m "c" [ "a" ]; }; }
 "#;
-
-fn call(entry: Entry, request: &Value) -> (LabStatus, Value) {
-    let request = CString::new(request.to_string()).unwrap();
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a valid C string and a valid out slot.
-    let status = unsafe { entry(request.as_ptr(), &mut out) };
-    // SAFETY: lab returned a NUL-terminated string it owns; freed once.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).unwrap())
-}
-
-fn reboot(request: &Value) -> (LabStatus, Value) {
-    let request = CString::new(request.to_string()).unwrap();
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: valid request, no callback, no cancel handle, valid out slot.
-    let status = unsafe { lab_reboot(request.as_ptr(), None, std::ptr::null_mut(), std::ptr::null(), &mut out) };
-    // SAFETY: as in `call`.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).unwrap())
-}
 
 #[test]
 fn a_broken_machine_blocks_only_the_selections_that_need_it() {
@@ -67,10 +44,10 @@ fn a_broken_machine_blocks_only_the_selections_that_need_it() {
     // A run is refused the same way, and one that does not need `a` plans.
     let state = dir.path().join("state");
     let run = |on: &str| json!({ "file": file, "on": on, "dryRun": true, "stateDir": state, "noDelay": true });
-    let (status, error) = reboot(&run("c"));
+    let (status, error) = common::run(lab_reboot, &run("c"));
     assert_eq!(status, LabStatus::LabErrNotClean, "{error}");
     assert_eq!(error["blocking"][0]["machine"], "a");
-    let (status, plan) = reboot(&run("b"));
+    let (status, plan) = common::run(lab_reboot, &run("b"));
     assert_eq!(status, LabStatus::LabOk, "{plan}");
 
     // lab_health reaches without ordering: `b` has no checks (an empty

@@ -2,15 +2,11 @@
 //! compiler, links it to the built cdylib, and runs it under valgrind with
 //! leak checking.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// The directory holding the cdylib: target/<profile>/.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/c_api-<hash>
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
+mod common;
+use common::lib_dir;
 
 #[test]
 fn c_program_uses_every_function() {

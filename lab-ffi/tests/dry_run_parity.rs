@@ -4,52 +4,17 @@
 //! refuse outside the window ending with the real run's status (the CLI
 //! exits 2) after showing its plan (real nix).
 
-use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
 use std::process::Command;
 
-use lab::{lab_reboot, lab_sequence, lab_string_free, LabStatus};
-use serde_json::{json, Value};
+use lab::{lab_reboot, lab_sequence, LabStatus};
+use serde_json::json;
+
+mod common;
+use common::{call, run_collecting};
 
 fn hosts() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../hosts/fleet.nix").display().to_string()
-}
-
-/// Collects each event's JSON text into the `Vec<String>` behind `user_data`.
-unsafe extern "C" fn collect(event: *const c_char, user_data: *mut c_void) {
-    // SAFETY: lab passes a valid string; user_data is the test's Vec.
-    let events = unsafe { &mut *(user_data as *mut Vec<String>) };
-    events.push(unsafe { CStr::from_ptr(event) }.to_string_lossy().into_owned());
-}
-
-fn reboot(request: &Value) -> (LabStatus, Value, Vec<String>) {
-    let request = CString::new(request.to_string()).unwrap();
-    let mut events: Vec<String> = Vec::new();
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: valid request, a callback with its Vec, no cancel handle, valid out slot.
-    let status = unsafe {
-        lab_reboot(
-            request.as_ptr(),
-            Some(collect),
-            &mut events as *mut Vec<String> as *mut c_void,
-            std::ptr::null(),
-            &mut out,
-        )
-    };
-    // SAFETY: lab returned a NUL-terminated string it owns; freed once.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).unwrap(), events)
-}
-
-fn sequence(request: &Value) -> (LabStatus, Value) {
-    let request = CString::new(request.to_string()).unwrap();
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a valid C string and a valid out slot.
-    let status = unsafe { lab_sequence(request.as_ptr(), &mut out) };
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).unwrap())
 }
 
 #[test]
@@ -65,14 +30,16 @@ fn a_dry_run_reports_the_real_reboot_delay() {
     .unwrap();
     let state = dir.path().join("state");
     let request = json!({ "file": fleet, "on": "monitoring", "dryRun": true, "stateDir": state });
-    let (status, result, events) = reboot(&request);
+    let (status, result, events) = run_collecting(lab_reboot, &request);
     assert_eq!(status, LabStatus::LabOk, "{result}");
     let waits: Vec<&String> = events.iter().filter(|e| e.contains("rebootDelay")).collect();
     assert!(!waits.is_empty(), "a wait event: {events:#?}");
     assert!(waits.iter().all(|e| e.contains("wait 120 s (rebootDelay)")), "{waits:#?}");
     // noDelay still skips it, as --no-delay does.
-    let (status, _, events) =
-        reboot(&json!({ "file": fleet, "on": "monitoring", "dryRun": true, "noDelay": true, "stateDir": state }));
+    let (status, _, events) = run_collecting(
+        lab_reboot,
+        &json!({ "file": fleet, "on": "monitoring", "dryRun": true, "noDelay": true, "stateDir": state }),
+    );
     assert_eq!(status, LabStatus::LabOk);
     assert!(events.iter().filter(|e| e.contains("rebootDelay")).all(|e| e.contains("wait 0 s")), "{events:#?}");
 }
@@ -85,12 +52,12 @@ fn a_flake_reference_ending_in_hash_is_the_flake() {
     std::fs::copy(fixtures.join("fleets/lib.nix"), dir.path().join("lib.nix")).unwrap();
     std::env::set_var("XDG_CACHE_HOME", dir.path().join(".cache"));
     let flake = dir.path().display().to_string();
-    let (status, plain) = sequence(&json!({ "flake": flake }));
+    let (status, plain) = call(lab_sequence, &json!({ "flake": flake }));
     assert_eq!(status, LabStatus::LabOk, "{plain}");
-    let (status, hashed) = sequence(&json!({ "flake": format!("{flake}#") }));
+    let (status, hashed) = call(lab_sequence, &json!({ "flake": format!("{flake}#") }));
     assert_eq!(status, LabStatus::LabOk, "{hashed}");
     assert_eq!(hashed, plain);
-    let (status, error) = sequence(&json!({ "flake": format!("{flake}#web1") }));
+    let (status, error) = call(lab_sequence, &json!({ "flake": format!("{flake}#web1") }));
     assert_eq!(status, LabStatus::LabErrInvalidArgument, "{error}");
     assert!(error.to_string().contains("select machines with --on web1"), "{error}");
 }
@@ -109,8 +76,9 @@ fn a_dry_run_the_real_run_would_refuse_outside_the_window_says_so() {
     std::fs::write(&fleet, format!("(import {}) // {{ lab.rebootWindow = \"{window}\"; }}\n", hosts())).unwrap();
     let state = dir.path().join("state");
     let request = json!({ "file": fleet, "on": "monitoring", "dryRun": true, "stateDir": state });
-    let (status, error, _) = reboot(&request);
-    let (real_status, real_error, _) = reboot(&json!({ "file": fleet, "on": "monitoring", "stateDir": state }));
+    let (status, error, _) = run_collecting(lab_reboot, &request);
+    let (real_status, real_error, _) =
+        run_collecting(lab_reboot, &json!({ "file": fleet, "on": "monitoring", "stateDir": state }));
     assert_eq!(status, LabStatus::LabErrRun, "{error}");
     assert_eq!(real_status, status, "the real run's status: {real_error}");
     assert!(error["message"].as_str().unwrap().contains("maintenance window"), "{error}");

@@ -2,16 +2,15 @@
 //! return what lab-core returns for the same fleet, errors raise, and a loop
 //! of 10,000 calls does not grow memory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use lab_core::eval::{evaluate, EvalOptions, Source};
 use lab_core::graph::{Fleet, Limits};
 use serde_json::json;
 
-fn lib_dir() -> PathBuf {
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
-}
+mod common;
+use common::lib_dir;
 
 #[test]
 fn guile_module_matches_lab_core() {

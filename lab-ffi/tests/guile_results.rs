@@ -3,12 +3,11 @@
 //! message), real errors still raise with lab's message, and a library that
 //! cannot be loaded names LAB_FFI_LIB and how to build it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn lib_dir() -> PathBuf {
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
-}
+mod common;
+use common::lib_dir;
 
 /// Runs `script` with guile, (lab ffi) on the load path, LAB_FFI_LIB = `lib`.
 fn guile(script: &str, lib: &Path, dir: &Path) -> Output {

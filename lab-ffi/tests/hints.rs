@@ -11,16 +11,8 @@ use std::path::Path;
 use lab::{lab_build, lab_deploy, lab_orchestrate, lab_sequence, lab_string_free, LabStatus};
 use serde_json::{json, Value};
 
-fn sequence(request: &Value) -> (LabStatus, Value) {
-    let request = CString::new(request.to_string()).unwrap();
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a valid C string and a valid out slot.
-    let status = unsafe { lab_sequence(request.as_ptr(), &mut out) };
-    // SAFETY: lab returned a NUL-terminated string it owns; freed once.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).unwrap())
-}
+mod common;
+use common::{call, run};
 
 #[test]
 fn advice_names_what_a_c_caller_can_change() {
@@ -29,7 +21,7 @@ fn advice_names_what_a_c_caller_can_change() {
 
     // A slow fleet stopped by the timeout: raise evalTimeout.
     let slow = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab-core/tests/fixtures/fleets/slow.nix");
-    let (status, error) = sequence(&json!({ "file": slow, "evalTimeout": 0.3, "refresh": true }));
+    let (status, error) = call(lab_sequence, &json!({ "file": slow, "evalTimeout": 0.3, "refresh": true }));
     assert_eq!(status, LabStatus::LabErrEvaluation, "{error}");
     let message = error["message"].as_str().unwrap();
     assert!(message.starts_with("evaluation exceeded evalTimeout (0.3s) and was stopped"), "{message}");
@@ -49,7 +41,7 @@ fn advice_names_what_a_c_caller_can_change() {
            in { nixosConfigurations = { a = throw "broken on purpose"; c = m "c" [ "a" ]; }; }"#,
     )
     .unwrap();
-    let (status, error) = sequence(&json!({ "file": fleet, "on": "c" }));
+    let (status, error) = call(lab_sequence, &json!({ "file": fleet, "on": "c" }));
     assert_eq!(status, LabStatus::LabErrNotClean, "{error}");
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("fix them (see lab_check) or leave them out of the selection"), "{message}");
@@ -57,7 +49,7 @@ fn advice_names_what_a_c_caller_can_change() {
     assert_eq!(error["hints"], json!(["runCheck"]));
 
     // An error without advice lists no hints.
-    let (status, error) = sequence(&json!({ "file": fleet, "on": "zzz" }));
+    let (status, error) = call(lab_sequence, &json!({ "file": fleet, "on": "zzz" }));
     assert_eq!(status, LabStatus::LabErrInvalidArgument, "{error}");
     assert!(error.get("hints").is_none(), "{error}");
 
@@ -65,25 +57,6 @@ fn advice_names_what_a_c_caller_can_change() {
     // process's XDG_CACHE_HOME, and a second nix at once slows the
     // evaluation the timeout above must stop midway.
     source_and_update_advice_names_request_fields(&dir);
-}
-
-type RunEntry = unsafe extern "C" fn(
-    *const c_char,
-    lab::LabEventCallback,
-    *mut std::ffi::c_void,
-    *const lab::LabCancel,
-    *mut *mut c_char,
-) -> LabStatus;
-
-fn run(entry: RunEntry, request: &Value) -> (LabStatus, Value) {
-    let request = CString::new(request.to_string()).unwrap();
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a valid request and out slot, no callback, no cancel handle.
-    let status = unsafe { entry(request.as_ptr(), None, std::ptr::null_mut(), std::ptr::null(), &mut out) };
-    // SAFETY: lab's string, freed once.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).unwrap())
 }
 
 /// The advice about the source and the flake update names request fields,

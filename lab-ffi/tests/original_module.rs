@@ -12,6 +12,9 @@ use std::sync::Once;
 use lab::{lab_machines, lab_reboot, lab_sequence, lab_string_free, LabStatus};
 use serde_json::{json, Value};
 
+mod common;
+use common::{call, Entry};
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab-core/tests/fixtures/original-module").join(name)
 }
@@ -24,19 +27,6 @@ fn setup() {
         let dir = tempfile::tempdir().unwrap().keep();
         std::env::set_var("XDG_CACHE_HOME", dir);
     });
-}
-
-type Entry = unsafe extern "C" fn(*const c_char, *mut *mut c_char) -> LabStatus;
-
-fn call(entry: Entry, request: &Value) -> (LabStatus, Value) {
-    let request = CString::new(request.to_string()).unwrap();
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a valid C string and a valid out slot.
-    let status = unsafe { entry(request.as_ptr(), &mut out) };
-    // SAFETY: lab returned a NUL-terminated string it owns; freed once.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).unwrap())
 }
 
 /// `refresh`: the fixtures are read by nix every time, whatever the cache holds.

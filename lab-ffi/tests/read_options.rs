@@ -13,7 +13,8 @@ use lab::{
 };
 use serde_json::{json, Value};
 
-type Entry = unsafe extern "C" fn(*const c_char, *mut *mut c_char) -> LabStatus;
+mod common;
+use common::{call, Entry};
 
 /// The evaluation cache of these tests is their own, never the user's: set
 /// once, before any test reads the environment (every test calls this first).
@@ -23,17 +24,6 @@ fn setup() {
         let dir = tempfile::tempdir().unwrap().keep();
         std::env::set_var("XDG_CACHE_HOME", dir);
     });
-}
-
-fn call(entry: Entry, request: &Value) -> (LabStatus, Value) {
-    let request = CString::new(request.to_string()).unwrap();
-    let mut out: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a valid C string and a valid out slot.
-    let status = unsafe { entry(request.as_ptr(), &mut out) };
-    // SAFETY: lab returned a NUL-terminated string it owns; freed once.
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-    unsafe { lab_string_free(out) };
-    (status, serde_json::from_str(&text).unwrap())
 }
 
 fn fixtures() -> PathBuf {
