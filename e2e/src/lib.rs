@@ -34,6 +34,7 @@ pub mod nixsys;
 pub mod run;
 pub mod spec;
 pub mod ssh;
+pub mod switch_log;
 pub mod systemd_fleet;
 pub mod systemd_host;
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lab_e2e::run::text;
+use lab_e2e::switch_log::switches;
 use lab_e2e::systemd_fleet::SystemdFleet;
 use lab_e2e::{HostSpec, SystemSpec};
 
@@ -17,17 +18,6 @@ fn host(name: &str, confirm_timeout: i64) -> HostSpec {
     let mut spec = HostSpec::new(name);
     spec.metadata.orchestration.confirm_timeout = confirm_timeout;
     spec
-}
-
-/// The host's switch log: (time, event, action, system) per line.
-fn switches(fleet: &SystemdFleet, host: &str) -> Vec<(f64, String, String, PathBuf)> {
-    let log = fleet.run(host, &["cat", "/var/log/lab-switch.log"]).unwrap();
-    log.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].parse().unwrap(), f[1].to_string(), f[2].to_string(), PathBuf::from(f[3]))
-        })
-        .collect()
 }
 
 fn deploy(fleet: &SystemdFleet, state: &std::path::Path) -> std::process::Output {

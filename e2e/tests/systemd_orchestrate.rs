@@ -11,22 +11,12 @@ use std::time::{Duration, Instant};
 
 use lab_core::metadata::DeployStrategy;
 use lab_e2e::run::text;
+use lab_e2e::switch_log::switches;
 use lab_e2e::systemd_fleet::SystemdFleet;
 use lab_e2e::{HostSpec, SystemSpec};
 
 /// Every wait here stops a hang; none measures.
 const LIMIT: Duration = Duration::from_secs(300);
-
-/// The host's switch log: (time, event, action, system) per line.
-fn switches(fleet: &SystemdFleet, host: &str) -> Vec<(f64, String, String, PathBuf)> {
-    let log = fleet.run(host, &["cat", "/var/log/lab-switch.log"]).unwrap();
-    log.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].parse().unwrap(), f[1].to_string(), f[2].to_string(), PathBuf::from(f[3]))
-        })
-        .collect()
-}
 
 /// `[start, end]` of the host's `switch` to `system`, from its switch log.
 fn span(fleet: &SystemdFleet, host: &str, system: &PathBuf) -> (f64, f64) {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lab_core::store::journal::{self, Entry, StepState};
 use lab_e2e::run::text;
+use lab_e2e::switch_log::switches;
 use lab_e2e::systemd_fleet::SystemdFleet;
 use lab_e2e::{HostSpec, SystemSpec};
 
@@ -26,17 +27,6 @@ fn host(name: &str, confirm_timeout: i64, activation_timeout: i64) -> HostSpec {
 
 fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
-}
-
-/// The host's switch log: (time, event, action, system) per line.
-fn switches(fleet: &SystemdFleet, host: &str) -> Vec<(f64, String, String, PathBuf)> {
-    let log = fleet.run(host, &["cat", "/var/log/lab-switch.log"]).unwrap();
-    log.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].parse().unwrap(), f[1].to_string(), f[2].to_string(), PathBuf::from(f[3]))
-        })
-        .collect()
 }
 
 /// Waits (bounded) until `check` holds.
