@@ -56,6 +56,8 @@ enum Command {
     Check(cmd::check::Args),
     /// Where each machine stands: reachable, healthy, up to date, needs a reboot, last run; exit 1 if any is not ok.
     Status(cmd::status::StatusArgs),
+    /// Serve the dashboard, a JSON API, live run events and Prometheus metrics over HTTP (127.0.0.1 by default).
+    Serve(cmd::serve::ServeArgs),
     /// Print a shell completion script: lab completions bash > /etc/bash_completion.d/lab
     Completions {
         /// The shell.
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         Command::Show(args) => cmd::show::run(&cli.fleet, &args),
         Command::Check(args) => cmd::check::run(&cli.fleet, &args),
         Command::Status(args) => cmd::status::run(&cli.fleet, &args),
+        Command::Serve(args) => cmd::serve::run(&cli.fleet, &args),
         Command::Completions { shell } => cmd::docs::completions(Cli::command(), shell),
         Command::Man => cmd::docs::man(Cli::command()),
         Command::Deploy(args) => cmd::deploy::run(&cli.fleet, &args),

@@ -21,6 +21,7 @@ pub mod graph;
 pub mod health;
 pub mod hint;
 pub mod metadata;
+pub mod metrics;
 pub mod notify;
 pub mod orchestrate;
 pub mod plan;

@@ -1,7 +1,11 @@
 //! `lab status`: where each machine stands, gathered concurrently — is it
 //! reachable, healthy, running the system its configuration evaluates to,
 //! does it need a reboot, how long has it been up, and how did the last
-//! orchestration run end for it.
+//! orchestration run end for it; with what the fleet says of it (role,
+//! groups, criticality), each health check's result, and when it was last
+//! deployed and rebooted successfully (from the journals). Text a machine
+//! or a check returns has its credentials redacted: a status is shown on
+//! pages and in metrics.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,12 +14,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::exec::{Cmd, Executor};
-use crate::health::{check_once, Prober};
-use crate::metadata::Machine;
+use crate::health::{check_once, CheckResult, Prober};
+use crate::metadata::{Criticality, Machine};
 use crate::orchestrate::{read_journal, HookEvent};
 use crate::reach::Reached;
+use crate::redact::redact_text;
 use crate::remote::{Escalation, Remote};
 use crate::store::dir::StateDir;
+use crate::store::history::History;
 use crate::store::journal::{Entry, StepState};
 
 const QUICK: Duration = Duration::from_secs(15);
@@ -71,6 +77,20 @@ pub struct MachineStatus {
     pub uptime_seconds: Option<u64>,
     /// How the last orchestration run ended for it.
     pub last_run: Option<LastRun>,
+    /// Its role (`lab.machine.role`).
+    pub role: String,
+    /// Its groups (`lab.machine.groups`).
+    pub groups: Vec<String>,
+    /// Its criticality (`orchestration.criticalityLevel`).
+    pub criticality: Criticality,
+    /// Every health check's result, in the machine's order (none when unreachable).
+    pub checks: Vec<CheckResult>,
+    /// When its last successful deploy ended, milliseconds since the Unix
+    /// epoch, from the journals (see [`History`]); `None` when none did.
+    pub last_deploy_ms: Option<u64>,
+    /// When its last successful reboot by lab ended, milliseconds since the
+    /// Unix epoch, from the journals; `None` when none did.
+    pub last_reboot_ms: Option<u64>,
 }
 
 impl MachineStatus {
@@ -112,11 +132,17 @@ pub async fn machine_status(
         needs_reboot: None,
         uptime_seconds: None,
         last_run,
+        role: machine.metadata.role.clone(),
+        groups: machine.metadata.groups.clone(),
+        criticality: machine.metadata.orchestration.criticality_level,
+        checks: Vec::new(),
+        last_deploy_ms: None,
+        last_reboot_ms: None,
     };
     let uptime = match exec.run_ok(&Cmd::new(["cat", "/proc/uptime"]).timeout(QUICK)).await {
         Ok(out) => out,
         Err(e) => {
-            status.error = Some(e.to_string());
+            status.error = Some(redact_text(&e.to_string()));
             return status;
         }
     };
@@ -136,16 +162,45 @@ pub async fn machine_status(
             status.current_system = Some(current);
         }
         Ok(_) => {}
-        Err(e) => status.error = Some(e.to_string()),
+        Err(e) => status.error = Some(redact_text(&e.to_string())),
     }
     match remote.needs_reboot().await {
         Ok(reason) => status.needs_reboot = reason,
-        Err(e) => status.error = status.error.or(Some(e.to_string())),
+        Err(e) => status.error = status.error.or(Some(redact_text(&e.to_string()))),
     }
-    let reports = check_once(prober, &machine.name, &machine.metadata.health_checks).await;
+    let mut reports = check_once(prober, &machine.name, &machine.metadata.health_checks).await;
+    for report in &mut reports {
+        report.check = redact_text(&report.check);
+        report.message = redact_text(&report.message);
+    }
     status.failing = reports.iter().filter(|r| r.failed()).map(|r| format!("{}: {}", r.check, r.message)).collect();
     status.healthy = Some(status.failing.is_empty());
+    status.checks = reports;
     status
+}
+
+/// Fills in each status's last successful deploy and reboot from `history`.
+pub fn apply_history(statuses: &mut [MachineStatus], history: &History) {
+    for status in statuses {
+        if let Some(h) = history.machines.get(&status.machine) {
+            status.last_deploy_ms = h.last_deploy_ms;
+            status.last_reboot_ms = h.last_reboot_ms;
+        }
+    }
+}
+
+/// The status of every machine of `machines` (see [`fleet_status`]), with
+/// its last run and last successful deploy and reboot read from `state`'s
+/// journals: what `lab status` and `lab serve` show.
+pub async fn probe(
+    machines: &[Reached],
+    expected: &BTreeMap<String, String>,
+    state: &StateDir,
+    concurrency: usize,
+) -> Vec<MachineStatus> {
+    let mut statuses = fleet_status(machines, expected, &last_runs(state), concurrency).await;
+    apply_history(&mut statuses, &History::read(state));
+    statuses
 }
 
 /// Every machine's last recorded step, newest run first wins.
@@ -210,6 +265,12 @@ mod tests {
             needs_reboot: None,
             uptime_seconds: None,
             last_run: None,
+            role: String::new(),
+            groups: vec![],
+            criticality: Criticality::Medium,
+            checks: vec![],
+            last_deploy_ms: None,
+            last_reboot_ms: None,
         }
     }
 

@@ -17,5 +17,6 @@ pub mod resume;
 pub mod run_args;
 pub mod schema;
 pub mod sequence;
+pub mod serve;
 pub mod show;
 pub mod status;

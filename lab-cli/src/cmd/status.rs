@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::Args;
 use lab_core::eval::{Evaluation, Source};
 use lab_core::orchestrate::{Builder, NixBuilder, StateDir};
-use lab_core::status::{fleet_status, last_runs, Generation, MachineStatus};
+use lab_core::status::{probe, Generation, MachineStatus};
 
 use crate::exit::Exit;
 use crate::fleet::FleetArgs;
@@ -35,6 +35,9 @@ pub struct StatusArgs {
     /// Machines read at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     parallel: usize,
+    /// Also write the machines' Prometheus gauges to FILE, atomically (for node_exporter's textfile collector).
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<PathBuf>,
     /// Where journals live [default: $XDG_STATE_HOME/lab or ~/.local/state/lab].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -49,6 +52,10 @@ pub fn run(fleet: &FleetArgs, args: &StatusArgs) -> Result<Exit> {
     let expected = runtime.block_on(expected_systems(&fleet.source()?, &evaluation));
     loop {
         let statuses = runtime.block_on(gather(&evaluation, &expected, args))?;
+        if let Some(path) = &args.prometheus {
+            let now = lab_core::store::now_ms();
+            lab_core::metrics::write_atomic(path, &lab_core::metrics::machine_metrics(&statuses, now, now)?)?;
+        }
         if args.alert {
             runtime.block_on(alert(&evaluation, &statuses));
         }
@@ -67,7 +74,7 @@ pub fn run(fleet: &FleetArgs, args: &StatusArgs) -> Result<Exit> {
 
 /// Each machine's evaluated system, without building; none for the JSON
 /// contract or when the systems do not evaluate (then generations are unknown).
-async fn expected_systems(source: &Source, evaluation: &Evaluation) -> BTreeMap<String, String> {
+pub(crate) async fn expected_systems(source: &Source, evaluation: &Evaluation) -> BTreeMap<String, String> {
     let Ok(builder) = NixBuilder::new(source) else { return BTreeMap::new() };
     let names: Vec<String> = evaluation.machines.keys().cloned().collect();
     match builder.dry_run().instantiate(&names).await {
@@ -88,7 +95,7 @@ async fn gather(
     let transport = args.ssh.transport(&evaluation.settings)?;
     let targets = lab_core::reach::reach(&transport, &machines)?;
     let state = args.state_dir.clone().map_or_else(StateDir::default_location, StateDir::new);
-    let statuses = fleet_status(&targets, expected, &last_runs(&state), args.parallel).await;
+    let statuses = probe(&targets, expected, &state, args.parallel).await;
     transport.close().await;
     Ok(statuses)
 }

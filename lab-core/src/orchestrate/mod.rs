@@ -18,7 +18,8 @@
 //!   confirm.rs: confirm), gate.rs (health), ctx.rs; reboot.rs → gate.rs,
 //!   window_gate.rs, ctx.rs;
 //! - ctx.rs (one run's context) → recorder.rs (journal, events, outcomes,
-//!   hooks) → policy.rs, events.rs, report.rs.
+//!   hooks) → policy.rs, events.rs, report.rs;
+//! - replay.rs (journals read back as events, for watchers of other processes' runs) → events.rs.
 
 mod activation;
 mod confirm;
@@ -32,6 +33,7 @@ mod policy;
 mod prepare;
 mod reboot;
 mod recorder;
+pub mod replay;
 mod report;
 pub mod resume;
 mod run;

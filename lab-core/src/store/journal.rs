@@ -25,7 +25,7 @@ use super::now_ms;
 use super::record::{lenient_or_default, Outcome, RunStart, StepDetail};
 
 /// Where a step stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepState {
     /// In the plan, not started.

@@ -5,6 +5,7 @@
 //! orchestrator ([`crate::orchestrate`]) writes and reads through it.
 
 pub mod dir;
+pub mod history;
 pub mod journal;
 pub mod lock;
 pub mod record;
@@ -14,6 +15,6 @@ pub mod spec;
 /// keeps (journal times, the lock's start, the time waited before a
 /// reboot). The maintenance window reads local time through its own
 /// injectable clock instead (`orchestrate::window_gate::Clock`).
-pub(crate) fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -1,0 +1,265 @@
+//! What the journals tell about the fleet's past, read in one pass: every
+//! run (what it ran, when it started and ended, how), each machine's last
+//! successful deploy and reboot, how many steps ended how, how long each
+//! step took, and the rollbacks. `lab serve`'s runs list and metrics and
+//! `lab status` read it; nothing here runs anything.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::dir::StateDir;
+use super::journal::{self, Entry, Record, StepState};
+use super::record::Outcome;
+use crate::plan::Action;
+
+/// One run, as its journal tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// What was run (credentials redacted when journaled), e.g. `["deploy", "--on", "web"]`.
+    pub command: Vec<String>,
+    /// When it started, milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// When it last ended; `None` while it runs (or when it stopped without
+    /// recording an end, e.g. killed).
+    pub finished_ms: Option<u64>,
+    /// How it last ended.
+    pub outcome: Option<Outcome>,
+}
+
+/// One machine's past, as the journals tell it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineHistory {
+    /// When its last successful deploy ended (its activation finished and
+    /// every deploy step after it finished), milliseconds since the epoch.
+    pub last_deploy_ms: Option<u64>,
+    /// When its last successful reboot ended (it came back and every reboot
+    /// step after it finished), milliseconds since the epoch.
+    pub last_reboot_ms: Option<u64>,
+    /// Times it was rolled back.
+    pub rollbacks: u64,
+}
+
+/// How long one step took: from its `started` record to its end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepDuration {
+    /// What the step did.
+    pub action: Action,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// Everything the journals of a state directory tell.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Every run whose journal reads, oldest first.
+    pub runs: Vec<RunSummary>,
+    /// Every machine a journal names, by name.
+    pub machines: BTreeMap<String, MachineHistory>,
+    /// Steps that ended, by what they did and how they ended (finished,
+    /// failed, rolled back or skipped).
+    pub steps: BTreeMap<(Action, StepState), u64>,
+    /// Every step that started and ended, in journal order.
+    pub durations: Vec<StepDuration>,
+    /// Journals that could not be read, by run id, with why.
+    pub unreadable: BTreeMap<String, String>,
+}
+
+impl History {
+    /// Reads every journal of `state`. A journal that does not read is
+    /// listed in [`History::unreadable`], not an error: the others still tell.
+    pub fn read(state: &StateDir) -> History {
+        let mut history = History::default();
+        for run_id in state.run_ids() {
+            match journal::read(&state.journal_path(&run_id)) {
+                Ok(records) => history.add(&run_id, &records),
+                Err(e) => {
+                    history.unreadable.insert(run_id, e.to_string());
+                }
+            }
+        }
+        history
+    }
+
+    /// The runs, newest first.
+    pub fn runs_newest_first(&self) -> Vec<RunSummary> {
+        self.runs.iter().rev().cloned().collect()
+    }
+
+    /// The run that ended last (by its end time), if any did.
+    pub fn last_finished(&self) -> Option<&RunSummary> {
+        self.runs.iter().filter(|r| r.finished_ms.is_some()).max_by_key(|r| (r.finished_ms, r.run_id.clone()))
+    }
+
+    /// Adds the records of one run's journal.
+    pub fn add(&mut self, run_id: &str, records: &[Record]) {
+        let mut summary: Option<RunSummary> = None;
+        let mut started: BTreeMap<&str, u64> = BTreeMap::new();
+        // Per (phase, machine): the time and state of its last step record,
+        // whether its key step (activate / wait-for-boot) finished, and
+        // whether anything failed.
+        let mut phases: BTreeMap<(&str, &str), Phase> = BTreeMap::new();
+        for record in records {
+            match &record.entry {
+                Entry::RunStarted { command, .. } => match &mut summary {
+                    None => {
+                        summary = Some(RunSummary {
+                            run_id: run_id.to_string(),
+                            command: command.clone(),
+                            started_ms: record.time_ms,
+                            finished_ms: None,
+                            outcome: None,
+                        })
+                    }
+                    // A resumption: the run runs again.
+                    Some(s) => (s.finished_ms, s.outcome) = (None, None),
+                },
+                Entry::RunFinished { outcome } => {
+                    if let Some(s) = &mut summary {
+                        (s.finished_ms, s.outcome) = (Some(record.time_ms), Some(*outcome));
+                    }
+                }
+                Entry::Step { step, machine, state, .. } => {
+                    let Some((phase, action)) = parse_step(step) else { continue };
+                    if *state == StepState::Planned {
+                        continue;
+                    }
+                    if *state == StepState::Started {
+                        started.insert(step, record.time_ms);
+                    } else {
+                        *self.steps.entry((action, *state)).or_default() += 1;
+                        if let Some(start) = started.remove(step.as_str()) {
+                            let seconds = record.time_ms.saturating_sub(start) as f64 / 1000.0;
+                            self.durations.push(StepDuration { action, seconds });
+                        }
+                    }
+                    if *state == StepState::RolledBack {
+                        self.machines.entry(machine.clone()).or_default().rollbacks += 1;
+                    }
+                    let p = phases.entry((phase, machine)).or_default();
+                    p.last = Some((record.time_ms, *state));
+                    p.key_done |=
+                        *state == StepState::Finished && matches!(action, Action::Activate | Action::WaitForBoot);
+                    p.failed |= matches!(state, StepState::Failed | StepState::RolledBack);
+                }
+            }
+        }
+        for ((phase, machine), p) in phases {
+            let entry = self.machines.entry(machine.to_string()).or_default();
+            let Some((time, StepState::Finished)) = p.last else { continue };
+            if !p.key_done || p.failed {
+                continue;
+            }
+            let slot = match phase {
+                "deploy" => &mut entry.last_deploy_ms,
+                "reboot" => &mut entry.last_reboot_ms,
+                _ => continue,
+            };
+            *slot = (*slot).max(Some(time));
+        }
+        self.runs.extend(summary);
+    }
+}
+
+/// One machine's steps in one phase of one run.
+#[derive(Debug, Default)]
+struct Phase {
+    last: Option<(u64, StepState)>,
+    key_done: bool,
+    failed: bool,
+}
+
+/// A step id's phase (`deploy`, `reboot`) and action: `deploy/web/activate`
+/// is `("deploy", Activate)`.
+pub fn parse_step(step: &str) -> Option<(&str, Action)> {
+    let (phase, rest) = step.split_once('/')?;
+    let (_, action) = rest.rsplit_once('/')?;
+    let action = serde_json::from_value(serde_json::Value::String(action.to_string())).ok()?;
+    Some((phase, action))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::journal::Journal;
+    use crate::store::record::{RunStart, StepDetail};
+
+    fn step(step: &str, machine: &str, state: StepState) -> Entry {
+        Entry::Step { step: step.into(), machine: machine.into(), state, detail: StepDetail::None }
+    }
+
+    fn write(state: &StateDir, run_id: &str, entries: Vec<Entry>) {
+        let mut journal = Journal::create(&state.journal_path(run_id), run_id).unwrap();
+        for entry in entries {
+            journal.append(entry).unwrap();
+        }
+    }
+
+    #[test]
+    fn runs_steps_and_last_successes_from_real_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let start = |cmd: &str| Entry::RunStarted {
+            plan_hash: "h".into(),
+            command: vec![cmd.into()],
+            detail: RunStart::default(),
+        };
+        write(
+            &state,
+            "r1",
+            vec![
+                start("deploy"),
+                step("deploy/web/activate", "web", StepState::Planned),
+                step("deploy/web/activate", "web", StepState::Started),
+                step("deploy/web/activate", "web", StepState::Finished),
+                step("deploy/web/health-checks", "web", StepState::Started),
+                step("deploy/web/health-checks", "web", StepState::Finished),
+                step("deploy/db/activate", "db", StepState::Started),
+                step("deploy/db/activate", "db", StepState::Finished),
+                step("deploy/db/health-checks", "db", StepState::Started),
+                step("deploy/db/health-checks", "db", StepState::RolledBack),
+                Entry::RunFinished { outcome: Outcome::Failed },
+            ],
+        );
+        write(
+            &state,
+            "r2",
+            vec![
+                start("reboot"),
+                step("reboot/db/reboot", "db", StepState::Started),
+                step("reboot/db/reboot", "db", StepState::Finished),
+                step("reboot/db/wait-for-boot", "db", StepState::Started),
+                step("reboot/db/wait-for-boot", "db", StepState::Finished),
+                step("reboot/web/reboot", "web", StepState::Started),
+            ],
+        );
+        let history = History::read(&state);
+        assert_eq!(history.runs.len(), 2);
+        assert_eq!(history.runs[0].outcome, Some(Outcome::Failed));
+        assert_eq!(history.runs[1].finished_ms, None, "r2 has not ended");
+        assert_eq!(history.last_finished().unwrap().run_id, "r1");
+        assert_eq!(history.runs_newest_first()[0].run_id, "r2");
+        let web = &history.machines["web"];
+        assert!(web.last_deploy_ms.is_some() && web.last_reboot_ms.is_none(), "{web:?}");
+        let db = &history.machines["db"];
+        assert_eq!(db.last_deploy_ms, None, "rolled back: not a successful deploy");
+        assert!(db.last_reboot_ms.is_some());
+        assert_eq!(db.rollbacks, 1);
+        assert_eq!(history.steps[&(Action::Activate, StepState::Finished)], 2);
+        assert_eq!(history.steps[&(Action::HealthChecks, StepState::RolledBack)], 1);
+        assert!(!history.steps.contains_key(&(Action::Reboot, StepState::Started)));
+        assert_eq!(history.durations.len(), 6, "every step that started and ended");
+    }
+
+    #[test]
+    fn step_ids_parse() {
+        assert_eq!(parse_step("deploy/web-1/activate"), Some(("deploy", Action::Activate)));
+        assert_eq!(parse_step("reboot/a/wait-for-boot"), Some(("reboot", Action::WaitForBoot)));
+        assert_eq!(parse_step("reboot/a/nonsense"), None);
+        assert_eq!(parse_step("nothing"), None);
+    }
+}
