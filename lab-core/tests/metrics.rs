@@ -20,8 +20,11 @@ use lab_core::store::record::{Outcome, RunStart, StepDetail};
 
 const PYTHON: &str = "/usr/bin/python3";
 
+/// One sample: its name, labels and value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
 /// (name, labels, value) of every sample, as the reference parser reads `text`.
-fn parse(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+fn parse(text: &str) -> Vec<Sample> {
     let script = r#"
 import sys, json
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,12 +48,15 @@ print(json.dumps(out))
         "the parser refused the metrics (python3-prometheus-client missing? ./dev setup): {}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<(String, BTreeMap<String, String>, f64, String, String)> =
-        serde_json::from_slice(&out.stdout).unwrap();
-    for (name, _, _, _, help) in &rows {
-        assert!(!help.is_empty(), "{name} has a help text");
-    }
-    rows.into_iter().map(|(n, l, v, _, _)| (n, l, v)).collect()
+    // Each row: the sample, then its family's type and help.
+    type Row = (String, BTreeMap<String, String>, f64, String, String);
+    let rows: Vec<Row> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter()
+        .map(|(name, labels, value, _, help)| {
+            assert!(!help.is_empty(), "{name} has a help text");
+            (name, labels, value)
+        })
+        .collect()
 }
 
 fn promtool_lint(text: &str) {
@@ -67,7 +73,7 @@ fn promtool_lint(text: &str) {
     assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}\n{text}");
 }
 
-fn value(samples: &[(String, BTreeMap<String, String>, f64)], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let hits: Vec<f64> = samples
         .iter()
         .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
