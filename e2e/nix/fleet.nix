@@ -14,7 +14,7 @@ let
     args = [ "-c" "PATH=/bin:/usr/bin; mkdir $out; printf '%s\\n' \"$content\" > $out/$file" ];
   };
 
-  toplevel = name: h: derivation {
+  toplevel = name: h: derivation ({
     name = "nixos-system-${name}-gen${toString h.generation}";
     inherit system;
     builder = "/bin/sh";
@@ -25,7 +25,11 @@ let
     kernel = part "linux-lab-test" "bzImage" h.kernel;
     initrd = part "initrd-lab-test" "initrd" h.initrd;
     modules = part "kernel-modules-lab-test" "modules" h.kernelModules;
-  };
+  } // (if (h.packages or [ ]) == [ ] then { } else {
+    # Packages in the closure (for lab plan --diff), each NAME-VERSION;
+    # the attribute is absent when a test gives none.
+    packages = map (p: part "${p.name}-${p.version}" "README" "${p.name} ${p.version}") h.packages;
+  }));
 in
 {
   nixosConfigurations = builtins.mapAttrs (name: h: {

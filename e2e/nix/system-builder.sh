@@ -8,6 +8,8 @@ mkdir -p "$out/bin"
 ln -s "$kernel/bzImage" "$out/kernel"
 ln -s "$initrd/initrd" "$out/initrd"
 ln -s "$modules" "$out/kernel-modules"
+# The packages lab plan --diff compares, when the test gave any.
+[ -z "${packages:-}" ] || printf '%s\n' $packages > "$out/lab-packages"
 cat > "$out/lab-test.conf" <<CONF
 behaviour=$behaviour
 generation=$generation

@@ -64,6 +64,9 @@ pub struct SystemSpec {
     pub activation_delay: Duration,
     /// Activation's exit code (non-zero: a failed switch).
     pub activation_exit: i32,
+    /// Packages in its closure, as (name, version): each a store path
+    /// named `NAME-VERSION` the toplevel refers to (none by default).
+    pub packages: Vec<(String, String)>,
 }
 
 impl Default for SystemSpec {
@@ -75,6 +78,7 @@ impl Default for SystemSpec {
             kernel_modules: "modules-1".into(),
             activation_delay: Duration::ZERO,
             activation_exit: 0,
+            packages: Vec::new(),
         }
     }
 }
@@ -91,6 +95,11 @@ impl SystemSpec {
     /// A system whose activation stops sshd for good.
     pub fn breaks_sshd() -> Self {
         SystemSpec { behaviour: Behaviour::BreaksSshd, ..Self::default() }
+    }
+    /// The same system with these packages (name, version) in its closure.
+    pub fn with_packages(mut self, packages: &[(&str, &str)]) -> Self {
+        self.packages = packages.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        self
     }
     /// The same system with another kernel (so booting it needs a reboot).
     pub fn with_kernel(mut self, kernel: &str) -> Self {
@@ -150,6 +159,7 @@ pub(crate) fn build(dir: &Path, hosts: &BTreeMap<String, FleetEntry>, link: &str
                 "kernelModules": s.kernel_modules,
                 "activationDelayMs": s.activation_delay.as_millis().to_string(),
                 "activationExit": s.activation_exit.to_string(),
+                "packages": s.packages.iter().map(|(name, version)| json!({ "name": name, "version": version })).collect::<Vec<_>>(),
                 "metadata": e.metadata,
             });
             (name.clone(), entry)

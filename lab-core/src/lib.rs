@@ -14,6 +14,7 @@ extern crate self as lab_core;
 pub mod build;
 pub mod cancel;
 pub mod check;
+pub mod diff;
 pub mod eval;
 pub mod exec;
 pub mod flake_ref;
