@@ -132,3 +132,100 @@ fn the_service_user_must_be_allowed_to_use_the_daemon() {
     assert!(failed[0].as_str().unwrap().contains("allowed-users leaves out lab-orchestrator"), "{failed}");
     assert!(failed[0].as_str().unwrap().contains("needs no trusted-users"), "{failed}");
 }
+
+fn serving(serve: Value, textfile: Value) -> Value {
+    json!({"flake": "github:me/homelab", "serve": serve, "textfile": textfile, "sshKeyFile": "/var/lib/lab-orchestrator/id"})
+}
+
+#[test]
+fn serve_runs_lab_serve_on_loopback_by_default_without_the_orchestration_timer() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    let result = eval(&lib, &serving(json!({"enable": true}), json!({})), &json!({}));
+    assert_eq!(result["failedAssertions"], json!([]));
+    // Only the server: enable (the scheduled deploys) stays off.
+    assert_eq!(result["service"], Value::Null);
+    assert_eq!(result["timer"], Value::Null);
+    assert_eq!(result["users"], json!(["lab-orchestrator"]));
+    let unit = &result["serveUnit"];
+    let config = &unit["serviceConfig"];
+    assert_eq!(
+        config["ExecStart"],
+        "/nix/store/00000000000000000000000000000000-lab/bin/lab serve --flake github:me/homelab --listen 127.0.0.1:9480 --interval 30 --ssh-option 'IdentityFile=/var/lib/lab-orchestrator/id'"
+    );
+    assert_eq!(config["LoadCredential"], json!([]));
+    assert_eq!(unit["wantedBy"], json!(["multi-user.target"]));
+    // The orchestrator's hardening, and its state: the dashboard shows its runs.
+    for (key, value) in [
+        ("User", json!("lab-orchestrator")),
+        ("NoNewPrivileges", json!(true)),
+        ("ProtectSystem", json!("strict")),
+        ("ProtectHome", json!(true)),
+        ("CapabilityBoundingSet", json!("")),
+        ("Restart", json!("on-failure")),
+        ("Type", json!("simple")),
+    ] {
+        assert_eq!(config[key], value, "serviceConfig.{key}");
+    }
+    assert_eq!(unit["environment"]["XDG_STATE_HOME"], "/var/lib/lab-orchestrator");
+    assert_eq!(unit["environment"]["NIX_REMOTE"], "daemon");
+    assert_eq!(result["firewallPorts"], json!([]));
+    assert_eq!(result["textfileUnit"], Value::Null);
+}
+
+#[test]
+fn serve_elsewhere_than_loopback_needs_a_token_passed_as_a_credential() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    let open = eval(&lib, &serving(json!({"enable": true, "address": "0.0.0.0"}), json!({})), &json!({}));
+    let failed = open["failedAssertions"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].as_str().unwrap().contains("serve.address is 0.0.0.0, not loopback: set serve.tokenFile"));
+    for address in ["127.0.0.1", "::1", "localhost"] {
+        let result = eval(&lib, &serving(json!({"enable": true, "address": address}), json!({})), &json!({}));
+        assert_eq!(result["failedAssertions"], json!([]), "{address}");
+    }
+    let settings = json!({
+        "enable": true, "address": "::", "port": 8080, "interval": 10,
+        "tokenFile": "/run/secrets/lab-token", "openFirewall": true
+    });
+    let result = eval(&lib, &serving(settings, json!({})), &json!({}));
+    assert_eq!(result["failedAssertions"], json!([]));
+    let config = &result["serveUnit"]["serviceConfig"];
+    let exec = config["ExecStart"].as_str().unwrap();
+    assert!(
+        exec.contains(" serve --flake github:me/homelab --listen '[::]:8080' --interval 10 --token-file %d/token "),
+        "{exec}"
+    );
+    // The token file's path reaches systemd, never its content nor the store.
+    assert_eq!(config["LoadCredential"], json!(["token:/run/secrets/lab-token"]));
+    assert_eq!(result["firewallPorts"], json!([8080]));
+}
+
+#[test]
+fn textfile_writes_lab_status_for_node_exporter_on_a_timer() {
+    let Some(lib) = lab_testkit::nixpkgs_lib() else { return };
+    let result = eval(&lib, &serving(json!({}), json!({"enable": true, "interval": "30s"})), &json!({}));
+    assert_eq!(result["failedAssertions"], json!([]));
+    assert_eq!(result["serveUnit"], Value::Null);
+    let dir = "/var/lib/prometheus-node-exporter-text-files";
+    let config = &result["textfileUnit"]["serviceConfig"];
+    assert_eq!(
+        config["ExecStart"],
+        format!("/nix/store/00000000000000000000000000000000-lab/bin/lab status --flake github:me/homelab --prometheus {dir}/lab.prom --ssh-option 'IdentityFile=/var/lib/lab-orchestrator/id'")
+    );
+    // It may write that directory only; node_exporter, another user, reads the file.
+    assert_eq!(config["ReadWritePaths"], json!([dir]));
+    assert_eq!(config["ProtectSystem"], "strict");
+    assert_eq!(config["UMask"], "0022");
+    assert_eq!(config["SuccessExitStatus"], json!([1]));
+    assert_eq!(result["textfileTimer"], json!({"OnBootSec": "1min", "OnUnitActiveSec": "30s"}));
+    assert_eq!(result["tmpfiles"], json!([format!("d {dir} 0755 lab-orchestrator lab-orchestrator -")]));
+    assert_eq!(result["nodeExporterFlags"], json!([format!("--collector.textfile.directory={dir}")]));
+    // Another directory, registered by hand.
+    let result = eval(
+        &lib,
+        &serving(json!({}), json!({"enable": true, "directory": "/srv/textfile", "registerWithNodeExporter": false})),
+        &json!({}),
+    );
+    assert_eq!(result["textfileUnit"]["serviceConfig"]["ReadWritePaths"], json!(["/srv/textfile"]));
+    assert_eq!(result["nodeExporterFlags"], json!([]));
+}

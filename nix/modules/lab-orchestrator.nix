@@ -31,17 +31,77 @@
 #   own state that it may write (ReadWritePaths); the directory must also
 #   belong to the service user, as ReadWritePaths lifts only the read-only
 #   mount, not file permissions.
+#
+# The same user can also run `lab serve` (serve.*: the dashboard, its JSON
+# API and Prometheus metrics, probing the fleet on its own interval) and a
+# timer writing `lab status --prometheus` into node_exporter's textfile
+# collector directory (textfile.*). Both only read: neither needs more than
+# the orchestrator's ssh key and the daemon, and each can be enabled without
+# the scheduled orchestration (enable).
 { config, lib, pkgs, ... }:
 
 let
-  inherit (lib) mkOption mkEnableOption mkIf types optional optionals;
+  inherit (lib) mkOption mkEnableOption mkIf mkMerge types optional optionals;
   cfg = config.services.lab-orchestrator;
 
+  sshArgs = optionals (cfg.sshKeyFile != null) [ "--ssh-option" "IdentityFile=${toString cfg.sshKeyFile}" ];
   argv = [ "${cfg.package}/bin/lab" "orchestrate" "--flake" cfg.flake "--goal" cfg.goal ]
     ++ optional cfg.update "--update"
     ++ optionals (cfg.maxParallel != null) [ "--max-parallel" (toString cfg.maxParallel) ]
-    ++ optionals (cfg.sshKeyFile != null) [ "--ssh-option" "IdentityFile=${toString cfg.sshKeyFile}" ]
+    ++ sshArgs
     ++ cfg.extraArgs;
+
+  # IPv6 addresses in brackets, as a socket address needs them.
+  listen = if lib.hasInfix ":" cfg.serve.address then "[${cfg.serve.address}]:${toString cfg.serve.port}"
+    else "${cfg.serve.address}:${toString cfg.serve.port}";
+  isLoopback = a: a == "localhost" || a == "::1" || lib.hasPrefix "127." a;
+  # The token reaches the service as a systemd credential (%d: its
+  # credentials directory), so the file may stay readable by root only.
+  serveArgv = [ "${cfg.package}/bin/lab" "serve" "--flake" cfg.flake "--listen" listen
+    "--interval" (toString cfg.serve.interval) ]
+    ++ optionals (cfg.serve.tokenFile != null) [ "--token-file" "%d/token" ]
+    ++ sshArgs
+    ++ cfg.serve.extraArgs;
+
+  textfileOut = "${cfg.textfile.directory}/lab.prom";
+  textfileArgv = [ "${cfg.package}/bin/lab" "status" "--flake" cfg.flake "--prometheus" textfileOut ] ++ sshArgs;
+
+  # The environment and hardening every lab unit of this module shares.
+  environment = {
+    XDG_STATE_HOME = "/var/lib/lab-orchestrator";
+    XDG_CACHE_HOME = "/var/cache/lab-orchestrator";
+    HOME = "/var/lib/lab-orchestrator";
+    # Always through the daemon, as an untrusted user (see the top of
+    # this file); never a private store under $HOME.
+    NIX_REMOTE = "daemon";
+  } // lib.optionalAttrs (notify != { }) { LAB_NOTIFY_CONFIG = notifyFile; };
+  hardening = {
+    User = cfg.user;
+    Group = cfg.user;
+    StateDirectory = "lab-orchestrator";
+    CacheDirectory = "lab-orchestrator";
+    WorkingDirectory = "/var/lib/lab-orchestrator";
+    NoNewPrivileges = true;
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    RestrictSUIDSGID = true;
+    RestrictRealtime = true;
+    RestrictNamespaces = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
+    CapabilityBoundingSet = "";
+    UMask = "0077";
+  };
+  unitPath = [ config.nix.package pkgs.openssh pkgs.git ];
 
   # The hooks as lab reads them (the fleet's lab.notify shape; set fields
   # only), passed as LAB_NOTIFY_CONFIG: a file, not ExecStart text, which
@@ -150,6 +210,61 @@ in
       };
     };
 
+    serve = {
+      enable = mkEnableOption "`lab serve`: the fleet's dashboard, JSON API and Prometheus metrics (/metrics), read-only";
+      address = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+        example = "0.0.0.0";
+        description = "Address `lab serve` listens on. Any address other than loopback needs tokenFile (lab refuses to start without it).";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 9480;
+        description = "Port `lab serve` listens on.";
+      };
+      tokenFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = "/run/secrets/lab-serve-token";
+        description = "File holding the bearer token every request except the page itself must send (`Authorization: Bearer TOKEN`). Passed as a systemd credential: it may stay readable by root only, and never enters the store.";
+      };
+      interval = mkOption {
+        type = types.ints.positive;
+        default = 30;
+        description = "Seconds between two probes of the fleet (one ssh round per machine); pages and scrapes read the last probe.";
+      };
+      openFirewall = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Open port in the firewall (for a non-loopback address).";
+      };
+      extraArgs = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        description = "Further arguments to `lab serve`.";
+      };
+    };
+
+    textfile = {
+      enable = mkEnableOption "writing `lab status --prometheus` (the machine gauges) into node_exporter's textfile collector directory on a timer";
+      directory = mkOption {
+        type = types.str;
+        default = "/var/lib/prometheus-node-exporter-text-files";
+        description = "The textfile collector's directory; lab writes lab.prom there atomically (temporary file and rename). Created for the service user, readable by all.";
+      };
+      interval = mkOption {
+        type = types.str;
+        default = "1min";
+        description = "How often to write it, as a systemd time span (OnUnitActiveSec).";
+      };
+      registerWithNodeExporter = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Point services.prometheus.exporters.node's textfile collector at directory (--collector.textfile.directory).";
+      };
+    };
+
     user = mkOption {
       type = types.str;
       default = "lab-orchestrator";
@@ -157,22 +272,7 @@ in
     };
   };
 
-  config = mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = !cfg.update || localFlakeDir != null;
-        message = "services.lab-orchestrator.update runs `nix flake update` in the flake's directory, so it needs a local flake (an absolute path such as /var/lib/lab-orchestrator/fleet, or path:/…); \"${cfg.flake}\" is not one. Update the flake where it lives and set update = false, or point flake at a local checkout owned by ${cfg.user}.";
-      }
-      {
-        assertion = localFlakeDir == null || !(hiddenByProtectHome localFlakeDir);
-        message = "services.lab-orchestrator.flake: the service runs with ProtectHome, so it cannot read ${toString localFlakeDir}; keep the checkout outside /home, /root and /run/user (e.g. /var/lib/lab-orchestrator/fleet, owned by ${cfg.user}).";
-      }
-      {
-        assertion = daemonAllowed;
-        message = "services.lab-orchestrator: nix.settings.allowed-users leaves out ${cfg.user}, so lab could neither evaluate nor build; add \"${cfg.user}\" to it (it needs no trusted-users).";
-      }
-    ];
-
+  config = mkMerge [ (mkIf (cfg.enable || cfg.serve.enable || cfg.textfile.enable) {
     users.users.${cfg.user} = {
       isSystemUser = true;
       group = cfg.user;
@@ -180,52 +280,39 @@ in
       description = "lab orchestrator";
     };
     users.groups.${cfg.user} = { };
+    assertions = [
+      {
+        assertion = daemonAllowed;
+        message = "services.lab-orchestrator: nix.settings.allowed-users leaves out ${cfg.user}, so lab could neither evaluate nor build; add \"${cfg.user}\" to it (it needs no trusted-users).";
+      }
+      {
+        assertion = localFlakeDir == null || !(hiddenByProtectHome localFlakeDir);
+        message = "services.lab-orchestrator.flake: the service runs with ProtectHome, so it cannot read ${toString localFlakeDir}; keep the checkout outside /home, /root and /run/user (e.g. /var/lib/lab-orchestrator/fleet, owned by ${cfg.user}).";
+      }
+    ];
+  })
+  (mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !cfg.update || localFlakeDir != null;
+        message = "services.lab-orchestrator.update runs `nix flake update` in the flake's directory, so it needs a local flake (an absolute path such as /var/lib/lab-orchestrator/fleet, or path:/…); \"${cfg.flake}\" is not one. Update the flake where it lives and set update = false, or point flake at a local checkout owned by ${cfg.user}.";
+      }
+    ];
 
     systemd.services.lab-orchestrator = {
       description = "lab: deploy and reboot the fleet in dependency order";
       after = [ "network-online.target" ];
       wants = [ "network-online.target" ];
-      path = [ config.nix.package pkgs.openssh pkgs.git ];
-      environment = {
-        XDG_STATE_HOME = "/var/lib/lab-orchestrator";
-        XDG_CACHE_HOME = "/var/cache/lab-orchestrator";
-        HOME = "/var/lib/lab-orchestrator";
-        # Always through the daemon, as an untrusted user (see the top of
-        # this file); never a private store under $HOME.
-        NIX_REMOTE = "daemon";
-      } // lib.optionalAttrs (notify != { }) { LAB_NOTIFY_CONFIG = notifyFile; };
+      path = unitPath;
+      inherit environment;
       onFailure = optional (cfg.onFailure != null) "lab-orchestrator-failure.service";
-      serviceConfig = {
+      serviceConfig = hardening // {
         Type = "oneshot";
-        User = cfg.user;
-        Group = cfg.user;
         ExecStart = lib.escapeShellArgs argv;
-        StateDirectory = "lab-orchestrator";
-        CacheDirectory = "lab-orchestrator";
-        WorkingDirectory = "/var/lib/lab-orchestrator";
         # Least privilege: lab needs the network, the nix daemon socket and
         # its own state; nothing else of the host. With `update`, also the
         # local flake's directory, where `nix flake update` writes flake.lock.
         ReadWritePaths = optional (cfg.update && localFlakeDir != null) localFlakeDir;
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        RestrictSUIDSGID = true;
-        RestrictRealtime = true;
-        RestrictNamespaces = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
-        CapabilityBoundingSet = "";
-        UMask = "0077";
       };
     };
 
@@ -246,5 +333,58 @@ in
       };
       script = cfg.onFailure;
     };
-  };
+  })
+  (mkIf cfg.serve.enable {
+    assertions = [{
+      assertion = isLoopback cfg.serve.address || cfg.serve.tokenFile != null;
+      message = "services.lab-orchestrator.serve.address is ${cfg.serve.address}, not loopback: set serve.tokenFile (lab serve refuses to listen elsewhere without a bearer token), or keep the default 127.0.0.1 behind a reverse proxy.";
+    }];
+    systemd.services.lab-serve = {
+      description = "lab: the fleet's dashboard and metrics (lab serve)";
+      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ];
+      wantedBy = [ "multi-user.target" ];
+      path = unitPath;
+      inherit environment;
+      serviceConfig = hardening // {
+        Type = "simple";
+        ExecStart = lib.escapeShellArgs serveArgv;
+        Restart = "on-failure";
+        RestartSec = 5;
+        LoadCredential = optional (cfg.serve.tokenFile != null) "token:${toString cfg.serve.tokenFile}";
+      };
+    };
+    networking.firewall.allowedTCPPorts = optional cfg.serve.openFirewall cfg.serve.port;
+  })
+  (mkIf cfg.textfile.enable {
+    # The directory belongs to the lab user and is readable by node_exporter.
+    systemd.tmpfiles.rules = [ "d ${cfg.textfile.directory} 0755 ${cfg.user} ${cfg.user} -" ];
+    systemd.services.lab-textfile = {
+      description = "lab: write the fleet's machine gauges for node_exporter (lab status --prometheus)";
+      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ];
+      path = unitPath;
+      inherit environment;
+      serviceConfig = hardening // {
+        Type = "oneshot";
+        ExecStart = lib.escapeShellArgs textfileArgv;
+        ReadWritePaths = [ cfg.textfile.directory ];
+        # node_exporter (another user) reads the file.
+        UMask = "0022";
+        # lab status exits 1 when a machine is down or unhealthy: the file
+        # is written all the same, and the gauges say which.
+        SuccessExitStatus = [ 1 ];
+      };
+    };
+    systemd.timers.lab-textfile = {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnBootSec = "1min";
+        OnUnitActiveSec = cfg.textfile.interval;
+      };
+    };
+    services.prometheus.exporters.node.extraFlags =
+      optional cfg.textfile.registerWithNodeExporter "--collector.textfile.directory=${cfg.textfile.directory}";
+  })
+  ];
 }
