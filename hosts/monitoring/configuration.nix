@@ -17,7 +17,7 @@
       enable = true;
       # The default; any other address needs serve.tokenFile.
       address = "127.0.0.1";
-      port = 9480;
+      port = 9184;
       interval = 30;
     };
     textfile.enable = true;
@@ -36,7 +36,7 @@
         job_name = "lab";
         scrape_interval = "30s";
         metrics_path = "/metrics";
-        static_configs = [{ targets = [ "127.0.0.1:9480" ]; }];
+        static_configs = [{ targets = [ "127.0.0.1:9184" ]; }];
       }
     ];
   };

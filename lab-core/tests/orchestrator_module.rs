@@ -150,7 +150,7 @@ fn serve_runs_lab_serve_on_loopback_by_default_without_the_orchestration_timer()
     let config = &unit["serviceConfig"];
     assert_eq!(
         config["ExecStart"],
-        "/nix/store/00000000000000000000000000000000-lab/bin/lab serve --flake github:me/homelab --listen 127.0.0.1:9480 --interval 30 --ssh-option 'IdentityFile=/var/lib/lab-orchestrator/id'"
+        "/nix/store/00000000000000000000000000000000-lab/bin/lab serve --flake github:me/homelab --address 127.0.0.1 --port 9184 --interval 30 --ssh-option 'IdentityFile=/var/lib/lab-orchestrator/id'"
     );
     assert_eq!(config["LoadCredential"], json!([]));
     assert_eq!(unit["wantedBy"], json!(["multi-user.target"]));
@@ -179,7 +179,7 @@ fn serve_elsewhere_than_loopback_needs_a_token_passed_as_a_credential() {
     let failed = open["failedAssertions"].as_array().unwrap();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].as_str().unwrap().contains("serve.address is 0.0.0.0, not loopback: set serve.tokenFile"));
-    for address in ["127.0.0.1", "::1", "localhost"] {
+    for address in ["127.0.0.1", "127.0.0.53", "::1"] {
         let result = eval(&lib, &serving(json!({"enable": true, "address": address}), json!({})), &json!({}));
         assert_eq!(result["failedAssertions"], json!([]), "{address}");
     }
@@ -192,7 +192,7 @@ fn serve_elsewhere_than_loopback_needs_a_token_passed_as_a_credential() {
     let config = &result["serveUnit"]["serviceConfig"];
     let exec = config["ExecStart"].as_str().unwrap();
     assert!(
-        exec.contains(" serve --flake github:me/homelab --listen '[::]:8080' --interval 10 --token-file %d/token "),
+        exec.contains(" serve --flake github:me/homelab --address :: --port 8080 --interval 10 --token-file %d/token "),
         "{exec}"
     );
     // The token file's path reaches systemd, never its content nor the store.

@@ -51,14 +51,11 @@ let
     ++ sshArgs
     ++ cfg.extraArgs;
 
-  # IPv6 addresses in brackets, as a socket address needs them.
-  listen = if lib.hasInfix ":" cfg.serve.address then "[${cfg.serve.address}]:${toString cfg.serve.port}"
-    else "${cfg.serve.address}:${toString cfg.serve.port}";
-  isLoopback = a: a == "localhost" || a == "::1" || lib.hasPrefix "127." a;
+  isLoopback = a: a == "::1" || lib.hasPrefix "127." a;
   # The token reaches the service as a systemd credential (%d: its
   # credentials directory), so the file may stay readable by root only.
-  serveArgv = [ "${cfg.package}/bin/lab" "serve" "--flake" cfg.flake "--listen" listen
-    "--interval" (toString cfg.serve.interval) ]
+  serveArgv = [ "${cfg.package}/bin/lab" "serve" "--flake" cfg.flake
+    "--address" cfg.serve.address "--port" (toString cfg.serve.port) "--interval" (toString cfg.serve.interval) ]
     ++ optionals (cfg.serve.tokenFile != null) [ "--token-file" "%d/token" ]
     ++ sshArgs
     ++ cfg.serve.extraArgs;
@@ -216,12 +213,12 @@ in
         type = types.str;
         default = "127.0.0.1";
         example = "0.0.0.0";
-        description = "Address `lab serve` listens on. Any address other than loopback needs tokenFile (lab refuses to start without it).";
+        description = "IP address `lab serve` listens on. Any address other than loopback needs tokenFile (lab refuses to start without it).";
       };
       port = mkOption {
         type = types.port;
-        default = 9480;
-        description = "Port `lab serve` listens on.";
+        default = 9184;
+        description = "Port `lab serve` listens on (lab's default).";
       };
       tokenFile = mkOption {
         type = types.nullOr types.path;
