@@ -19,6 +19,7 @@ mod man_page;
 mod orchestrate;
 mod order;
 mod pipes;
+mod plan_diff;
 mod plan_refusals;
 mod plan_window;
 mod schema;
