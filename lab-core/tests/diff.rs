@@ -10,8 +10,12 @@ use lab_core::diff::{closure, compare, Package, VersionChange};
 use lab_core::exec::LocalExecutor;
 
 fn build(dir: &Path, generation: u32) -> Option<String> {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diff/systems.nix");
-    let link = dir.join(format!("gen{generation}"));
+    build_fixture(dir, "systems.nix", generation)
+}
+
+fn build_fixture(dir: &Path, file: &str, generation: u32) -> Option<String> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diff").join(file);
+    let link = dir.join(format!("{file}-gen{generation}"));
     let out = Command::new("nix-build")
         .arg(&fixture)
         .args(["--arg", "generation", &generation.to_string(), "--no-build-output", "-o"])
@@ -39,7 +43,7 @@ async fn two_built_systems_differ_in_their_known_packages_and_kernel() {
     let local = LocalExecutor::new("controller");
     let before = closure::read(&local, &gen1, None).await.unwrap();
     // Read through the out-link: the script resolves it to the store path.
-    let after = closure::read(&local, dir.path().join("gen2").to_str().unwrap(), None).await.unwrap();
+    let after = closure::read(&local, dir.path().join("systems.nix-gen2").to_str().unwrap(), None).await.unwrap();
     assert_eq!((before.system.as_str(), after.system.as_str()), (gen1.as_str(), gen2.as_str()));
     assert_eq!(before.paths.len(), 8, "{before:?}");
     assert_eq!(before.size(), before.paths.keys().map(|p| nar_size(p)).sum::<u64>());
@@ -90,4 +94,28 @@ async fn a_path_that_is_not_there_is_an_error_naming_the_machine() {
     let e = closure::read(&local, "/nix/store/00000000000000000000000000000000-missing", None).await.unwrap_err();
     let text = e.to_string();
     assert!(text.contains("controller") && text.contains("does not exist"), "{text}");
+}
+
+#[tokio::test]
+async fn a_nixos_sized_closure_is_read_and_compared_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (Some(gen1), Some(gen2)) = (build_fixture(dir.path(), "many.nix", 1), build_fixture(dir.path(), "many.nix", 2))
+    else {
+        return;
+    };
+    let local = LocalExecutor::new("controller");
+    let started = std::time::Instant::now();
+    let before = closure::read(&local, &gen1, None).await.unwrap();
+    let after = closure::read(&local, &gen2, None).await.unwrap();
+    let d = compare(&before, &after);
+    eprintln!("2 closures of 2,001 paths read and compared in {:?}", started.elapsed());
+    assert_eq!((before.paths.len(), after.paths.len()), (2001, 2001));
+    assert!(d.added.is_empty() && d.removed.is_empty(), "{:?} {:?}", d.added, d.removed);
+    assert_eq!(d.changed.len(), 200);
+    assert!(d.changed.iter().all(|c| c.before == ["1.0"] && c.after == ["1.1"]), "{:?}", &d.changed[..3]);
+    assert_eq!(d.changed[0].name, "pkg0");
+    assert_eq!((d.closure.paths_added, d.closure.paths_removed), (201, 201));
+    // No kernel in either: nothing changes at boot, no reboot.
+    assert!(d.boot.iter().all(|b| b.before.is_none() && b.after.is_none() && !b.changed));
+    assert!(!d.reboot_needed);
 }
