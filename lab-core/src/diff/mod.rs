@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::build::{BuildError, Builder};
 use crate::exec::{ExecError, Executor, LocalExecutor};
 use crate::reach::Reached;
 
@@ -273,6 +274,37 @@ pub async fn fleet_diff(
     let mut diffs = futures_util::future::join_all(tasks).await;
     diffs.sort_by(|a, b| a.machine.cmp(&b.machine));
     diffs
+}
+
+/// What [`fleet_diff_built`] is doing, for a frontend's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Evaluating the machines' new systems.
+    Evaluating,
+    /// Building them in the local store.
+    Building,
+    /// Reading the running systems from the machines and comparing.
+    Reading,
+}
+
+/// The whole `lab plan deploy --diff`: evaluates and builds the new
+/// systems of `machines` with `builder` (one evaluation, one build), then
+/// [`fleet_diff`]; `progress` is told each stage as it starts. An
+/// evaluation or build failure ends it (no machine was reached).
+pub async fn fleet_diff_built(
+    builder: &dyn Builder,
+    machines: &[Reached],
+    concurrency: usize,
+    progress: &mut (dyn FnMut(Stage) + Send),
+) -> Result<Vec<MachineDiff>, BuildError> {
+    let names: Vec<String> = machines.iter().map(|r| r.machine.name.clone()).collect();
+    progress(Stage::Evaluating);
+    let systems = builder.instantiate(&names).await?;
+    progress(Stage::Building);
+    builder.build(&systems.values().cloned().collect::<Vec<_>>()).await?;
+    progress(Stage::Reading);
+    let new: BTreeMap<String, String> = systems.into_iter().map(|(name, s)| (name, s.out_path)).collect();
+    Ok(fleet_diff(machines, &new, concurrency).await)
 }
 
 #[cfg(test)]

@@ -97,3 +97,110 @@ fn the_json_is_camel_case() {
     assert_eq!(v["boot"][0]["part"], "kernel");
     assert!(v.get("error").is_none());
 }
+
+mod pipeline {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::build::{BuildError, Builder, SystemRef};
+    use crate::exec::{Cmd, CopyOptions, Output};
+    use crate::metadata::Machine;
+
+    /// A machine that counts the commands it is asked to run and answers
+    /// each with `answer` (exit 0).
+    #[derive(Debug)]
+    struct Counting {
+        name: String,
+        runs: AtomicUsize,
+        answer: String,
+    }
+
+    #[async_trait]
+    impl Executor for Counting {
+        fn machine(&self) -> &str {
+            &self.name
+        }
+        async fn run(&self, _cmd: &Cmd) -> Result<Output, ExecError> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            Ok(Output { status: Some(0), stdout: self.answer.clone().into_bytes(), stderr: Vec::new() })
+        }
+        async fn copy_closure(&self, _: &str, _: &CopyOptions) -> Result<(), ExecError> {
+            unreachable!("a diff copies nothing")
+        }
+        async fn reboot(&self) -> Result<(), ExecError> {
+            unreachable!("a diff reboots nothing")
+        }
+    }
+
+    #[derive(Debug)]
+    struct FakeBuilder {
+        fail_build: bool,
+        built: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Builder for FakeBuilder {
+        async fn instantiate(&self, machines: &[String]) -> Result<BTreeMap<String, SystemRef>, BuildError> {
+            Ok(machines
+                .iter()
+                .map(|m| {
+                    let out_path = format!("/nix/store/{}-nixos-system-{m}-missing", "0".repeat(32));
+                    (m.clone(), SystemRef { drv_path: format!("{out_path}.drv"), out_path })
+                })
+                .collect())
+        }
+        async fn build(&self, systems: &[SystemRef]) -> Result<(), BuildError> {
+            self.built.lock().unwrap().extend(systems.iter().map(|s| s.out_path.clone()));
+            match self.fail_build {
+                true => Err(BuildError::Build { machines: "web".into(), message: "builder failed".into() }),
+                false => Ok(()),
+            }
+        }
+    }
+
+    fn reached(name: &str, answer: &str) -> (Reached, Arc<Counting>) {
+        let machine = Machine {
+            name: name.into(),
+            hostname: None,
+            services: vec![],
+            metadata: serde_json::from_value(serde_json::json!({"role": "t", "rebootOrder": 0})).unwrap(),
+        };
+        let exec = Arc::new(Counting { name: name.into(), runs: AtomicUsize::new(0), answer: answer.into() });
+        let reached = crate::reach::reach_with([&machine], |_| Ok::<_, ()>(exec.clone() as Arc<dyn Executor>)).unwrap();
+        (reached.into_iter().next().unwrap(), exec)
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_reaches_no_machine() {
+        let (web, exec) = reached("web", "");
+        let builder = FakeBuilder { fail_build: true, built: Mutex::new(vec![]) };
+        let mut stages = Vec::new();
+        let e = fleet_diff_built(&builder, &[web], 4, &mut |s| stages.push(s)).await.unwrap_err();
+        assert!(e.to_string().contains("builder failed"), "{e}");
+        assert_eq!(stages, [Stage::Evaluating, Stage::Building]);
+        assert_eq!(exec.runs.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn each_machine_is_read_once_and_a_failure_is_its_own() {
+        let running = "/nix/store/s-sys\n-\n-\n-\n-\n-\n-\n--\n/nix/store/s-sys\n--\n10\n";
+        let (web, web_exec) = reached("web", running);
+        // db answers something that is no closure.
+        let (db, db_exec) = reached("db", "hello\n");
+        let builder = FakeBuilder { fail_build: false, built: Mutex::new(vec![]) };
+        let mut stages = Vec::new();
+        let diffs = fleet_diff_built(&builder, &[web, db], 4, &mut |s| stages.push(s)).await.unwrap();
+        assert_eq!(stages, [Stage::Evaluating, Stage::Building, Stage::Reading]);
+        assert_eq!(builder.built.lock().unwrap().len(), 2, "one build of both systems");
+        assert_eq!(diffs.iter().map(|d| d.machine.as_str()).collect::<Vec<_>>(), ["db", "web"]);
+        let db_error = diffs[0].error.as_deref().unwrap();
+        assert!(db_error.starts_with("db: reading the closure of /run/current-system printed"), "{db_error}");
+        // web's running system was read; its new one is not in this store.
+        let web_error = diffs[1].error.as_deref().unwrap();
+        assert!(web_error.contains("nixos-system-web-missing does not exist"), "{web_error}");
+        assert_eq!((web_exec.runs.load(Ordering::SeqCst), db_exec.runs.load(Ordering::SeqCst)), (1, 1));
+    }
+}

@@ -1,13 +1,11 @@
-//! `lab plan deploy --diff`: builds the selected machines' new systems
-//! (progress on stderr), then reads each machine's running system over ssh
-//! and compares (lab_core::diff).
+//! `lab plan deploy --diff`: lab_core::diff::fleet_diff_built over ssh,
+//! its stages on stderr.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use lab_core::build::{Builder, NixBuilder};
-use lab_core::diff::{fleet_diff, MachineDiff};
+use lab_core::build::NixBuilder;
+use lab_core::diff::{fleet_diff_built, MachineDiff, Stage};
 use lab_core::graph::Fleet;
 use lab_core::settings::FleetSettings;
 
@@ -23,31 +21,28 @@ pub fn gather(
     ssh: &SshArgs,
     parallel: usize,
 ) -> Result<Vec<MachineDiff>> {
-    let names: Vec<String> = fleet.machines().iter().map(|m| m.name.clone()).collect();
-    let count = match names.len() {
+    let count = match fleet.machines().len() {
         1 => "1 machine".to_string(),
         n => format!("{n} machines"),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let builder = NixBuilder::new(&fleet_args.source()?)?;
-    let started = Instant::now();
-    eprintln!("lab: evaluating the new systems of {count}…");
-    let systems = runtime.block_on(builder.instantiate(&names))?;
-    eprintln!("lab: building the new systems of {count} (nix-store --realise)…");
-    let refs: Vec<_> = systems.values().cloned().collect();
-    runtime.block_on(builder.build(&refs))?;
-    eprintln!(
-        "lab: built in {:.1} s; reading the running systems of {count} over ssh…",
-        started.elapsed().as_secs_f64()
-    );
-    let new: BTreeMap<String, String> = systems.into_iter().map(|(name, s)| (name, s.out_path)).collect();
     let transport = ssh.transport(settings)?;
     let targets = lab_core::reach::reach(&transport, fleet.machines()).context("cannot reach the machines")?;
+    let started = Instant::now();
+    let mut progress = |stage: Stage| match stage {
+        Stage::Evaluating => eprintln!("lab: evaluating the new systems of {count}…"),
+        Stage::Building => eprintln!("lab: building the new systems of {count} (nix-store --realise)…"),
+        Stage::Reading => eprintln!(
+            "lab: built in {:.1} s; reading the running systems of {count} over ssh…",
+            started.elapsed().as_secs_f64()
+        ),
+    };
     let diffs = runtime.block_on(async {
-        let diffs = fleet_diff(&targets, &new, parallel).await;
+        let diffs = fleet_diff_built(&builder, &targets, parallel, &mut progress).await;
         transport.close().await;
         diffs
-    });
+    })?;
     for d in &diffs {
         if let Some(error) = &d.error {
             eprintln!("error: {}: no diff: {error}", lab_core::printable::printable(&d.machine));
