@@ -92,8 +92,11 @@ async fn two_built_systems_differ_in_their_known_packages_and_kernel() {
 async fn a_path_that_is_not_there_is_an_error_naming_the_machine() {
     let local = LocalExecutor::new("controller");
     let e = closure::read(&local, "/nix/store/00000000000000000000000000000000-missing", None).await.unwrap_err();
-    let text = e.to_string();
-    assert!(text.contains("controller") && text.contains("does not exist"), "{text}");
+    let missing = "/nix/store/00000000000000000000000000000000-missing";
+    assert_eq!(
+        e.to_string(),
+        format!("controller: cannot read the closure of {missing}: lab: {missing} does not exist (exit 3)")
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::exec::{Cmd, Executor};
+use crate::exec::{tail, Cmd, Executor};
 
 use super::DiffError;
 
@@ -64,7 +64,14 @@ impl Closure {
 pub async fn read(exec: &dyn Executor, root: &str, booted: Option<&str>) -> Result<Closure, DiffError> {
     let mut argv = vec!["sh".to_string(), "-c".into(), CLOSURE_SCRIPT.into(), "lab-closure".into(), root.into()];
     argv.extend(booted.map(String::from));
-    let out = exec.run_ok(&Cmd::new(argv).timeout(READ_TIMEOUT)).await?;
+    // Not run_ok: its error would quote the whole script.
+    let out = exec.run(&Cmd::new(argv).timeout(READ_TIMEOUT)).await?;
+    if !out.success() {
+        let status = out.status.map_or("killed by a signal".to_string(), |c| format!("exit {c}"));
+        let stderr = tail(&out.stderr, 400);
+        let message = if stderr.is_empty() { status } else { format!("{stderr} ({status})") };
+        return Err(DiffError::Query { machine: exec.machine().into(), root: root.into(), message });
+    }
     parse(exec.machine(), root, booted.is_some(), &out.stdout_text())
 }
 

@@ -38,6 +38,26 @@ pub enum DiffError {
     /// failed there (the message names the machine).
     #[error(transparent)]
     Exec(#[from] ExecError),
+    /// The query ran on the machine and failed (no nix-store, no such
+    /// system, the Nix daemon refused).
+    #[error("{machine}: cannot read the closure of {root}: {message}")]
+    Query {
+        /// The machine.
+        machine: String,
+        /// The system whose closure was asked for.
+        root: String,
+        /// What the query said (its standard error), and its exit status.
+        message: String,
+    },
+    /// The new system could not be read in the local store (it was not
+    /// built, or was collected since).
+    #[error("{machine}: its new system: {source}")]
+    NewSystem {
+        /// The machine the new system is for.
+        machine: String,
+        /// Why its closure could not be read.
+        source: Box<DiffError>,
+    },
     /// The query ran but printed something else than a closure.
     #[error("{machine}: reading the closure of {root} printed {what}; is Nix (nix-store) installed there?")]
     Malformed {
@@ -242,8 +262,10 @@ fn group(closure: &Closure, roots: &[&str]) -> BTreeMap<String, Grouped> {
 /// machine `exec` reaches: its running system's closure is read there.
 pub async fn machine_diff(exec: &dyn Executor, new_system: &str) -> Result<SystemDiff, DiffError> {
     let before = closure::read(exec, CURRENT_SYSTEM, Some(BOOTED_SYSTEM)).await?;
-    let local = LocalExecutor::new(crate::exec::hostname());
-    let after = closure::read(&local, new_system, None).await?;
+    let local = LocalExecutor::new("local store");
+    let after = closure::read(&local, new_system, None)
+        .await
+        .map_err(|e| DiffError::NewSystem { machine: exec.machine().to_string(), source: Box::new(e) })?;
     Ok(compare(&before, &after))
 }
 

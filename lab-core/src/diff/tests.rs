@@ -200,7 +200,11 @@ mod pipeline {
         assert!(db_error.starts_with("db: reading the closure of /run/current-system printed"), "{db_error}");
         // web's running system was read; its new one is not in this store.
         let web_error = diffs[1].error.as_deref().unwrap();
-        assert!(web_error.contains("nixos-system-web-missing does not exist"), "{web_error}");
+        let missing = format!("/nix/store/{}-nixos-system-web-missing", "0".repeat(32));
+        assert_eq!(
+            web_error,
+            format!("web: its new system: local store: cannot read the closure of {missing}: lab: {missing} does not exist (exit 3)")
+        );
         assert_eq!((web_exec.runs.load(Ordering::SeqCst), db_exec.runs.load(Ordering::SeqCst)), (1, 1));
     }
 }
