@@ -268,8 +268,7 @@ fn register_runs(registry: &Registry, history: &History) -> Result<(), MetricsEr
     )?;
     for run in &history.runs {
         if let Some(outcome) = run.outcome {
-            let command = run.command.first().map_or("", String::as_str);
-            runs.with_label_values(&[command, outcome.name()]).inc();
+            runs.with_label_values(&[run.kind.as_str(), outcome.name()]).inc();
         }
     }
     if let Some(last) = history.last_finished() {

@@ -189,17 +189,40 @@ pub fn apply_history(statuses: &mut [MachineStatus], history: &History) {
     }
 }
 
+/// `evaluated` (each machine's system, evaluated at `evaluated_at_ms`)
+/// with the systems of the runs started since then in its place: such a
+/// run evaluated the configuration later, so a watcher that evaluated once
+/// (`lab serve`, `lab status --watch`) sees a machine just deployed as up
+/// to date, not as running something else.
+pub fn expected_now(
+    evaluated: &BTreeMap<String, String>,
+    evaluated_at_ms: u64,
+    history: &History,
+) -> BTreeMap<String, String> {
+    let mut expected = evaluated.clone();
+    for (machine, (time, system)) in &history.systems {
+        if *time >= evaluated_at_ms {
+            expected.insert(machine.clone(), system.clone());
+        }
+    }
+    expected
+}
+
 /// The status of every machine of `machines` (see [`fleet_status`]), with
 /// its last run and last successful deploy and reboot read from `state`'s
-/// journals: what `lab status` and `lab serve` show.
+/// journals: what `lab status` and `lab serve` show. `expected` holds the
+/// systems evaluated at `evaluated_at_ms` (see [`expected_now`]).
 pub async fn probe(
     machines: &[Reached],
     expected: &BTreeMap<String, String>,
+    evaluated_at_ms: u64,
     state: &StateDir,
     concurrency: usize,
 ) -> Vec<MachineStatus> {
-    let mut statuses = fleet_status(machines, expected, &last_runs(state), concurrency).await;
-    apply_history(&mut statuses, &History::read(state));
+    let history = History::read(state);
+    let expected = expected_now(expected, evaluated_at_ms, &history);
+    let mut statuses = fleet_status(machines, &expected, &last_runs(state), concurrency).await;
+    apply_history(&mut statuses, &history);
     statuses
 }
 
@@ -272,6 +295,18 @@ mod tests {
             last_deploy_ms: None,
             last_reboot_ms: None,
         }
+    }
+
+    #[test]
+    fn runs_started_after_the_evaluation_name_the_expected_system() {
+        let mut history = History::default();
+        history.systems.insert("web".into(), (200, "/nix/store/new".into()));
+        history.systems.insert("db".into(), (50, "/nix/store/older-run".into()));
+        let evaluated =
+            BTreeMap::from([("web".to_string(), "/nix/store/old".to_string()), ("db".into(), "/nix/store/db".into())]);
+        let now = expected_now(&evaluated, 100, &history);
+        assert_eq!(now["web"], "/nix/store/new", "deployed after the evaluation");
+        assert_eq!(now["db"], "/nix/store/db", "a run before the evaluation does not count");
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct Fleet {
     pub machines: Vec<Reached>,
     /// Each machine's evaluated system, when known.
     pub expected: BTreeMap<String, String>,
+    /// When `expected` was evaluated, milliseconds since the epoch: the
+    /// systems of runs started since then take its place.
+    pub evaluated_at_ms: u64,
     /// The dependency graph, for `/api/graph`.
     pub graph: lab_core::graph::Fleet,
     /// The wave limits the graph is cut with.
@@ -110,9 +113,14 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let addr = self.local_addr();
-        let shared = Arc::new(state::Shared::new(fleet, &self.options));
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(state::Shared::new(fleet, &self.options, stopping));
         let tasks = state::start(shared.clone());
         let app = api::router(shared, self.token);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         tasks.stop();
         result.map_err(|source| ServeError::Listen { addr, source })

@@ -32,5 +32,6 @@ pub async fn events(State(shared): State<Arc<Shared>>) -> Sse<impl Stream<Item =
             }
         }
     });
-    Sse::new(replay.chain(live)).keep_alive(KeepAlive::default())
+    let stopped = async move { shared.stopped().await };
+    Sse::new(replay.chain(live).take_until(stopped)).keep_alive(KeepAlive::default())
 }

@@ -12,7 +12,7 @@ use lab_core::orchestrate::Event;
 use lab_core::status::{self, MachineStatus};
 use lab_core::store::now_ms;
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::{Fleet, ServeOptions};
 
@@ -22,8 +22,11 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 /// The last probe's result.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// When it was taken, milliseconds since the epoch; `None` before the first probe ended.
+    /// When it was taken (the probe ended), milliseconds since the epoch;
+    /// `None` before the first probe ended.
     pub probed_at_ms: Option<u64>,
+    /// How long the probe took, milliseconds.
+    pub probe_ms: Option<u64>,
     /// Every machine, sorted by name.
     pub statuses: Vec<MachineStatus>,
 }
@@ -32,8 +35,10 @@ pub struct Snapshot {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusView<'a> {
-    /// When the machines were probed.
+    /// When the machines were probed (the probe ended).
     pub probed_at_ms: Option<u64>,
+    /// How long that probe took, milliseconds (it began `probeMs` before `probedAtMs`).
+    pub probe_ms: Option<u64>,
     /// Seconds between probes.
     pub interval_seconds: u64,
     /// Every machine.
@@ -60,13 +65,23 @@ pub struct Shared {
     /// client that subscribes under it misses and repeats nothing.
     live: Mutex<Vec<Event>>,
     tx: broadcast::Sender<Message>,
+    /// Turns true when the server stops: the event streams end then, so
+    /// the graceful shutdown does not wait for clients that never leave.
+    stopping: watch::Receiver<bool>,
 }
 
 impl Shared {
-    /// Nothing probed yet.
-    pub fn new(fleet: Fleet, options: &ServeOptions) -> Shared {
+    /// Nothing probed yet; `stopping` turns true when the server stops.
+    pub fn new(fleet: Fleet, options: &ServeOptions, stopping: watch::Receiver<bool>) -> Shared {
         let (tx, _) = broadcast::channel(1024);
-        Shared { fleet, options: options.clone(), snapshot: RwLock::default(), live: Mutex::default(), tx }
+        let (snapshot, live) = (RwLock::default(), Mutex::default());
+        Shared { fleet, options: options.clone(), snapshot, live, tx, stopping }
+    }
+
+    /// Completes when the server stops.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.clone();
+        let _ = stopping.wait_for(|stop| *stop).await;
     }
 
     /// The last probe's result.
@@ -79,6 +94,7 @@ impl Shared {
         let snapshot = self.snapshot();
         let view = StatusView {
             probed_at_ms: snapshot.probed_at_ms,
+            probe_ms: snapshot.probe_ms,
             interval_seconds: self.options.interval.as_secs(),
             machines: &snapshot.statuses,
         };
@@ -123,11 +139,12 @@ async fn probe_loop(shared: Arc<Shared>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        let began = now_ms();
         let fleet = &shared.fleet;
-        let statuses =
-            status::probe(&fleet.machines, &fleet.expected, &shared.options.state, shared.options.parallel).await;
+        let (state, parallel) = (&shared.options.state, shared.options.parallel);
+        let statuses = status::probe(&fleet.machines, &fleet.expected, fleet.evaluated_at_ms, state, parallel).await;
         *shared.snapshot.write().unwrap_or_else(PoisonError::into_inner) =
-            Snapshot { probed_at_ms: Some(now_ms()), statuses };
+            Snapshot { probed_at_ms: Some(now_ms()), probe_ms: Some(now_ms().saturating_sub(began)), statuses };
         let _ = shared.tx.send(Message::Status(shared.status_json().to_string()));
     }
 }

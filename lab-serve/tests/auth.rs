@@ -44,7 +44,7 @@ fn fleet() -> Fleet {
     })
     .unwrap();
     let graph = Graph::from_map(&machines).unwrap();
-    Fleet { machines: reached, expected: Default::default(), graph, limits: Limits::default() }
+    Fleet { machines: reached, expected: Default::default(), evaluated_at_ms: 0, graph, limits: Limits::default() }
 }
 
 fn options(listen: &str, token_file: Option<std::path::PathBuf>, state: &std::path::Path) -> ServeOptions {

@@ -57,6 +57,7 @@ pub fn run(fleet_args: &FleetArgs, args: &ServeArgs) -> Result<Exit> {
     };
     // Refuse a bad address or token before the (slow) evaluation.
     let server = runtime.block_on(Server::bind(options))?;
+    let evaluated_at_ms = lab_core::store::now_ms();
     let evaluation = fleet_args.load()?;
     let machines = selection::select(&evaluation, args.on.as_deref())?;
     let graph = match ordered(&evaluation, args.on.as_deref(), Expand::default()) {
@@ -72,6 +73,7 @@ pub fn run(fleet_args: &FleetArgs, args: &ServeArgs) -> Result<Exit> {
     let fleet = lab_serve::Fleet {
         machines: targets,
         expected,
+        evaluated_at_ms,
         graph,
         limits: Limits::resolve(None, None, &evaluation.settings),
     };

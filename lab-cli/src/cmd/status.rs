@@ -48,10 +48,11 @@ pub struct StatusArgs {
 /// Runs `lab status`.
 pub fn run(fleet: &FleetArgs, args: &StatusArgs) -> Result<Exit> {
     let runtime = tokio::runtime::Runtime::new()?;
+    let evaluated_at = lab_core::store::now_ms();
     let evaluation = fleet.load()?;
     let expected = runtime.block_on(expected_systems(&fleet.source()?, &evaluation));
     loop {
-        let statuses = runtime.block_on(gather(&evaluation, &expected, args))?;
+        let statuses = runtime.block_on(gather(&evaluation, (&expected, evaluated_at), args))?;
         if let Some(path) = &args.prometheus {
             let now = lab_core::store::now_ms();
             lab_core::metrics::write_atomic(path, &lab_core::metrics::machine_metrics(&statuses, now, now)?)?;
@@ -88,14 +89,14 @@ pub(crate) async fn expected_systems(source: &Source, evaluation: &Evaluation) -
 
 async fn gather(
     evaluation: &Evaluation,
-    expected: &BTreeMap<String, String>,
+    (expected, evaluated_at): (&BTreeMap<String, String>, u64),
     args: &StatusArgs,
 ) -> Result<Vec<MachineStatus>> {
     let machines = selection::select(evaluation, args.on.as_deref())?;
     let transport = args.ssh.transport(&evaluation.settings)?;
     let targets = lab_core::reach::reach(&transport, &machines)?;
     let state = args.state_dir.clone().map_or_else(StateDir::default_location, StateDir::new);
-    let statuses = probe(&targets, expected, &state, args.parallel).await;
+    let statuses = probe(&targets, expected, evaluated_at, &state, args.parallel).await;
     transport.close().await;
     Ok(statuses)
 }

@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::events::{Event, SkipReason};
 use crate::store::dir::StateDir;
-use crate::store::history::parse_step;
+use crate::store::history::{parse_step, run_kind};
 use crate::store::journal::{self, Entry, Record, StepState};
 use crate::store::lock::RunLock;
-use crate::store::record::{Outcome, RunStart, StepDetail};
+use crate::store::record::{Outcome, StepDetail};
 
 /// The events of `records[from..]`, reading earlier records for context
 /// (a run's size at its start); `journal` is the journal's path, as
@@ -39,7 +39,7 @@ pub fn events(records: &[Record], from: usize, journal: &str) -> Vec<Event> {
                     .collect();
                 out.push(Event::RunStarted {
                     run_id,
-                    command: command_name(command, detail),
+                    command: run_kind(command, detail),
                     plan_hash: plan_hash.clone(),
                     machines: machines.len(),
                     steps: planned.len(),
@@ -97,14 +97,6 @@ pub fn events(records: &[Record], from: usize, journal: &str) -> Vec<Event> {
         }
     }
     out
-}
-
-/// `deploy`, `reboot` or `orchestrate`, as the live event names it.
-fn command_name(command: &[String], detail: &RunStart) -> String {
-    match &detail.spec {
-        Some(spec) => spec.kind.name().to_string(),
-        None => command.first().cloned().unwrap_or_default(),
-    }
 }
 
 fn started_message(detail: &StepDetail) -> String {
@@ -257,6 +249,7 @@ mod tests {
     use super::*;
     use crate::plan::Action;
     use crate::store::journal::Journal;
+    use crate::store::record::RunStart;
 
     fn step(step: &str, machine: &str, state: StepState, detail: StepDetail) -> Entry {
         Entry::Step { step: step.into(), machine: machine.into(), state, detail }

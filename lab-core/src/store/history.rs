@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::dir::StateDir;
 use super::journal::{self, Entry, Record, StepState};
-use super::record::Outcome;
+use super::record::{Outcome, RunStart};
 use crate::plan::Action;
 
 /// One run, as its journal tells it.
@@ -21,6 +21,8 @@ pub struct RunSummary {
     pub run_id: String,
     /// What was run (credentials redacted when journaled), e.g. `["deploy", "--on", "web"]`.
     pub command: Vec<String>,
+    /// `deploy`, `reboot` or `orchestrate`.
+    pub kind: String,
     /// When it started, milliseconds since the Unix epoch.
     pub started_ms: u64,
     /// When it last ended; `None` while it runs (or when it stopped without
@@ -65,6 +67,9 @@ pub struct History {
     pub steps: BTreeMap<(Action, StepState), u64>,
     /// Every step that started and ended, in journal order.
     pub durations: Vec<StepDuration>,
+    /// Each machine's system as the newest run that planned it evaluated
+    /// it: (when that run started, milliseconds since the epoch; the system).
+    pub systems: BTreeMap<String, (u64, String)>,
     /// Journals that could not be read, by run id, with why.
     pub unreadable: BTreeMap<String, String>,
 }
@@ -104,12 +109,21 @@ impl History {
         // whether anything failed.
         let mut phases: BTreeMap<(&str, &str), Phase> = BTreeMap::new();
         for record in records {
+            if let Entry::RunStarted { detail, .. } = &record.entry {
+                for (machine, system) in &detail.systems {
+                    let newest = self.systems.get(machine).is_none_or(|(time, _)| *time <= record.time_ms);
+                    if newest {
+                        self.systems.insert(machine.clone(), (record.time_ms, system.clone()));
+                    }
+                }
+            }
             match &record.entry {
-                Entry::RunStarted { command, .. } => match &mut summary {
+                Entry::RunStarted { command, detail, .. } => match &mut summary {
                     None => {
                         summary = Some(RunSummary {
                             run_id: run_id.to_string(),
                             command: command.clone(),
+                            kind: run_kind(command, detail),
                             started_ms: record.time_ms,
                             finished_ms: None,
                             outcome: None,
@@ -165,6 +179,16 @@ impl History {
     }
 }
 
+/// The run's command, `deploy`, `reboot` or `orchestrate`: from its spec,
+/// else the first word of its command line that names one.
+pub fn run_kind(command: &[String], detail: &RunStart) -> String {
+    if let Some(spec) = &detail.spec {
+        return spec.kind.name().to_string();
+    }
+    let known = ["deploy", "reboot", "orchestrate"];
+    command.iter().find(|w| known.contains(&w.as_str())).cloned().unwrap_or_default()
+}
+
 /// One machine's steps in one phase of one run.
 #[derive(Debug, Default)]
 struct Phase {
@@ -186,7 +210,7 @@ pub fn parse_step(step: &str) -> Option<(&str, Action)> {
 mod tests {
     use super::*;
     use crate::store::journal::Journal;
-    use crate::store::record::{RunStart, StepDetail};
+    use crate::store::record::StepDetail;
 
     fn step(step: &str, machine: &str, state: StepState) -> Entry {
         Entry::Step { step: step.into(), machine: machine.into(), state, detail: StepDetail::None }
@@ -229,7 +253,14 @@ mod tests {
             &state,
             "r2",
             vec![
-                start("reboot"),
+                Entry::RunStarted {
+                    plan_hash: "h".into(),
+                    command: vec!["reboot".into()],
+                    detail: RunStart {
+                        systems: [("db".into(), "/nix/store/db2".into())].into(),
+                        ..RunStart::default()
+                    },
+                },
                 step("reboot/db/reboot", "db", StepState::Started),
                 step("reboot/db/reboot", "db", StepState::Finished),
                 step("reboot/db/wait-for-boot", "db", StepState::Started),
@@ -240,6 +271,7 @@ mod tests {
         let history = History::read(&state);
         assert_eq!(history.runs.len(), 2);
         assert_eq!(history.runs[0].outcome, Some(Outcome::Failed));
+        assert_eq!((history.runs[0].kind.as_str(), history.runs[1].kind.as_str()), ("deploy", "reboot"));
         assert_eq!(history.runs[1].finished_ms, None, "r2 has not ended");
         assert_eq!(history.last_finished().unwrap().run_id, "r1");
         assert_eq!(history.runs_newest_first()[0].run_id, "r2");
@@ -252,6 +284,8 @@ mod tests {
         assert_eq!(history.steps[&(Action::Activate, StepState::Finished)], 2);
         assert_eq!(history.steps[&(Action::HealthChecks, StepState::RolledBack)], 1);
         assert!(!history.steps.contains_key(&(Action::Reboot, StepState::Started)));
+        assert_eq!(history.systems["db"].1, "/nix/store/db2");
+        assert!(!history.systems.contains_key("web"));
         assert_eq!(history.durations.len(), 6, "every step that started and ended");
     }
 
