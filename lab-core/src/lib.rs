@@ -35,6 +35,7 @@ pub mod settings;
 pub mod status;
 pub mod store;
 pub mod suggest;
+pub mod timeline;
 pub mod window;
 
 /// lab's version, as in Cargo.toml.

@@ -23,6 +23,7 @@ mod cycles;
 mod load;
 pub(crate) mod render;
 mod select;
+mod svg;
 mod usable;
 mod waves;
 
@@ -30,6 +31,7 @@ pub use check::{dependency_cycles, fleet_problems};
 pub use load::{ordered, OrderError};
 pub use render::{render_graph, GraphFormat, SequenceEntry};
 pub use select::{Expand, SelectError, Selector};
+pub use svg::{render_svg, PER_ROW};
 pub use usable::{reachable, usable, Blocked, Blocking, Broken, Need, Purpose, Reachable, Usable};
 pub use waves::Limits;
 

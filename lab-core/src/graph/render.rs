@@ -98,7 +98,7 @@ pub fn render_graph(fleet: &Fleet, format: GraphFormat, limits: &Limits) -> Stri
 }
 
 /// Edges in the order of a run: (dependency, dependent), sorted.
-fn run_edges(fleet: &Fleet) -> Vec<(usize, usize)> {
+pub(super) fn run_edges(fleet: &Fleet) -> Vec<(usize, usize)> {
     use petgraph::visit::EdgeRef;
     let mut edges: Vec<(usize, usize)> =
         fleet.graph.edge_references().map(|e| (e.target().index(), e.source().index())).collect();
