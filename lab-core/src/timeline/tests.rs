@@ -234,3 +234,120 @@ fn read_refuses_run_ids_that_are_not_journal_names() {
         assert!(matches!(err, TimelineError::NoSuchRun { .. }), "{id}: {err}");
     }
 }
+
+/// The timeline of a journal a real `lab` run wrote on the e2e test hosts
+/// (db and cache first, web and api after db; --max-parallel 2; see
+/// tests/fixtures/journals/README.md).
+fn fixture(name: &str) -> Timeline {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journals").join(name);
+    let records = journal::read(&path).unwrap();
+    Timeline::from_records(&records).unwrap()
+}
+
+/// What holds for every timeline: one lane per machine, its segments in
+/// order without overlap inside the run, and each step on the critical
+/// path started after the one before it ended.
+fn check_shape(t: &Timeline, machines: &[&str]) {
+    let names: Vec<&str> = t.machines.iter().map(|m| m.machine.as_str()).collect();
+    assert_eq!(names, machines);
+    let end = t.finished_ms.unwrap();
+    for m in &t.machines {
+        let mut at = t.started_ms;
+        for s in &m.segments {
+            assert!(s.start_ms >= at && s.end_ms >= s.start_ms && s.end_ms <= end, "{}: {s:?}", m.machine);
+            at = s.end_ms;
+        }
+    }
+    let critical: Vec<&Segment> = t.machines.iter().flat_map(|m| &m.segments).filter(|s| s.critical).collect();
+    assert_eq!(critical.len(), t.critical_path.len());
+    let mut chain: Vec<&Segment> = critical.clone();
+    chain.sort_by_key(|s| (s.start_ms, s.end_ms));
+    for pair in chain.windows(2) {
+        assert!(pair[1].start_ms >= pair[0].end_ms, "{pair:?}");
+    }
+    assert_eq!(
+        chain.last().unwrap().end_ms,
+        t.machines.iter().flat_map(|m| &m.segments).map(|s| s.end_ms).max().unwrap()
+    );
+}
+
+#[test]
+fn a_real_deploy() {
+    let t = fixture("deploy.jsonl");
+    check_shape(&t, &["api", "cache", "db", "web"]);
+    assert_eq!(t.outcome, Some(Outcome::Success));
+    assert!(t.command.windows(3).any(|w| w == ["deploy", "--max-parallel", "2"]), "{:?}", t.command);
+    for m in &t.machines {
+        let phases: Vec<Phase> = m.segments.iter().filter(|s| s.step.is_some()).map(|s| s.phase).collect();
+        assert_eq!(phases, [Phase::Building, Phase::Copying, Phase::Activating, Phase::Health], "{}", m.machine);
+    }
+    // web's health checks ended last; web's activation waited for db's
+    // wave (db ended its checks last, cache 40 ms before it); db's
+    // activation waited for the last copy (cache's), and that copy for
+    // cache's own build.
+    assert_eq!(
+        t.critical_path,
+        [
+            "deploy/cache/build",
+            "deploy/cache/copy",
+            "deploy/db/activate",
+            "deploy/db/health-checks",
+            "deploy/web/activate",
+            "deploy/web/health-checks"
+        ]
+    );
+    let api = &machine(&t, "api").segments;
+    let activation = api.iter().position(|s| s.phase == Phase::Activating).unwrap();
+    let waited = &api[activation - 1];
+    assert_eq!(waited.phase, Phase::Waiting);
+    assert!(waited.end_ms - waited.start_ms > 2000, "api waited for the first wave: {waited:?}");
+}
+
+#[test]
+fn a_real_reboot() {
+    let t = fixture("reboot.jsonl");
+    check_shape(&t, &["api", "cache", "db", "web"]);
+    for m in &t.machines {
+        let phases: Vec<Phase> = m.segments.iter().filter(|s| s.step.is_some()).map(|s| s.phase).collect();
+        // wait (rebootDelay), reboot, wait for boot, health checks.
+        assert_eq!(phases, [Phase::Waiting, Phase::Rebooting, Phase::Rebooting, Phase::Health], "{}", m.machine);
+    }
+    assert_eq!(
+        t.critical_path,
+        [
+            "reboot/db/wait",
+            "reboot/db/reboot",
+            "reboot/db/wait-for-boot",
+            "reboot/db/health-checks",
+            "reboot/api/wait",
+            "reboot/api/reboot",
+            "reboot/api/wait-for-boot",
+            "reboot/api/health-checks"
+        ]
+    );
+}
+
+#[test]
+fn a_real_rollback() {
+    let t = fixture("rollback.jsonl");
+    check_shape(&t, &["api", "cache", "db", "web"]);
+    assert_eq!(t.outcome, Some(Outcome::Failed));
+    let web = machine(&t, "web");
+    let health = web.segments.iter().find(|s| s.phase == Phase::Health).unwrap();
+    assert_eq!(health.state, Some(StepState::Failed));
+    assert!(health.error.as_deref().unwrap().contains("health"), "{health:?}");
+    let undo = web.segments.last().unwrap();
+    assert!(undo.rollback && undo.phase == Phase::Activating && undo.start_ms == health.end_ms, "{undo:?}");
+    assert_eq!(
+        t.critical_path,
+        [
+            "deploy/db/build",
+            "deploy/db/copy",
+            "deploy/db/activate",
+            "deploy/db/health-checks",
+            "deploy/web/activate",
+            "deploy/web/health-checks",
+            "deploy/web/activate"
+        ]
+    );
+}
