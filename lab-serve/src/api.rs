@@ -47,7 +47,8 @@ async fn graph(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
         .flat_map(|m| fleet.dependencies(&m.name).into_iter().map(move |d| [m.name.as_str(), d.name.as_str()]))
         .collect();
     edges.sort();
-    Json(serde_json::json!({"waves": waves, "edges": edges, "svg": ""}))
+    let svg = lab_core::graph::render_svg(fleet, &shared.fleet.limits);
+    Json(serde_json::json!({"waves": waves, "edges": edges, "svg": svg}))
 }
 
 async fn runs(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
@@ -56,16 +57,15 @@ async fn runs(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     Json(serde_json::to_value(runs).unwrap_or_default())
 }
 
-/// One run: its journal's records.
+/// One run: its timeline per machine, read from its journal
+/// ([`lab_core::timeline`]).
 async fn run(State(shared): State<Arc<Shared>>, Path(run_id): Path<String>) -> Response {
-    // A run id names a file: only what `new_run_id` makes.
-    if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
-        return (StatusCode::NOT_FOUND, "no such run\n").into_response();
-    }
-    let path = shared.options.state.journal_path(&run_id);
-    match tokio::task::spawn_blocking(move || lab_core::store::journal::read(&path)).await {
-        Ok(Ok(records)) => Json(serde_json::json!({"runId": run_id, "records": records})).into_response(),
-        Ok(Err(lab_core::store::journal::JournalError::Read { .. })) => {
+    use lab_core::timeline::{self, TimelineError};
+    let state = shared.options.state.clone();
+    // timeline::read takes only run ids that name a journal file in runs/.
+    match tokio::task::spawn_blocking(move || timeline::read(&state, &run_id)).await {
+        Ok(Ok(timeline)) => Json(timeline).into_response(),
+        Ok(Err(TimelineError::NoSuchRun { .. } | TimelineError::Empty { .. })) => {
             (StatusCode::NOT_FOUND, "no such run\n").into_response()
         }
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
