@@ -132,7 +132,11 @@
       if (verdict(s) === 'ok') ok += 1;
       const row = el('tr', { 'data-machine': s.machine, class: `verdict-${verdict(s)}` });
       row.append(el('td', { class: 'machine' }, s.machine));
-      for (const [text, cls] of cells(s)) row.append(el('td', { class: cls }, text));
+      cells(s).forEach(([text, cls], i) => {
+        // Reachable, health and last run carry sentences: they wrap.
+        const wraps = [0, 1, 5].includes(i) && text.length > 24;
+        row.append(el('td', { class: `${cls}${wraps ? ' wrap' : ''}` }, text));
+      });
       row.append(el('td', {}, s.role || ''));
       row.append(el('td', {}, (s.groups || []).join(', ')));
       row.append(el('td', {}, s.criticality || ''));
@@ -197,6 +201,14 @@
     return row;
   }
 
+  // Keeps the newest step in view while the reader is at the bottom.
+  function follow(action) {
+    const box = $('#live-box');
+    const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 30;
+    action();
+    if (atEnd) box.scrollTop = box.scrollHeight;
+  }
+
   function setRow(row, stepState, message) {
     row.className = `state-${stepState}`;
     row.querySelector('.state').textContent = stepState;
@@ -204,6 +216,11 @@
   }
 
   function onEvent(e) {
+    follow(() => handle(e));
+    colourGraph();
+  }
+
+  function handle(e) {
     const body = $('#live tbody');
     switch (e.event) {
       case 'run-started':
@@ -252,7 +269,6 @@
       default:
         break;
     }
-    colourGraph();
   }
 
   // One message of a text/event-stream: its event name and data.
@@ -328,6 +344,12 @@
 
   // ---- Past runs, each as a timeline per machine.
 
+  // What a run did, in a word (its argv also holds global flags and paths).
+  const VERBS = ['deploy', 'reboot', 'orchestrate', 'resume'];
+  function verb(command) {
+    return (command || []).find((w) => VERBS.includes(w)) || (command || [])[0] || '?';
+  }
+
   async function loadRuns(select) {
     let runs;
     try {
@@ -342,7 +364,8 @@
       const outcome = r.outcome || (r.finishedMs ? '' : 'running');
       const cls = { success: 'ok', failed: 'bad', interrupted: 'warn', running: 'warn' }[outcome] || 'unknown';
       const li = el('li', { 'data-run': r.runId },
-        el('div', {}, el('strong', {}, (r.command || []).join(' ') || '?'), ' ', el('span', { class: cls }, outcome)),
+        el('div', {}, el('strong', {}, verb(r.command)), ' ', el('span', { class: cls }, outcome)),
+        el('span', { class: 'cmd muted', title: (r.command || []).join(' ') }, (r.command || []).join(' ')),
         el('div', { class: 'id muted' }, r.runId));
       li.onclick = () => loadTimeline(r.runId);
       if (r.runId === state.selected) li.classList.add('selected');
@@ -378,7 +401,8 @@
     const pct = (ms) => `${(100 * (ms - t0)) / span}%`;
     const outcome = t.outcome || (t.finishedMs ? '' : 'not finished');
     const head = el('div', { class: 'tl-head' },
-      el('strong', {}, (t.command || []).join(' ')), ` — ${outcome}, ${duration(span / 1000)} (${t.runId}, started ${clock(t0)})`);
+      el('strong', {}, verb(t.command)), ` — ${outcome}, ${duration(span / 1000)} (${t.runId}, started ${clock(t0)})`,
+      el('span', { class: 'cmd muted', title: (t.command || []).join(' ') }, (t.command || []).join(' ')));
     const path = el('div', { class: 'muted' }, `critical path: ${(t.criticalPath || []).join(' → ') || '-'}`);
     const lanes = [head, path];
     for (const m of t.machines) {

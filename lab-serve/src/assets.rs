@@ -65,7 +65,9 @@ mod tests {
     fn the_script_puts_server_text_in_as_text() {
         let script = std::str::from_utf8(get("/assets/app.js").unwrap().1).unwrap();
         // Machine names, errors and messages come from the fleet: never markup.
-        assert!(!script.contains("innerHTML") && !script.contains("outerHTML") && !script.contains("insertAdjacentHTML"));
+        assert!(
+            !script.contains("innerHTML") && !script.contains("outerHTML") && !script.contains("insertAdjacentHTML")
+        );
         assert!(!script.contains("eval(") && !script.contains("new Function"));
     }
 }

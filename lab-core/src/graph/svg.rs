@@ -26,6 +26,8 @@ const BAND_PAD: usize = 14;
 const BAND_GAP: usize = 36;
 const LABEL_W: usize = 70;
 const MARGIN: usize = 10;
+/// Room on the right for the arrows that pass waves.
+const BOW: usize = 28;
 /// Longest name shown in full on a box (the rest is in its tooltip).
 const NAME_CHARS: usize = 20;
 
@@ -53,7 +55,7 @@ pub fn render_svg(fleet: &Fleet, limits: &Limits) -> String {
     let waves = fleet.wave_indexes(limits, &|_| true);
     let widest = waves.iter().map(|w| w.len().min(PER_ROW)).max().unwrap_or(0).max(1);
     let inner = widest * NODE_W + (widest - 1) * GAP_X;
-    let width = MARGIN * 2 + LABEL_W + inner + BAND_PAD * 2;
+    let width = MARGIN * 2 + LABEL_W + inner + BAND_PAD * 2 + BOW;
     // Each machine's box: its top-left corner.
     let mut at = vec![(0usize, 0usize); fleet.machines.len()];
     let mut bands = Vec::with_capacity(waves.len());
@@ -96,13 +98,36 @@ pub fn render_svg(fleet: &Fleet, limits: &Limits) -> String {
             ty = top + h / 2 + 4,
         );
     }
+    let mut wave_of = vec![0usize; fleet.machines.len()];
+    for (w, wave) in waves.iter().enumerate() {
+        for &i in wave {
+            wave_of[i] = w;
+        }
+    }
     for (from, to) in run_edges(fleet) {
         let ((fx, fy), (tx, ty)) = (at[from], at[to]);
-        let (x1, y1, x2, y2) = (fx + NODE_W / 2, fy + NODE_H, tx + NODE_W / 2, ty);
-        let mid = (y1 + y2) / 2;
+        let d = if wave_of[to] == wave_of[from] + 1 {
+            // Into the next wave: bottom to top.
+            let (x1, y1, x2, y2) = (fx + NODE_W / 2, fy + NODE_H, tx + NODE_W / 2, ty);
+            let mid = (y1 + y2) / 2;
+            format!("M{x1},{y1}C{x1},{mid} {x2},{mid} {x2},{y2}")
+        } else {
+            // Past other waves: side to side, bowed out to the right of
+            // every box it passes. With both control points at `bow`, the
+            // curve reaches 3/4 of the way from its ends to them.
+            let (x1, y1, x2, y2) = (fx + NODE_W, fy + NODE_H / 2, tx + NODE_W, ty + NODE_H / 2);
+            let right = waves[wave_of[from] + 1..wave_of[to]]
+                .iter()
+                .flatten()
+                .map(|&i| at[i].0 + NODE_W)
+                .fold(x1.max(x2), usize::max);
+            let x = x1.max(x2);
+            let bow = x + (right + BOW / 2 - x).div_ceil(3) * 4;
+            format!("M{x1},{y1}C{bow},{y1} {bow},{y2} {x2},{y2}")
+        };
         let _ = writeln!(
             out,
-            "<path class=\"edge\" data-from=\"{}\" data-to=\"{}\" d=\"M{x1},{y1}C{x1},{mid} {x2},{mid} {x2},{y2}\" \
+            "<path class=\"edge\" data-from=\"{}\" data-to=\"{}\" d=\"{d}\" \
              fill=\"none\" stroke=\"#7f8c8d\" stroke-width=\"1.5\" marker-end=\"url(#lab-arrow)\"/>",
             xml(&fleet.machines[from].name),
             xml(&fleet.machines[to].name),
@@ -160,6 +185,7 @@ mod tests {
             machine("db", &["router"], 1, "high"),
             machine("web-1", &["db"], 2, "medium"),
             machine("a<b>&\"c\"", &["router"], 3, "medium"),
+            machine("mon", &["router"], 4, "low"),
         ])
         .unwrap()
     }
@@ -186,8 +212,8 @@ mod tests {
         let svg = render_svg(&fleet(), &limits(2));
         let waves = fleet().waves(&limits(2)).len();
         assert_eq!(svg.matches("class=\"wave\"").count(), waves);
-        assert_eq!(svg.matches("<g class=\"node").count(), 5);
-        assert_eq!(svg.matches("class=\"edge\"").count(), 4);
+        assert_eq!(svg.matches("<g class=\"node").count(), 6);
+        assert_eq!(svg.matches("class=\"edge\"").count(), 5);
         assert!(svg.contains("data-machine=\"a&lt;b&gt;&amp;&quot;c&quot;\""), "names are escaped: {svg}");
         assert!(!svg.contains("a<b>"), "{svg}");
         // Each box lies below the boxes of its dependencies.
@@ -198,6 +224,17 @@ mod tests {
             y[..y.find('"').unwrap()].parse::<usize>().unwrap()
         };
         assert!(y_of("router") < y_of("db") && y_of("db") < y_of("web-1") && y_of("web-1") <= y_of("web-2"));
+        // router -> mon passes two waves: it bows out right of their boxes
+        // (its curve reaches 3/4 of the way to its control points).
+        let edge = &svg[svg.find("data-from=\"router\" data-to=\"mon\" d=\"M").unwrap() + 37..];
+        let numbers: Vec<usize> = edge
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .take(3)
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let (start, bow) = (numbers[0], numbers[2]);
+        assert!(start + (bow - start) * 3 / 4 > 274 + NODE_W, "clears a<b>'s box (x 274): {edge:.60}");
     }
 
     #[test]
@@ -210,7 +247,7 @@ mod tests {
         let svg = render_svg(&fleet, &limits(100));
         assert_eq!(svg.matches("class=\"wave\"").count(), 1);
         let width: usize = svg.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
-        assert!(width < (PER_ROW + 1) * NODE_W + LABEL_W + 100, "wrapped at {PER_ROW}: {width}");
+        assert!(width < (PER_ROW + 1) * (NODE_W + GAP_X) + LABEL_W + BOW * 4, "wrapped at {PER_ROW}: {width}");
         assert!(svg.contains(&format!("{long} (server, low)")), "the full name in the tooltip");
         assert!(svg.contains("a-machine-with-a-ve…<"), "cut on the box");
     }
