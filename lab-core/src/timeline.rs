@@ -11,8 +11,11 @@
 //! Unix epoch, as the journal keeps them.
 //!
 //! The critical path needs no fleet: the journal is one ordered stream, so
-//! for each step it shows which steps had ended before it started (see
-//! [`critical`] for how the one it waited for is chosen).
+//! for each step it shows which steps had ended before it started. The one
+//! it waited for is the last of those to end; a reboot, the wait for boot
+//! and the health checks wait only for their own machine's step before
+//! them, any other step may wait for another machine (its wave for the one
+//! before, an activation for the last copy).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
