@@ -279,6 +279,7 @@ fn serve_follows_a_deploy_an_unhealthy_and_an_unreachable_machine() {
     assert_eq!(sorted(&streamed), sorted(&printed), "the live stream is the run's --json events");
     assert_eq!(streamed.first().map(|e| e["event"].clone()), Some("run-started".into()));
     assert_eq!(streamed.last().map(|e| e["event"].clone()), Some("run-finished".into()));
+    assert_eq!(late.lines().first().map(String::as_str), Some("event: status"), "the last status first");
     let late_events = run_events(&late.lines());
     assert_eq!(late_events[0]["event"], "run-started", "replayed from the start: {late_events:?}");
     assert_eq!(late_events[0]["command"], "deploy");
