@@ -63,13 +63,13 @@ struct Shown<'a> {
 }
 
 /// Prints the plan of a reboot or deploy run with its estimated duration,
-/// and, for a reboot, whether the fleet's window lets it start now.
+/// for a reboot whether the fleet's window lets it start now, and with
+/// `--diff` what the deploy changes on each machine.
 pub fn run(fleet_args: &FleetArgs, args: &PlanArgs) -> Result<Exit> {
     if args.diff && !matches!(args.kind, Kind::Deploy) {
         bail!("--diff shows what a deploy changes: use it with `lab plan deploy`");
     }
-    let fleet = fleet_args;
-    let Some((fleet, settings)) = order_args::load_for(fleet, &args.select, order_args::Purpose::Run)? else {
+    let Some((fleet, settings)) = order_args::load_for(fleet_args, &args.select, order_args::Purpose::Run)? else {
         return Ok(Exit::NotClean);
     };
     let kind = match args.kind {
