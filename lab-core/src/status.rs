@@ -209,20 +209,28 @@ pub fn expected_now(
 }
 
 /// The status of every machine of `machines` (see [`fleet_status`]), with
-/// its last run and last successful deploy and reboot read from `state`'s
-/// journals: what `lab status` and `lab serve` show. `expected` holds the
-/// systems evaluated at `evaluated_at_ms` (see [`expected_now`]).
+/// its last run and last successful deploy and reboot from `history` (the
+/// journals, see [`History::read`]): what `lab status` and `lab serve`
+/// show. `expected` holds the systems evaluated at `evaluated_at_ms` (see
+/// [`expected_now`]).
 pub async fn probe(
     machines: &[Reached],
     expected: &BTreeMap<String, String>,
     evaluated_at_ms: u64,
-    state: &StateDir,
+    history: &History,
     concurrency: usize,
 ) -> Vec<MachineStatus> {
-    let history = History::read(state);
-    let expected = expected_now(expected, evaluated_at_ms, &history);
-    let mut statuses = fleet_status(machines, &expected, &last_runs(state), concurrency).await;
-    apply_history(&mut statuses, &history);
+    let expected = expected_now(expected, evaluated_at_ms, history);
+    let last: BTreeMap<String, LastRun> = history
+        .machines
+        .iter()
+        .filter_map(|(name, h)| {
+            let s = h.last_step.as_ref()?;
+            Some((name.clone(), LastRun { run_id: s.run_id.clone(), step: s.step.clone(), state: s.state }))
+        })
+        .collect();
+    let mut statuses = fleet_status(machines, &expected, &last, concurrency).await;
+    apply_history(&mut statuses, history);
     statuses
 }
 

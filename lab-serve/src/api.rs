@@ -9,7 +9,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use lab_core::store::history::History;
 use lab_core::store::now_ms;
 
 use crate::auth::{self, Token};
@@ -52,8 +51,7 @@ async fn graph(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
 }
 
 async fn runs(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    let state = shared.options.state.clone();
-    let runs = tokio::task::spawn_blocking(move || History::read(&state).runs_newest_first()).await.unwrap_or_default();
+    let runs = tokio::task::spawn_blocking(move || shared.history().runs_newest_first()).await.unwrap_or_default();
     Json(serde_json::to_value(runs).unwrap_or_default())
 }
 
@@ -75,8 +73,8 @@ async fn run(State(shared): State<Arc<Shared>>, Path(run_id): Path<String>) -> R
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let snapshot = shared.snapshot();
-    let state = shared.options.state.clone();
-    let history = tokio::task::spawn_blocking(move || History::read(&state)).await.unwrap_or_default();
+    let reader = shared.clone();
+    let history = tokio::task::spawn_blocking(move || reader.history()).await.unwrap_or_default();
     match lab_core::metrics::fleet_metrics(&snapshot.statuses, snapshot.probed_at_ms, &history, now_ms()) {
         Ok(text) => ([(header::CONTENT_TYPE, lab_core::metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use lab_core::orchestrate::replay::Follower;
 use lab_core::orchestrate::Event;
 use lab_core::status::{self, MachineStatus};
+use lab_core::store::history::{History, HistoryCache};
 use lab_core::store::now_ms;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -68,6 +69,8 @@ pub struct Shared {
     /// Turns true when the server stops: the event streams end then, so
     /// the graceful shutdown does not wait for clients that never leave.
     stopping: watch::Receiver<bool>,
+    /// The journals' facts as last read.
+    history: Mutex<HistoryCache>,
 }
 
 impl Shared {
@@ -75,7 +78,15 @@ impl Shared {
     pub fn new(fleet: Fleet, options: &ServeOptions, stopping: watch::Receiver<bool>) -> Shared {
         let (tx, _) = broadcast::channel(1024);
         let (snapshot, live) = (RwLock::default(), Mutex::default());
-        Shared { fleet, options: options.clone(), snapshot, live, tx, stopping }
+        let history = Mutex::default();
+        Shared { fleet, options: options.clone(), snapshot, live, tx, stopping, history }
+    }
+
+    /// What the journals tell now (reading only the journals that changed):
+    /// blocking, call it off the async threads.
+    pub fn history(&self) -> History {
+        let mut cache = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        History::read_cached(&self.options.state, &mut cache)
     }
 
     /// Completes when the server stops.
@@ -141,8 +152,10 @@ async fn probe_loop(shared: Arc<Shared>) {
         ticks.tick().await;
         let began = now_ms();
         let fleet = &shared.fleet;
-        let (state, parallel) = (&shared.options.state, shared.options.parallel);
-        let statuses = status::probe(&fleet.machines, &fleet.expected, fleet.evaluated_at_ms, state, parallel).await;
+        let reader = shared.clone();
+        let history = tokio::task::spawn_blocking(move || reader.history()).await.unwrap_or_default();
+        let parallel = shared.options.parallel;
+        let statuses = status::probe(&fleet.machines, &fleet.expected, fleet.evaluated_at_ms, &history, parallel).await;
         *shared.snapshot.write().unwrap_or_else(PoisonError::into_inner) =
             Snapshot { probed_at_ms: Some(now_ms()), probe_ms: Some(now_ms().saturating_sub(began)), statuses };
         let _ = shared.tx.send(Message::Status(shared.status_json().to_string()));

@@ -96,7 +96,8 @@ async fn gather(
     let transport = args.ssh.transport(&evaluation.settings)?;
     let targets = lab_core::reach::reach(&transport, &machines)?;
     let state = args.state_dir.clone().map_or_else(StateDir::default_location, StateDir::new);
-    let statuses = probe(&targets, expected, evaluated_at, &state, args.parallel).await;
+    let history = lab_core::store::history::History::read(&state);
+    let statuses = probe(&targets, expected, evaluated_at, &history, args.parallel).await;
     transport.close().await;
     Ok(statuses)
 }

@@ -44,7 +44,27 @@ pub struct MachineHistory {
     pub last_reboot_ms: Option<u64>,
     /// Times it was rolled back.
     pub rollbacks: u64,
+    /// The last step a run recorded for it (the newest run that acted on it wins).
+    pub last_step: Option<LastStep>,
 }
+
+/// The last step a run recorded for a machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastStep {
+    /// The run.
+    pub run_id: String,
+    /// The step.
+    pub step: String,
+    /// How it stands.
+    pub state: StepState,
+}
+
+/// Each journal's facts as last read, with the journal's length then, so a
+/// reader that looks again and again (`lab serve`: each probe and scrape)
+/// parses only the journals that changed.
+#[derive(Debug, Default)]
+pub struct HistoryCache(BTreeMap<String, (u64, History)>);
 
 /// How long one step took: from its `started` record to its end.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,16 +98,58 @@ impl History {
     /// Reads every journal of `state`. A journal that does not read is
     /// listed in [`History::unreadable`], not an error: the others still tell.
     pub fn read(state: &StateDir) -> History {
+        History::read_cached(state, &mut HistoryCache::default())
+    }
+
+    /// [`History::read`], reading again only the journals whose length
+    /// changed since `cache` last saw them.
+    pub fn read_cached(state: &StateDir, cache: &mut HistoryCache) -> History {
+        let ids = state.run_ids();
+        let present: std::collections::BTreeSet<&String> = ids.iter().collect();
+        cache.0.retain(|id, _| present.contains(id));
         let mut history = History::default();
-        for run_id in state.run_ids() {
-            match journal::read(&state.journal_path(&run_id)) {
-                Ok(records) => history.add(&run_id, &records),
-                Err(e) => {
-                    history.unreadable.insert(run_id, e.to_string());
+        for run_id in &ids {
+            let path = state.journal_path(run_id);
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if cache.0.get(run_id).is_none_or(|(seen, _)| *seen != len) {
+                let mut one = History::default();
+                match journal::read(&path) {
+                    Ok(records) => one.add(run_id, &records),
+                    Err(e) => {
+                        one.unreadable.insert(run_id.clone(), e.to_string());
+                    }
                 }
+                cache.0.insert(run_id.clone(), (len, one));
+            }
+            if let Some((_, one)) = cache.0.get(run_id) {
+                history.merge(one);
             }
         }
         history
+    }
+
+    /// Adds what `later` tells (the history of runs after these).
+    pub fn merge(&mut self, later: &History) {
+        self.runs.extend(later.runs.iter().cloned());
+        for (name, h) in &later.machines {
+            let mine = self.machines.entry(name.clone()).or_default();
+            mine.last_deploy_ms = mine.last_deploy_ms.max(h.last_deploy_ms);
+            mine.last_reboot_ms = mine.last_reboot_ms.max(h.last_reboot_ms);
+            mine.rollbacks += h.rollbacks;
+            if h.last_step.is_some() {
+                mine.last_step = h.last_step.clone();
+            }
+        }
+        for (key, count) in &later.steps {
+            *self.steps.entry(*key).or_default() += count;
+        }
+        self.durations.extend(later.durations.iter().copied());
+        for (machine, (time, system)) in &later.systems {
+            if self.systems.get(machine).is_none_or(|(mine, _)| mine <= time) {
+                self.systems.insert(machine.clone(), (*time, system.clone()));
+            }
+        }
+        self.unreadable.extend(later.unreadable.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 
     /// The runs, newest first.
@@ -151,9 +213,11 @@ impl History {
                             self.durations.push(StepDuration { action, seconds });
                         }
                     }
+                    let m = self.machines.entry(machine.clone()).or_default();
                     if *state == StepState::RolledBack {
-                        self.machines.entry(machine.clone()).or_default().rollbacks += 1;
+                        m.rollbacks += 1;
                     }
+                    m.last_step = Some(LastStep { run_id: run_id.to_string(), step: step.clone(), state: *state });
                     let p = phases.entry((phase, machine)).or_default();
                     p.last = Some((record.time_ms, *state));
                     p.key_done |=
@@ -281,12 +345,39 @@ mod tests {
         assert_eq!(db.last_deploy_ms, None, "rolled back: not a successful deploy");
         assert!(db.last_reboot_ms.is_some());
         assert_eq!(db.rollbacks, 1);
+        let last = db.last_step.as_ref().unwrap();
+        assert_eq!((last.run_id.as_str(), last.step.as_str()), ("r2", "reboot/db/wait-for-boot"));
+        assert_eq!(web.last_step.as_ref().unwrap().state, StepState::Started, "r2 started its reboot");
         assert_eq!(history.steps[&(Action::Activate, StepState::Finished)], 2);
         assert_eq!(history.steps[&(Action::HealthChecks, StepState::RolledBack)], 1);
         assert!(!history.steps.contains_key(&(Action::Reboot, StepState::Started)));
         assert_eq!(history.systems["db"].1, "/nix/store/db2");
         assert!(!history.systems.contains_key("web"));
         assert_eq!(history.durations.len(), 6, "every step that started and ended");
+    }
+
+    #[test]
+    fn the_cache_reads_again_only_what_changed_and_tells_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let start =
+            Entry::RunStarted { plan_hash: "h".into(), command: vec!["deploy".into()], detail: RunStart::default() };
+        write(&state, "r1", vec![start.clone(), step("deploy/a/activate", "a", StepState::Started)]);
+        let mut cache = HistoryCache::default();
+        assert_eq!(History::read_cached(&state, &mut cache), History::read(&state));
+        // A journal that changed is read again; one that vanished is forgotten.
+        let (mut journal, _) = Journal::reopen(&state.journal_path("r1")).unwrap();
+        journal.append(step("deploy/a/activate", "a", StepState::Finished)).unwrap();
+        journal.append(Entry::RunFinished { outcome: Outcome::Success }).unwrap();
+        write(&state, "r2", vec![start, step("deploy/a/activate", "a", StepState::Skipped)]);
+        let cached = History::read_cached(&state, &mut cache);
+        assert_eq!(cached, History::read(&state));
+        assert_eq!(cached.runs[0].outcome, Some(Outcome::Success));
+        assert_eq!(cached.machines["a"].last_step.as_ref().unwrap().run_id, "r2");
+        std::fs::remove_file(state.journal_path("r2")).unwrap();
+        let cached = History::read_cached(&state, &mut cache);
+        assert_eq!(cached.runs.len(), 1);
+        assert_eq!(cache.0.len(), 1);
     }
 
     #[test]
