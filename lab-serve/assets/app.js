@@ -15,6 +15,7 @@
     selected: null, // the past run whose timeline is shown
     streamUp: false,
     pollTimer: null,
+    redraw: null, // a pending redraw of the live run's timeline
   };
 
   // ---- Small helpers.
@@ -115,7 +116,7 @@
   }
 
   function verdict(s) {
-    if (!s.reachable) return 'unknown';
+    if (!s.reachable) return 'bad';
     if (s.healthy === false) return 'bad';
     if (s.generation === 'outdated' || s.needsReboot) return 'warn';
     if (s.healthy === true) return 'ok';
@@ -218,6 +219,14 @@
   function onEvent(e) {
     follow(() => handle(e));
     colourGraph();
+    // The run in progress, when it is the one whose timeline is shown,
+    // redrawn as its steps end (at most once a second).
+    if (e.event.startsWith('step-') && state.selected && state.selected === state.runId && !state.redraw) {
+      state.redraw = setTimeout(() => {
+        state.redraw = null;
+        if (state.selected === state.runId) loadTimeline(state.runId);
+      }, 1000);
+    }
   }
 
   function handle(e) {
@@ -229,7 +238,7 @@
         body.replaceChildren();
         $('#live-title').textContent = `${e.command} ${e.runId}${e.resumed ? ' (resumed)' : ''}`;
         $('#live-summary').textContent = `${e.machines} machines, ${e.steps} steps`;
-        loadRuns();
+        loadRuns(e.runId);
         break;
       case 'wave-started':
         body.append(el('tr', { class: 'wave' }, el('td', { colSpan: 4 }, `${e.phase} wave ${e.wave}: ${e.machines.join(', ')}`)));
