@@ -34,8 +34,8 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     Json(shared.status_json())
 }
 
-/// `{"waves": [["db"], ["web", "api"]], "edges": [["web", "db"]], "svg": ""}`:
-/// each edge is (dependent, dependency).
+/// `{"waves": [["db"], ["web", "api"]], "edges": [["web", "db"]], "svg": "<svg…>"}`:
+/// each edge is (dependent, dependency); the SVG draws the waves.
 async fn graph(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let fleet = &shared.fleet.graph;
     let waves: Vec<Vec<&str>> =
