@@ -24,6 +24,7 @@ mod plan_refusals;
 mod plan_window;
 mod schema;
 mod selection_order;
+mod serve;
 mod unmanaged;
 mod unmanaged_on_purpose;
 mod wide_and_json;
