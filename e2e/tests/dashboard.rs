@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use lab_e2e::run::lab_command;
 use lab_e2e::{FleetSpec, HostSpec, SystemSpec, TestFleet};
 use serde_json::{json, Value};
@@ -106,7 +107,7 @@ async fn browser() -> (Killed, Client) {
                      "--window-size=1280,1400", "--lang=en-GB"],
         }),
     );
-    let client = ClientBuilder::native()
+    let client = ClientBuilder::new(HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
