@@ -32,6 +32,7 @@ pub mod layout;
 pub mod netns;
 pub mod nixsys;
 pub mod run;
+pub mod served;
 pub mod spec;
 pub mod ssh;
 pub mod switch_log;

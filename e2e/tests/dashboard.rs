@@ -14,17 +14,15 @@
 //! Needs root, nix, sshd, chromium and chromium-driver, and
 //! `cargo build -p lab-cli -p lab-e2e` first.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use lab_e2e::run::lab_command;
+use lab_e2e::served::Served;
 use lab_e2e::{FleetSpec, HostSpec, SystemSpec, TestFleet};
 use serde_json::{json, Value};
 
@@ -43,43 +41,14 @@ impl Drop for Killed {
     }
 }
 
-/// `lab serve` on a free loopback port: the process, its URL, and what it
-/// said on stderr (for assertion messages).
-struct Serve {
-    _child: Killed,
-    url: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Serve {
-    fn start(fleet: &TestFleet, state: &Path, extra: &[&str]) -> Serve {
-        let interval = INTERVAL.to_string();
-        let mut args = vec!["serve", "--port", "0", "--interval", &interval];
-        args.extend_from_slice(extra);
-        let mut cmd = lab_command(fleet, state, &args);
-        cmd.args(["--ssh-option", "ConnectTimeout=3"]).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("lab serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let child = Killed(child);
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let kept = log.clone();
-        // Read stderr to its end, so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(url.trim().to_string());
-                }
-                kept.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let url = rx.recv_timeout(RUN).unwrap_or_else(|_| panic!("lab serve never listened: {}", log.lock().unwrap()));
-        Serve { _child: child, url, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
+/// `lab serve` on a free loopback port, probing every INTERVAL.
+fn serve(fleet: &TestFleet, state: &Path, extra: &[&str]) -> Served {
+    let interval = INTERVAL.to_string();
+    let mut args = vec!["serve", "--port", "0", "--interval", &interval];
+    args.extend_from_slice(extra);
+    let mut cmd = lab_command(fleet, state, &args);
+    cmd.args(["--ssh-option", "ConnectTimeout=3"]);
+    Served::start(cmd, RUN)
 }
 
 /// chromedriver on a free port, and a headless chromium session through it.
@@ -153,8 +122,12 @@ async fn the_page_shows_the_fleet_and_a_deploy_as_it_happens() {
     ]))
     .unwrap();
     let state = tempfile::tempdir().unwrap();
-    fleet.write_generation(2, &names.map(|n| (n, SystemSpec::healthy()))).unwrap();
-    let serve = Serve::start(&fleet, state.path(), &[]);
+    // web's new system brings one package more: what the diff must show.
+    let gen2 = names.map(|n| {
+        (n, if n == "web" { SystemSpec::healthy().with_packages(&[("hello", "2.12")]) } else { SystemSpec::healthy() })
+    });
+    fleet.write_generation(2, &gen2).unwrap();
+    let serve = serve(&fleet, state.path(), &[]);
     let (_driver, client) = browser().await;
     client.goto(&serve.url).await.unwrap();
 
@@ -174,6 +147,18 @@ async fn the_page_shows_the_fleet_and_a_deploy_as_it_happens() {
         .await
         .unwrap();
     assert_eq!(outdated, json!(4), "generation 2 is written, not deployed: every machine is outdated");
+
+    // What a deploy would change on web, asked for from the page: the
+    // server builds web's new system and reads the running one on web.
+    client.execute("document.querySelector('#diff-machine').value = 'web';", vec![]).await.unwrap();
+    client.find(Locator::Css("#diff-go")).await.unwrap().click().await.unwrap();
+    let diff = until(&client, RUN, "return document.querySelector('#diff').textContent;", |v| {
+        v.as_str().is_some_and(|t| t.starts_with("web"))
+    })
+    .await;
+    let diff = diff.as_str().unwrap();
+    assert!(diff.starts_with("web: 0 changed, 1 added, 0 removed, no reboot"), "{diff}\n{}", serve.log());
+    assert!(diff.contains("Added (1)hello 2.12"), "{diff}");
     until(&client, RUN, "return document.querySelector('#conn').textContent;", |v| v == "live").await;
 
     // A real deploy: its first step shows on the page while it still runs.
@@ -199,6 +184,11 @@ async fn the_page_shows_the_fleet_and_a_deploy_as_it_happens() {
         }
     };
     assert!(status.success(), "the deploy failed: {status}");
+    // web runs its new system now: the diff shown before is withdrawn.
+    until(&client, RUN, "return document.querySelector('#diff').textContent;", |v| {
+        v.as_str().is_some_and(|t| t.starts_with("web runs another system since"))
+    })
+    .await;
     // Every machine's health checks finished, live; the run ended well.
     let healthy = until(
         &client,
@@ -262,7 +252,7 @@ async fn the_page_asks_for_the_token_and_keeps_it_for_the_tab() {
     let token = "e2e-dashboard-token-7f3a";
     let token_file = state.path().join("token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    let serve = Serve::start(&fleet, state.path(), &["--token-file", token_file.to_str().unwrap()]);
+    let serve = serve(&fleet, state.path(), &["--token-file", token_file.to_str().unwrap()]);
     let (_driver, client) = browser().await;
     client.goto(&serve.url).await.unwrap();
 

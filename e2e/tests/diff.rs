@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use lab_e2e::run::text;
+use lab_e2e::served::Served;
 use lab_e2e::systemd_fleet::SystemdFleet;
 use lab_e2e::{HostSpec, SystemSpec};
 use serde_json::Value;
@@ -53,6 +54,13 @@ fn forget_locally(fleet: &SystemdFleet, systems: &[&Path]) {
     }
 }
 
+fn curl(url: &str) -> String {
+    let out =
+        lab_e2e::output_within(Command::new("curl").args(["-sS", "--fail", "--max-time", "300", url]), LIMIT).unwrap();
+    assert!(out.status.success(), "curl {url}: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The host's own view of its running closure: its total NAR size.
 fn closure_size_on(fleet: &SystemdFleet, host: &str) -> u64 {
     let script = "nix-store --query --size $(nix-store --query --requisites /run/current-system)";
@@ -84,6 +92,7 @@ fn the_diff_shows_known_package_and_kernel_changes_read_from_the_hosts() {
         )
         .unwrap();
     forget_locally(&fleet, &[running.0.as_path(), running.1.as_path()]);
+    let state = tempfile::tempdir().unwrap();
 
     let out = plan(&fleet, &["--json"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -118,6 +127,26 @@ fn the_diff_shows_known_package_and_kernel_changes_read_from_the_hosts() {
     assert_eq!(db["rebootNeeded"], false, "{db}");
     assert_eq!(db["closure"]["beforeBytes"], sizes.1, "{db}");
     assert!(db["closure"]["deltaBytes"].as_i64().unwrap() > 0, "{db}");
+
+    // lab serve answers the same diff, per machine, on request; a machine
+    // it does not show is 404.
+    let mut cmd = fleet.command(lab_e2e::lab_binary());
+    cmd.arg("--file").arg(fleet.fleet_file()).args(["serve", "--port", "0", "--interval", "60"]);
+    cmd.arg("--ssh-config").arg(fleet.ssh_config()).arg("--state-dir").arg(state.path());
+    let served = Served::start(cmd, LIMIT);
+    for name in ["dfweb", "dfdb"] {
+        let answer: Value = serde_json::from_str(&curl(&format!("{}/api/diff/{name}", served.url))).unwrap();
+        assert_eq!(&answer, machine(&json, name), "{}", served.log());
+    }
+    let out = lab_e2e::output_within(
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("{}/api/diff/nosuch", served.url)),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    drop(served);
 
     // The text, with the build's progress on stderr.
     let out = plan(&fleet, &[]);

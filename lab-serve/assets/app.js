@@ -12,6 +12,7 @@
     byMachine: new Map(), // machine -> its status
     running: new Set(), // machines with a step going on
     runId: null, // the run in progress the stream shows
+    diffOf: null, // the machine and running system of the diff shown
     selected: null, // the past run whose timeline is shown
     streamUp: false,
     pollTimer: null,
@@ -149,6 +150,8 @@
       ? `probed ${clock(status.probedAtMs)}, every ${status.intervalSeconds} s`
       : `first probe under way (every ${status.intervalSeconds} s)`;
     colourGraph();
+    fillDiffMachines();
+    staleDiff();
   }
 
   async function loadStatus() {
@@ -156,6 +159,93 @@
       showStatus(await getJson('/api/status'));
     } catch (e) {
       $('#probed').textContent = `cannot read the status: ${e.message}`;
+    }
+  }
+
+  // ---- What a deploy changes on one machine (/api/diff/NAME), on request:
+  // the server builds the new system, so never on a timer.
+
+  function fillDiffMachines() {
+    const select = $('#diff-machine');
+    const chosen = select.value;
+    const names = [...state.byMachine.keys()];
+    if (names.join('\n') === [...select.options].map((o) => o.value).join('\n')) return;
+    select.replaceChildren(...names.map((n) => el('option', { value: n }, n)));
+    if (names.includes(chosen)) select.value = chosen;
+  }
+
+  function bytes(n) {
+    const sign = n < 0 ? '-' : '';
+    let v = Math.abs(n), unit = 0;
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    while (v >= 1024 && unit < units.length - 1) { v /= 1024; unit += 1; }
+    return `${sign}${unit ? v.toFixed(1) : v} ${units[unit]}`;
+  }
+
+  function packageList(title, cls, rows) {
+    if (!rows.length) return null;
+    return el('div', { class: 'diff-list' }, el('h3', { class: cls }, `${title} (${rows.length})`),
+      el('ul', {}, ...rows.map((r) => el('li', {}, r))));
+  }
+
+  function showDiff(d) {
+    const box = $('#diff');
+    if (d.error) {
+      box.replaceChildren(el('p', { class: 'bad' }, d.error));
+      return;
+    }
+    if (d.unchanged) {
+      box.replaceChildren(el('p', { class: 'ok' }, `${d.machine} already runs its new system: a deploy changes nothing.`));
+      return;
+    }
+    const c = d.closure;
+    const plus = (n) => (n > 0 ? `+${bytes(n)}` : bytes(n));
+    const summary = `${d.machine}: ${d.changed.length} changed, ${d.added.length} added, ${d.removed.length} removed, ` +
+      (d.rebootNeeded ? 'reboot needed' : 'no reboot');
+    const boot = d.boot.map((b) => `${b.part} ${b.changed ? 'changes' : 'same'}`).join(', ');
+    box.replaceChildren(
+      el('p', { class: d.rebootNeeded ? 'warn' : '' }, summary),
+      el('p', { class: 'muted' },
+        `closure ${bytes(c.beforeBytes)} → ${bytes(c.afterBytes)} (${plus(c.deltaBytes)}), ` +
+        `${c.beforePaths} → ${c.afterPaths} store paths (${c.pathsAdded} new, ${c.pathsRemoved} gone)`),
+      el('p', {}, `boot: ${boot}${d.rebootReason ? ` — ${d.rebootReason}` : ''}`),
+      ...[
+        packageList('Changed', 'warn', d.changed.map((p) => `${p.name}: ${p.before.join(', ') || 'ø'} → ${p.after.join(', ') || 'ø'} (${plus(p.sizeDeltaBytes)})`)),
+        packageList('Added', 'ok', d.added.map((p) => `${p.name} ${p.versions.join(', ')} (${bytes(p.sizeBytes)})`)),
+        packageList('Removed', 'bad', d.removed.map((p) => `${p.name} ${p.versions.join(', ')} (${bytes(p.sizeBytes)})`)),
+      ].filter(Boolean),
+    );
+  }
+
+  // A diff shown is against the system the machine ran then: once it runs
+  // another (a deploy happened), the diff is no longer what a deploy changes.
+  function staleDiff() {
+    const shown = state.diffOf;
+    if (!shown) return;
+    const now = state.byMachine.get(shown.machine);
+    if (now && now.currentSystem && now.currentSystem !== shown.currentSystem) {
+      state.diffOf = null;
+      $('#diff').replaceChildren(el('p', { class: 'muted' },
+        `${shown.machine} runs another system since: show the changes again to see what a deploy changes now.`));
+    }
+  }
+
+  async function loadDiff(event) {
+    if (event) event.preventDefault();
+    const name = $('#diff-machine').value;
+    if (!name) return;
+    $('#diff-go').disabled = true;
+    $('#diff-note').textContent = `building ${name}'s new system and reading the running one…`;
+    try {
+      const d = await getJson(`/api/diff/${encodeURIComponent(name)}`);
+      showDiff(d);
+      state.diffOf = d.error ? null : { machine: name, currentSystem: d.currentSystem };
+      $('#diff-note').textContent = '';
+    } catch (e) {
+      $('#diff-note').textContent = '';
+      $('#diff').replaceChildren(el('p', { class: 'bad' }, e.message));
+    } finally {
+      $('#diff-go').disabled = false;
     }
   }
 
@@ -444,6 +534,7 @@
 
   async function start() {
     setConn(false);
+    $('#diff-form').addEventListener('submit', loadDiff);
     await loadStatus();
     loadGraph();
     loadRuns();

@@ -23,6 +23,11 @@ pub fn router(shared: Arc<Shared>, token: Option<Token>) -> Router {
         .route("/api/runs/{run_id}", get(run))
         .route("/api/events", get(crate::live::events))
         .route("/metrics", get(metrics))
+        .merge(
+            Router::new()
+                .route("/api/diff/{machine}", get(crate::diff::machine))
+                .with_state((shared.clone(), Arc::new(crate::diff::Diffs::default()))),
+        )
         .route_layer(axum::middleware::from_fn_with_state(token, auth::require))
         .with_state(shared);
     // The page and its assets hold no data: they load without the token,

@@ -23,6 +23,7 @@ use lab_core::store::dir::StateDir;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod diff;
 pub mod live;
 pub mod state;
 
@@ -54,6 +55,9 @@ pub struct Fleet {
     pub graph: lab_core::graph::Fleet,
     /// The wave limits the graph is cut with.
     pub limits: Limits,
+    /// Evaluates and builds the machines' new systems for `/api/diff`;
+    /// `None` when the fleet's source has none (the JSON contract).
+    pub builder: Option<Arc<dyn lab_core::orchestrate::Builder>>,
 }
 
 /// Why the server could not start or stopped.

@@ -44,7 +44,14 @@ fn fleet() -> Fleet {
     })
     .unwrap();
     let graph = Graph::from_map(&machines).unwrap();
-    Fleet { machines: reached, expected: Default::default(), evaluated_at_ms: 0, graph, limits: Limits::default() }
+    Fleet {
+        machines: reached,
+        expected: Default::default(),
+        evaluated_at_ms: 0,
+        graph,
+        limits: Limits::default(),
+        builder: None,
+    }
 }
 
 fn options(listen: &str, token_file: Option<std::path::PathBuf>, state: &std::path::Path) -> ServeOptions {
@@ -144,6 +151,12 @@ async fn loopback_is_the_default_and_needs_no_token() {
         let (code, _, body) = get(addr, route, None).await;
         assert_eq!(code, 200, "{route}: {body}");
     }
+    // This fleet has no systems to build (no builder): the diff says so;
+    // a machine the server does not show is not found.
+    let (code, _, body) = get(addr, "/api/diff/web", None).await;
+    assert_eq!((code, body.contains("no systems to build")), (501, true), "{body}");
+    let (code, _, _) = get(addr, "/api/diff/nosuch", None).await;
+    assert_eq!(code, 404);
     stop.send(()).unwrap();
 }
 
@@ -186,6 +199,11 @@ async fn with_a_token_every_route_but_the_page_needs_it_and_no_answer_carries_a_
         assert_eq!(code, 200, "{route}: {body}");
         answers.push((route, headers, body));
     }
+    // The diff is behind the token too (answered 501 here: no builder).
+    for wrong in [None, Some("nope")] {
+        assert_eq!(get(addr, "/api/diff/web", wrong).await.0, 401);
+    }
+    assert_eq!(get(addr, "/api/diff/web", Some(TOKEN)).await.0, 501);
     // The page and its assets hold no data: no token needed.
     let (code, _, page) = get(addr, "/", None).await;
     assert_eq!(code, 200);

@@ -3,12 +3,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use lab_core::graph::{ordered, Expand, Fleet, Limits};
-use lab_core::orchestrate::StateDir;
+use lab_core::orchestrate::{Builder, NixBuilder, StateDir};
 use lab_serve::{ServeOptions, Server};
 
 use crate::exit::Exit;
@@ -76,6 +77,8 @@ pub fn run(fleet_args: &FleetArgs, args: &ServeArgs) -> Result<Exit> {
         evaluated_at_ms,
         graph,
         limits: Limits::resolve(None, None, &evaluation.settings),
+        // The JSON contract has no systems: no diffs then (the route says so).
+        builder: NixBuilder::new(&fleet_args.source()?).ok().map(|b| Arc::new(b) as Arc<dyn Builder>),
     };
     eprintln!("lab serve: listening on http://{}", server.local_addr());
     let shutdown = async {
