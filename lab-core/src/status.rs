@@ -26,6 +26,10 @@ use crate::store::journal::{Entry, StepState};
 
 const QUICK: Duration = Duration::from_secs(15);
 
+/// How long `lab status` waits for a machine's first answer before it
+/// calls it unreachable.
+pub const ANSWER_WITHIN: Duration = QUICK;
+
 /// Whether a machine runs the system its configuration evaluates to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -112,13 +116,15 @@ impl MachineStatus {
     }
 }
 
-/// Reads one machine's status through `exec` (checks through `prober`).
+/// Reads one machine's status through `exec` (checks through `prober`); a
+/// machine that does not answer within `answer_within` is unreachable.
 pub async fn machine_status(
     machine: &Machine,
     exec: &dyn Executor,
     prober: &dyn Prober,
     expected: Option<&str>,
     last_run: Option<LastRun>,
+    answer_within: Duration,
 ) -> MachineStatus {
     let mut status = MachineStatus {
         machine: machine.name.clone(),
@@ -139,7 +145,10 @@ pub async fn machine_status(
         last_deploy_ms: None,
         last_reboot_ms: None,
     };
-    let uptime = match exec.run_ok(&Cmd::new(["cat", "/proc/uptime"]).timeout(QUICK)).await {
+    // The first command says whether it answers at all: bounded by what the
+    // caller can wait (lab serve: its probe interval), not by the slowest
+    // network, so one machine cut off does not hold up the fleet's status.
+    let uptime = match exec.run_ok(&Cmd::new(["cat", "/proc/uptime"]).timeout(answer_within)).await {
         Ok(out) => out,
         Err(e) => {
             status.error = Some(redact_text(&e.to_string()));
@@ -219,6 +228,7 @@ pub async fn probe(
     evaluated_at_ms: u64,
     history: &History,
     concurrency: usize,
+    answer_within: Duration,
 ) -> Vec<MachineStatus> {
     let expected = expected_now(expected, evaluated_at_ms, history);
     let last: BTreeMap<String, LastRun> = history
@@ -229,7 +239,7 @@ pub async fn probe(
             Some((name.clone(), LastRun { run_id: s.run_id.clone(), step: s.step.clone(), state: s.state }))
         })
         .collect();
-    let mut statuses = fleet_status(machines, &expected, &last, concurrency).await;
+    let mut statuses = fleet_status(machines, &expected, &last, concurrency, answer_within).await;
     apply_history(&mut statuses, history);
     statuses
 }
@@ -257,6 +267,7 @@ pub async fn fleet_status(
     expected: &BTreeMap<String, String>,
     last: &BTreeMap<String, LastRun>,
     concurrency: usize,
+    answer_within: Duration,
 ) -> Vec<MachineStatus> {
     let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let tasks = machines.iter().map(|Reached { machine, executor: exec, prober }| {
@@ -270,6 +281,7 @@ pub async fn fleet_status(
                 prober.as_ref() as &dyn Prober,
                 expected,
                 last.get(&machine.name).cloned(),
+                answer_within,
             )
             .await
         }

@@ -155,12 +155,25 @@ async fn probe_loop(shared: Arc<Shared>) {
         let reader = shared.clone();
         let history = tokio::task::spawn_blocking(move || reader.history()).await.unwrap_or_default();
         let parallel = shared.options.parallel;
-        let statuses = status::probe(&fleet.machines, &fleet.expected, fleet.evaluated_at_ms, &history, parallel).await;
+        let within = answer_within(shared.options.interval);
+        let statuses =
+            status::probe(&fleet.machines, &fleet.expected, fleet.evaluated_at_ms, &history, parallel, within).await;
         *shared.snapshot.write().unwrap_or_else(PoisonError::into_inner) =
             Snapshot { probed_at_ms: Some(now_ms()), probe_ms: Some(now_ms().saturating_sub(began)), statuses };
         let _ = shared.tx.send(Message::Status(shared.status_json().to_string()));
     }
 }
+
+/// How long a probe waits for a machine's first answer: one interval, so
+/// a machine cut off shows as unreachable by the end of the probe that
+/// began after it went (one interval), but never less than an ssh
+/// handshake takes on a busy machine, nor more than `lab status` waits.
+pub fn answer_within(interval: Duration) -> Duration {
+    interval.clamp(MIN_ANSWER_WITHIN, status::ANSWER_WITHIN)
+}
+
+/// The least time a machine is given to answer.
+pub const MIN_ANSWER_WITHIN: Duration = Duration::from_secs(3);
 
 fn follow(shared: Arc<Shared>, mut follower: Follower, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {

@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::Args;
 use lab_core::eval::{Evaluation, Source};
 use lab_core::orchestrate::{Builder, NixBuilder, StateDir};
-use lab_core::status::{probe, Generation, MachineStatus};
+use lab_core::status::{probe, Generation, MachineStatus, ANSWER_WITHIN};
 
 use crate::exit::Exit;
 use crate::fleet::FleetArgs;
@@ -97,7 +97,7 @@ async fn gather(
     let targets = lab_core::reach::reach(&transport, &machines)?;
     let state = args.state_dir.clone().map_or_else(StateDir::default_location, StateDir::new);
     let history = lab_core::store::history::History::read(&state);
-    let statuses = probe(&targets, expected, evaluated_at, &history, args.parallel).await;
+    let statuses = probe(&targets, expected, evaluated_at, &history, args.parallel, ANSWER_WITHIN).await;
     transport.close().await;
     Ok(statuses)
 }
