@@ -14,6 +14,9 @@ use crate::plan::Goal;
 
 /// The system profile NixOS boots from.
 pub const SYSTEM_PROFILE: &str = "/nix/var/nix/profiles/system";
+/// The parts of a NixOS system that only a reboot puts in place: where the
+/// booted and the new system differ in one, a reboot is needed.
+pub const BOOT_PARTS: [&str; 3] = ["kernel", "initrd", "kernel-modules"];
 /// How long a quick command (readlink, systemctl stop) may take.
 const QUICK: Duration = Duration::from_secs(30);
 
@@ -602,7 +605,7 @@ impl Remote<'_> {
     /// profile), as NixOS's auto-upgrade decides. The profile, not
     /// /run/current-system, because a `boot` deploy changes only the profile.
     pub async fn needs_reboot(&self) -> Result<Option<String>, ExecError> {
-        let parts = ["kernel", "initrd", "kernel-modules"];
+        let parts = BOOT_PARTS;
         let mut argv: Vec<String> =
             vec!["sh".into(), "-c".into(), NEEDS_REBOOT_SCRIPT.into(), "lab-needs-reboot".into()];
         argv.extend(parts.iter().map(|p| format!("/run/booted-system/{p}")));

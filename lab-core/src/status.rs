@@ -16,13 +16,11 @@ use serde::Serialize;
 use crate::exec::{Cmd, Executor};
 use crate::health::{check_once, CheckResult, Prober};
 use crate::metadata::{Criticality, Machine};
-use crate::orchestrate::{read_journal, HookEvent};
+use crate::orchestrate::HookEvent;
 use crate::reach::Reached;
 use crate::redact::redact_text;
 use crate::remote::{Escalation, Remote};
-use crate::store::dir::StateDir;
 use crate::store::history::History;
-use crate::store::journal::{Entry, StepState};
 
 const QUICK: Duration = Duration::from_secs(15);
 
@@ -42,17 +40,9 @@ pub enum Generation {
     Unknown,
 }
 
-/// The last orchestration step a run recorded for a machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LastRun {
-    /// The run.
-    pub run_id: String,
-    /// Its last step for the machine.
-    pub step: String,
-    /// How that step stands.
-    pub state: StepState,
-}
+/// The last orchestration step a run recorded for a machine: what the
+/// journals' [`History`] keeps for it.
+pub use crate::store::history::LastStep as LastRun;
 
 /// One machine's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -231,33 +221,11 @@ pub async fn probe(
     answer_within: Duration,
 ) -> Vec<MachineStatus> {
     let expected = expected_now(expected, evaluated_at_ms, history);
-    let last: BTreeMap<String, LastRun> = history
-        .machines
-        .iter()
-        .filter_map(|(name, h)| {
-            let s = h.last_step.as_ref()?;
-            Some((name.clone(), LastRun { run_id: s.run_id.clone(), step: s.step.clone(), state: s.state }))
-        })
-        .collect();
+    let last: BTreeMap<String, LastRun> =
+        history.machines.iter().filter_map(|(name, h)| Some((name.clone(), h.last_step.clone()?))).collect();
     let mut statuses = fleet_status(machines, &expected, &last, concurrency, answer_within).await;
     apply_history(&mut statuses, history);
     statuses
-}
-
-/// Every machine's last recorded step, newest run first wins.
-pub fn last_runs(state: &StateDir) -> BTreeMap<String, LastRun> {
-    let mut last = BTreeMap::new();
-    for run_id in state.run_ids().into_iter().rev() {
-        let Ok(records) = read_journal(state, &run_id) else { continue };
-        for record in records.iter().rev() {
-            if let Entry::Step { step, machine, state, .. } = &record.entry {
-                if *state != StepState::Planned && !last.contains_key(machine) {
-                    last.insert(machine.clone(), LastRun { run_id: run_id.clone(), step: step.clone(), state: *state });
-                }
-            }
-        }
-    }
-    last
 }
 
 /// The status of every machine of `machines`, at most `concurrency` at once,

@@ -13,8 +13,7 @@ use super::DiffError;
 /// thousand paths: two queries of the machine's Nix database).
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The boot parts of a NixOS toplevel, in the order the script reads them.
-pub const BOOT_PARTS: [&str; 3] = ["kernel", "initrd", "kernel-modules"];
+pub use crate::remote::BOOT_PARTS;
 
 /// One round trip: the system `$1` resolves to, its kernel, initrd and
 /// kernel modules (then those of each further argument: the booted
